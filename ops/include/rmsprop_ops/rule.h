@@ -1,0 +1,138 @@
+// The RMSProp update rule: the only place its arithmetic is written. The CPU loop (cpu_kernel.cpp) and
+// the CUDA kernel (cuda_kernel.cu) both call rmsprop_element() per element.
+//
+// Options that only change arithmetic are folded into coefficients (Coeffs) so the loop has no
+// data-independent branches and the compiler vectorises it; a disabled option becomes an exact identity
+// (x * 1, x + 0, clip at +inf). Options that change which buffers are read or written (centered,
+// momentum, a master weight) are template parameters.
+#pragma once
+
+#include <cmath>
+
+#include "rmsprop_ops/dtypes.h"
+
+namespace rmsprop_ops {
+
+template <typename M>
+struct Coeffs {
+  M lr;          // p -= lr * g / d without momentum
+  M rho;
+  M one_minus_rho;
+  M momentum;
+  M mom_scale;   // lr when lr_in_momentum, else 1
+  M step_scale;  // 1 when lr_in_momentum, else lr
+  M eps_in;      // epsilon inside the sqrt, or 0
+  M eps_out;     // epsilon outside the sqrt, or 0
+  M rescale;
+  M l2, l1;      // coupled decay coefficients (0 when off)
+  M decoupled;   // lr * wd for decoupled decay (0 when off)
+  M clip_pre;    // gradient clip before coupled decay (+inf when off)
+  M clip_post;   // gradient clip after coupled decay (+inf when off)
+  M clip_w;      // weight clip (+inf when off)
+};
+
+template <typename M>
+RMSPROP_HD M clip_abs(M x, M c) {
+  // Written with comparisons, not fmin/fmax, so that a NaN gradient stays NaN instead of becoming c.
+  return x < -c ? -c : (x > c ? c : x);
+}
+
+template <typename M>
+RMSPROP_HD M sign_of(M x) {
+  return static_cast<M>((x > M(0)) - (x < M(0)));
+}
+
+template <typename M>
+RMSPROP_HD M sqrt_of(M x) {
+#if defined(__CUDA_ARCH__)
+  return sqrt(x);  // IEEE-rounded on device too: the build never passes -use_fast_math
+#else
+  return std::sqrt(x);
+#endif
+}
+
+// lr, rescale and wd arrive as double (they may have been read from device scalars); the rounding to M
+// happens here, once, identically on both sides.
+template <typename M>
+RMSPROP_HD Coeffs<M> make_coeffs(const rmsprop_ops_hparams &hp, double lr, double rescale, double wd,
+                                 int32_t wd_mode) {
+  Coeffs<M> c;
+  const M inf = static_cast<M>(INFINITY);
+  c.lr = static_cast<M>(lr);
+  c.rho = static_cast<M>(hp.rho);
+  c.one_minus_rho = M(1) - c.rho;
+  c.momentum = static_cast<M>(hp.momentum);
+  c.mom_scale = hp.lr_in_momentum ? c.lr : M(1);
+  c.step_scale = hp.lr_in_momentum ? M(1) : c.lr;
+  c.eps_in = hp.eps_in_sqrt ? static_cast<M>(hp.epsilon) : M(0);
+  c.eps_out = hp.eps_in_sqrt ? M(0) : static_cast<M>(hp.epsilon);
+  c.rescale = static_cast<M>(rescale);
+  c.l2 = wd_mode == RMSPROP_OPS_WD_L2 ? static_cast<M>(wd) : M(0);
+  c.l1 = wd_mode == RMSPROP_OPS_WD_L1 ? static_cast<M>(wd) : M(0);
+  c.decoupled = wd_mode == RMSPROP_OPS_WD_DECOUPLED ? static_cast<M>(lr * wd) : M(0);
+  const M clip_g = hp.clip_gradient < 0 ? inf : static_cast<M>(hp.clip_gradient);
+  c.clip_pre = hp.clip_after_weight_decay ? inf : clip_g;
+  c.clip_post = hp.clip_after_weight_decay ? clip_g : inf;
+  c.clip_w = hp.clip_weights < 0 ? inf : static_cast<M>(hp.clip_weights);
+  return c;
+}
+
+// One element of one step. p is the param (or its master copy) in math precision; ms, mg and mom are
+// the state; mg and mom are only touched when CENTERED / MOMENTUM.
+//
+// Centered: v = ms - mg^2 can come out slightly negative in floating point even though it is a variance;
+// it is clamped at 0 before epsilon is added, so the step is lr*g/sqrt(eps) there and never NaN. The
+// clamp is written so that a NaN v (from a NaN gradient) stays NaN rather than being hidden.
+template <bool CENTERED, bool MOMENTUM, typename M>
+RMSPROP_HD void rmsprop_element(M &p, M g, M &ms, M &mg, M &mom, const Coeffs<M> &c) {
+  g = g * c.rescale;
+  g = clip_abs(g, c.clip_pre);
+  g = g + c.l2 * p + c.l1 * sign_of(p);
+  g = clip_abs(g, c.clip_post);
+  ms = c.rho * ms + c.one_minus_rho * g * g;
+  M v = ms;
+  if (CENTERED) {
+    mg = c.rho * mg + c.one_minus_rho * g;
+    v = ms - mg * mg;
+    v = v < M(0) ? M(0) : v;
+  }
+  const M d = sqrt_of(v + c.eps_in) + c.eps_out;
+  p = p - c.decoupled * p;
+  if (MOMENTUM) {
+    mom = c.momentum * mom + c.mom_scale * g / d;
+    p = p - c.step_scale * mom;
+  } else {
+    p = p - c.lr * g / d;
+  }
+  p = clip_abs(p, c.clip_w);
+}
+
+// Pointers of one tensor set, typed. P is the param storage type, M its math type.
+template <typename P>
+struct SetPtrs {
+  using M = math_t<P>;
+  P *param;
+  const P *grad;
+  M *ms;
+  M *mom;
+  M *mg;
+  M *master;
+};
+
+// Applies the rule to element i of a set: load, compute in M, store. Shared by both kernels.
+template <bool CENTERED, bool MOMENTUM, bool MASTER, typename P>
+RMSPROP_HD void rmsprop_apply(const SetPtrs<P> &s, int64_t i, const Coeffs<math_t<P>> &c) {
+  using M = math_t<P>;
+  M p = MASTER ? s.master[i] : to_math<M>(s.param[i]);
+  M ms = s.ms[i];
+  M mg = CENTERED ? s.mg[i] : M(0);
+  M mom = MOMENTUM ? s.mom[i] : M(0);
+  rmsprop_element<CENTERED, MOMENTUM, M>(p, to_math<M>(s.grad[i]), ms, mg, mom, c);
+  s.ms[i] = ms;
+  if (CENTERED) s.mg[i] = mg;
+  if (MOMENTUM) s.mom[i] = mom;
+  if (MASTER) s.master[i] = p;
+  s.param[i] = from_math<P>(p);
+}
+
+}  // namespace rmsprop_ops

@@ -1,0 +1,51 @@
+// Internal interface between the validating C API (api.cpp) and the kernels. Everything reaching these
+// functions has been validated: pointers are non-overlapping, dtypes agree, optional buffers are present
+// in every set or in none.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+
+#include "rmsprop_ops/c_api.h"
+
+namespace rmsprop_ops {
+
+struct Launch {
+  const rmsprop_ops_tensor_set *sets;
+  int64_t nsets;
+  const rmsprop_ops_hparams *hp;
+  int32_t param_dtype;
+  bool centered;
+  bool momentum;  // moment buffers present
+  bool master;    // master weights present
+};
+
+void run_cpu(const Launch &l);
+
+// Throws std::runtime_error on a CUDA error; defined as a stub raising "built without CUDA" when the
+// library has no CUDA objects.
+void run_cuda(const Launch &l, void *stream);
+bool cuda_available();
+bool built_with_cuda();
+
+// The static partition of [0, total) over nthreads, boundaries on multiples of align (the last range
+// takes the remainder). Pure integer arithmetic in int64, shared with the tests through the C API.
+inline void partition(int64_t total, int32_t nthreads, int32_t tid, int64_t align, int64_t *begin,
+                      int64_t *end) {
+  if (nthreads < 1) nthreads = 1;
+  if (align < 1) align = 1;
+  const int64_t units = (total + align - 1) / align;
+  const int64_t per = units / nthreads;
+  const int64_t extra = units % nthreads;
+  // The first `extra` threads take one unit more; all boundaries are unit multiples, so no thread's
+  // range depends on anything but (total, nthreads, tid, align).
+  const int64_t lo_units = tid * per + (tid < extra ? tid : extra);
+  const int64_t hi_units = lo_units + per + (tid < extra ? 1 : 0);
+  int64_t lo = lo_units * align, hi = hi_units * align;
+  if (lo > total) lo = total;
+  if (hi > total) hi = total;
+  *begin = lo;
+  *end = hi;
+}
+
+}  // namespace rmsprop_ops

@@ -1,0 +1,12 @@
+// Stand-ins linked when the library is built without CUDA.
+#include <stdexcept>
+
+#include "kernels.h"
+
+namespace rmsprop_ops {
+
+void run_cuda(const Launch &, void *) { throw std::runtime_error("rmsprop_ops was built without CUDA"); }
+bool cuda_available() { return false; }
+bool built_with_cuda() { return false; }
+
+}  // namespace rmsprop_ops

@@ -1,0 +1,49 @@
+"""Build and runtime facts: CUDA support and the CPU thread count."""
+
+from __future__ import annotations
+
+import numbers
+
+from . import _core
+
+__all__ = ["built_with_cuda", "cuda_available", "set_num_threads", "get_num_threads", "get_include", "get_library"]
+
+
+def built_with_cuda() -> bool:
+    """True when the CUDA kernels were compiled into the core (a CUDA compiler was found at build time)."""
+    return _core.built_with_cuda()
+
+
+def cuda_available() -> bool:
+    """True when built with CUDA and a CUDA device is usable now."""
+    return _core.built_with_cuda() and _core.cuda_available()
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the CPU kernel uses (default: the CPUs this process may run on, or $RMSPROP_OPS_NUM_THREADS).
+
+    Results do not depend on it: every element is computed by the same code whichever thread runs it.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n: expected an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n: expected >= 1, got {n}")
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return _core.get_num_threads()
+
+
+def get_include() -> str:
+    """Directory holding ``rmsprop_ops/c_api.h`` (and the rule headers) for building against the core."""
+    import os
+
+    return os.path.join(os.path.dirname(__file__), "include")
+
+
+def get_library() -> str:
+    """Path of ``librmsprop_ops_core.so``, the C ABI that the Paddle and MindSpore custom ops link to."""
+    import os
+
+    return os.path.join(os.path.dirname(__file__), "lib", "librmsprop_ops_core.so")

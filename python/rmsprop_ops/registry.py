@@ -1,0 +1,48 @@
+"""The core's op registry, read from the compiled library.
+
+Every op (``rmsprop``, ``rmsprop_centered`` and their ``_multi`` forms) is described once in C++:
+inputs, outputs, attributes with types, defaults and valid ranges, the in-place map and the kernels
+available per device and dtype. The Paddle and MindSpore registrations are generated from this.
+
+Example:
+    >>> from rmsprop_ops import registry
+    >>> registry.list_ops()
+    ['rmsprop', 'rmsprop_centered', 'rmsprop_multi', 'rmsprop_centered_multi']
+    >>> registry.schema("rmsprop")["inplace"]["Param"]
+    'ParamOut'
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+
+from . import _core
+
+__all__ = ["list_ops", "schema", "check_attr"]
+
+
+@functools.cache
+def _document() -> dict:
+    return json.loads(_core.registry_json())
+
+
+def list_ops() -> list[str]:
+    """Names of the registered ops."""
+    return [op["name"] for op in _document()["ops"]]
+
+
+def schema(name: str) -> dict:
+    """The full schema of op ``name`` (a copy: inputs, outputs, attrs, inplace, kernels)."""
+    for op in _document()["ops"]:
+        if op["name"] == name:
+            return copy.deepcopy(op)
+    raise ValueError(f"name: expected one of {list_ops()}, got {name!r}")
+
+
+def check_attr(op: str, attr: str, value) -> None:
+    """Raise ValueError (naming ``attr``) unless ``value`` is valid for the attribute of ``op``."""
+    from ._checks import as_float
+
+    _core.check_attr(op, attr, as_float(attr, value))
