@@ -14,7 +14,7 @@ constexpr double kInf = INFINITY;
 
 std::vector<AttrSpec> rule_attrs(bool multi) {
   std::vector<AttrSpec> a = {
-      {"learning_rate", AttrType::kFloat, 0.01, 0, kInf, true, false, false, {},
+      {"lr", AttrType::kFloat, 0.01, 0, kInf, true, false, false, {},
        "step size; used when no LearningRate tensor is given"},
       {"rho", AttrType::kFloat, 0.9, 0, 1, true, true, false, {},
        "decay of the mean-square (and mean-gradient) moving averages"},
@@ -168,7 +168,7 @@ void validate_hparams(const rmsprop_ops_hparams &hp) {
     const std::string e = check_attr_value(*find_attr(op, name), v);
     if (!e.empty()) throw ArgError{RMSPROP_OPS_VALUE_ERROR, e};
   };
-  if (hp.lr.ptr == nullptr) check("learning_rate", hp.lr.value);
+  if (hp.lr.ptr == nullptr) check("lr", hp.lr.value);
   if (hp.rescale_grad.ptr == nullptr) check("rescale_grad", hp.rescale_grad.value);
   check("rho", hp.rho);
   check("epsilon", hp.epsilon);

@@ -1,9 +1,9 @@
 // The RMSProp update rule: the only place its arithmetic is written. The CPU loop (cpu_kernel.cpp) and
 // the CUDA kernel (cuda_kernel.cu) both call rmsprop_element() per element.
 //
-// Options that only change arithmetic are folded into coefficients (Coeffs) so the loop has no
-// data-independent branches and the compiler vectorises it; a disabled option becomes an exact identity
-// (x * 1, x + 0, clip at +inf). Options that change which buffers are read or written (centered,
+// Options that only change arithmetic are folded into coefficients (Coeffs) so the loop body is
+// straight-line code the compiler vectorises; a disabled option becomes an exact identity (x * 1, clip at
+// +inf, a skipped decay term). Options that change which buffers are read or written (centered,
 // momentum, a master weight) are template parameters.
 #pragma once
 
@@ -87,7 +87,10 @@ template <bool CENTERED, bool MOMENTUM, typename M>
 RMSPROP_HD void rmsprop_element(M &p, M g, M &ms, M &mg, M &mom, const Coeffs<M> &c) {
   g = g * c.rescale;
   g = clip_abs(g, c.clip_pre);
-  g = g + c.l2 * p + c.l1 * sign_of(p);
+  // Decay terms are added only when on, so that "off" is an exact identity also for -0 and inf params
+  // (0 * inf would be NaN); the condition is uniform, so the vectorised loop turns it into a blend.
+  if (c.l2 != M(0)) g = g + c.l2 * p;
+  if (c.l1 != M(0)) g = g + c.l1 * sign_of(p);
   g = clip_abs(g, c.clip_post);
   ms = c.rho * ms + c.one_minus_rho * g * g;
   M v = ms;
@@ -97,7 +100,7 @@ RMSPROP_HD void rmsprop_element(M &p, M g, M &ms, M &mg, M &mom, const Coeffs<M>
     v = v < M(0) ? M(0) : v;
   }
   const M d = sqrt_of(v + c.eps_in) + c.eps_out;
-  p = p - c.decoupled * p;
+  if (c.decoupled != M(0)) p = p - c.decoupled * p;
   if (MOMENTUM) {
     mom = c.momentum * mom + c.mom_scale * g / d;
     p = p - c.step_scale * mom;

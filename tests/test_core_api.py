@@ -1,0 +1,196 @@
+"""Multi-tensor and threading guarantees, DLPack input, the registry, and the partition arithmetic."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import rmsprop_ops
+from rmsprop_ops import _core
+
+from _cases import make_case
+
+HYPER = dict(lr=0.01, rho=0.9, epsilon=1e-6, momentum=0.9, centered=True)
+
+
+def make_sets(seed, sizes, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    return [make_case(rng, (n,), np.dtype(dtype), momentum=0.0, centered=True, master=False) for n in sizes]
+
+
+def snapshot(sets):
+    return [{k: v.copy() for k, v in s.items() if v is not None} for s in sets]
+
+
+def multi(sets, **kw):
+    rmsprop_ops.rmsprop_multi_([s["param"] for s in sets], [s["grad"] for s in sets],
+                               [s["mean_square"] for s in sets], moments=[s["moment"] for s in sets],
+                               mean_grads=[s["mean_grad"] for s in sets], **{**HYPER, **kw})
+
+
+def assert_sets_equal(a, b):
+    for x, y in zip(a, b):
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k], err_msg=k)
+
+
+SIZES = [0, 1, 17, 4096, 70_001, 3, 1 << 17, 5]
+
+
+def test_multi_tensor_equals_per_tensor_bitwise():
+    a, b = make_sets(0, SIZES), make_sets(0, SIZES)
+    for _ in range(3):
+        multi(a)
+        for s in b:
+            rmsprop_ops.rmsprop_(s["param"], s["grad"], s["mean_square"], moment=s["moment"],
+                                 mean_grad=s["mean_grad"], **HYPER)
+    assert_sets_equal(snapshot(a), snapshot(b))
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_thread_count_does_not_change_bits(threads):
+    a, b = make_sets(1, SIZES), make_sets(1, SIZES)
+    old = rmsprop_ops.get_num_threads()
+    try:
+        rmsprop_ops.set_num_threads(1)
+        multi(a)
+        rmsprop_ops.set_num_threads(threads)
+        multi(b)
+    finally:
+        rmsprop_ops.set_num_threads(old)
+    assert_sets_equal(snapshot(a), snapshot(b))
+
+
+def test_per_tensor_lr_and_weight_decay_lists():
+    a, b = make_sets(2, [10, 20]), make_sets(2, [10, 20])
+    multi(a, lr=[0.01, 0.05], weight_decay=[0.0, 0.1])
+    for s, lr, wd in zip(b, [0.01, 0.05], [0.0, 0.1]):
+        rmsprop_ops.rmsprop_(s["param"], s["grad"], s["mean_square"], moment=s["moment"],
+                             mean_grad=s["mean_grad"], **{**HYPER, "lr": lr, "weight_decay": wd})
+    assert_sets_equal(snapshot(a), snapshot(b))
+
+
+def test_four_python_threads_update_different_arrays_at_once():
+    work = [make_sets(10 + t, [300_000, 7]) for t in range(4)]
+    expected = [make_sets(10 + t, [300_000, 7]) for t in range(4)]
+    for e in expected:
+        for _ in range(5):
+            multi(e)
+    errors = []
+
+    def run(sets):
+        try:
+            for _ in range(5):
+                multi(sets)
+        except Exception as exc:  # surfaced below; a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for w, e in zip(work, expected):
+        assert_sets_equal(snapshot(w), snapshot(e))
+
+
+def test_empty_list_is_a_no_op():
+    rmsprop_ops.rmsprop_multi_([], [], [], lr=0.1, rho=0.9, epsilon=1e-6)
+
+
+class DLPackOnly:
+    """Exposes an array through the DLPack protocol alone, forcing the non-NumPy input path."""
+
+    def __init__(self, a):
+        self._a = a
+
+    def __dlpack__(self, **kw):
+        return self._a.__dlpack__(**kw)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+def test_dlpack_inputs_update_in_place():
+    a, b = make_sets(3, [33]), make_sets(3, [33])
+    s = a[0]
+    rmsprop_ops.rmsprop_(DLPackOnly(s["param"]), DLPackOnly(s["grad"]), DLPackOnly(s["mean_square"]),
+                         moment=DLPackOnly(s["moment"]), mean_grad=DLPackOnly(s["mean_grad"]), **HYPER)
+    t = b[0]
+    rmsprop_ops.rmsprop_(t["param"], t["grad"], t["mean_square"], moment=t["moment"], mean_grad=t["mean_grad"],
+                         **HYPER)
+    assert_sets_equal(snapshot(a), snapshot(b))
+
+
+def test_torch_tensors_through_dlpack():
+    torch = pytest.importorskip("torch")
+    p = torch.ones(5)
+    ms = torch.zeros(5)
+    rmsprop_ops.rmsprop_(p, torch.full((5,), 2.0), ms, lr=0.1, rho=0.9, epsilon=1e-6)
+    assert torch.all(p < 1) and torch.all(ms > 0)
+
+
+def test_registry_lists_ops_and_schema():
+    from rmsprop_ops import registry
+
+    assert registry.list_ops() == ["rmsprop", "rmsprop_centered", "rmsprop_multi", "rmsprop_centered_multi"]
+    s = registry.schema("rmsprop_centered")
+    names = [i["name"] for i in s["inputs"]]
+    assert names[:5] == ["Param", "Grad", "MeanSquare", "Moment", "MeanGrad"]
+    assert s["inplace"] == {"Param": "ParamOut", "MeanSquare": "MeanSquareOut", "Moment": "MomentOut",
+                            "MeanGrad": "MeanGradOut", "MasterParam": "MasterParamOut"}
+    rho = next(a for a in s["attrs"] if a["name"] == "rho")
+    assert (rho["min"], rho["max"], rho["min_inclusive"], rho["max_inclusive"]) == (0, 1, True, True)
+    devices = [k["device"] for k in s["kernels"]]
+    assert devices == (["cpu", "cuda"] if rmsprop_ops.built_with_cuda() else ["cpu"])
+    assert "lr_mults" in [a["name"] for a in registry.schema("rmsprop_multi")["attrs"]]
+    with pytest.raises(ValueError, match="name: expected one of"):
+        registry.schema("adam")
+
+
+@pytest.mark.parametrize("attr,value,ok", [
+    ("rho", 0.0, True), ("rho", 1.0, True), ("rho", 1.5, False), ("rho", -0.1, False),
+    ("epsilon", 0.0, False), ("epsilon", 1e-30, True), ("momentum", -1e-9, False),
+    ("lr", float("nan"), False), ("lr", float("inf"), False),
+    ("clip_gradient", -1.0, True), ("clip_gradient", 0.0, True), ("weight_decay_mode", 3, False),
+    ("eps_in_sqrt", 0.5, False),
+])
+def test_registry_attr_validation(attr, value, ok):
+    from rmsprop_ops import registry
+
+    if ok:
+        registry.check_attr("rmsprop", attr, value)
+    else:
+        with pytest.raises(ValueError, match=f"^{attr}: expected"):
+            registry.check_attr("rmsprop", attr, value)
+
+
+@pytest.mark.parametrize("total", [0, 1, 63, 64, 65, 2**31 - 1, 2**31, 2**31 + 7, 3 * 2**32 + 5, 2**62 + 12345])
+@pytest.mark.parametrize("nthreads", [1, 2, 3, 16, 255])
+def test_partition_covers_everything_once_in_64_bit(total, nthreads):
+    align = 64
+    prev_end = 0
+    for tid in range(nthreads):
+        b, e = _core.partition(total, nthreads, tid, align)
+        assert b == prev_end and b <= e <= total
+        assert b % align == 0 or b == total
+        prev_end = e
+    assert prev_end == total
+
+
+def test_cuda_flags_are_consistent():
+    assert isinstance(rmsprop_ops.built_with_cuda(), bool)
+    assert rmsprop_ops.cuda_available() in (False, True)
+    if not rmsprop_ops.built_with_cuda():
+        assert not rmsprop_ops.cuda_available()
+
+
+def test_headers_and_library_are_installed():
+    import os
+
+    assert os.path.isfile(os.path.join(rmsprop_ops.get_include(), "rmsprop_ops", "c_api.h"))
+    assert os.path.isfile(os.path.join(rmsprop_ops.get_include(), "rmsprop_ops", "rule.h"))
+    assert os.path.isfile(rmsprop_ops.get_library())
