@@ -231,7 +231,7 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
             double epsilon, double momentum, bool centered, bool eps_in_sqrt, bool lr_in_momentum,
             py::object weight_decay, int weight_decay_mode, py::object rescale_grad, double clip_gradient,
             double clip_weights, bool clip_after_weight_decay, py::object skip_update, bool list_names,
-            bool check_only) {
+            bool check_only, bool bandwidth_probe) {
   const bool single = !list_names;
   auto nm = [&](const char *single_name, const char *list_name, size_t k) {
     return single ? std::string(single_name) : std::string(list_name) + "[" + std::to_string(k) + "]";
@@ -288,15 +288,19 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   hp.eps_in_sqrt = eps_in_sqrt;
   hp.lr_in_momentum = lr_in_momentum;
   hp.clip_after_weight_decay = clip_after_weight_decay;
-  // A device scalar must live where the tensors live.
+  // A scalar read by the kernel must live where the tensors live.
   const int32_t dev = n > 0 ? sets[0].param.device : RMSPROP_OPS_CPU;
   for (const auto &h : keep) {
-    if (h->t.device != dev && (h->t.data == hp.lr.ptr || h->t.data == hp.rescale_grad.ptr || h->t.data == hp.skip_update.ptr))
-      value_error(std::string("scalar arguments given as arrays must be on the params' device (") +
+    const void *d = h->t.data;
+    const bool is_scalar = d == hp.lr.ptr || d == hp.rescale_grad.ptr || d == hp.skip_update.ptr;
+    if (is_scalar && h->t.device != dev)
+      value_error(std::string("lr, rescale_grad, skip_update: arrays must be on the params' device (") +
                   (dev == RMSPROP_OPS_CUDA ? "cuda" : "cpu") + ")");
   }
 
-  uint32_t flags = (list_names ? RMSPROP_OPS_FLAG_LIST_NAMES : 0u) | (check_only ? RMSPROP_OPS_FLAG_CHECK_ONLY : 0u);
+  const uint32_t flags = (list_names ? RMSPROP_OPS_FLAG_LIST_NAMES : 0u) |
+                         (check_only ? RMSPROP_OPS_FLAG_CHECK_ONLY : 0u) |
+                         (bandwidth_probe ? RMSPROP_OPS_FLAG_BANDWIDTH_PROBE : 0u);
   char err[1024];
   int code;
   {
@@ -327,7 +331,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("lr_in_momentum"), py::arg("weight_decay"), py::arg("weight_decay_mode"),
         py::arg("rescale_grad"), py::arg("clip_gradient"), py::arg("clip_weights"),
         py::arg("clip_after_weight_decay"), py::arg("skip_update"), py::arg("list_names"),
-        py::arg("check_only") = false);
+        py::arg("check_only") = false, py::arg("bandwidth_probe") = false);
   m.def("check_attr", &check_attr, py::arg("op"), py::arg("attr"), py::arg("value"));
   m.def("registry_json", [] { return std::string(rmsprop_ops_registry_json()); });
   m.def("built_with_cuda", [] { return rmsprop_ops_built_with_cuda() != 0; });

@@ -238,6 +238,12 @@ int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64_t nsets, const 
   try {
     const Launch l = validate(sets, nsets, hp, flags);
     if ((flags & RMSPROP_OPS_FLAG_CHECK_ONLY) || nsets == 0) return RMSPROP_OPS_OK;
+    if (flags & RMSPROP_OPS_FLAG_BANDWIDTH_PROBE) {
+      if (l.param_dtype != RMSPROP_OPS_FLOAT32 || sets[0].param.device != RMSPROP_OPS_CPU || l.master)
+        fail(RMSPROP_OPS_VALUE_ERROR, "params: the bandwidth probe takes float32 CPU tensors without master weights");
+      bandwidth_probe_cpu(sets, nsets);
+      return RMSPROP_OPS_OK;
+    }
     if (sets[0].param.device == RMSPROP_OPS_CUDA)
       run_cuda(l, stream);
     else

@@ -34,18 +34,37 @@ void update_range(const SetPtrs<P> s, int64_t begin, int64_t end, const Coeffs<m
   for (int64_t i = begin; i < end; ++i) rmsprop_apply<CENTERED, MOMENTUM, MASTER, P>(r, i, c);
 }
 
+// Splits the flat element space of all sets into one contiguous range per thread and calls
+// fn(set, begin, end) for each piece, in parallel. The only place the CPU work is partitioned: the
+// kernel and the bandwidth probe both go through it.
+template <typename Fn>
+void for_each_range(const rmsprop_ops_tensor_set *sets, int64_t nsets, const Fn &fn) {
+  std::vector<int64_t> offsets(static_cast<size_t>(nsets) + 1, 0);
+  for (int64_t k = 0; k < nsets; ++k) offsets[k + 1] = offsets[k] + sets[k].param.numel;
+  const int64_t total = offsets.back();
+  if (total == 0) return;
+  int nthreads = get_num_threads();
+  const int64_t max_useful = std::max<int64_t>(1, total / kMinParallelElements);
+  if (nthreads > max_useful) nthreads = static_cast<int>(max_useful);
+  parallel_run(nthreads, [&](int tid) {
+    int64_t lo, hi;
+    partition(total, nthreads, tid, kAlign, &lo, &hi);
+    if (lo >= hi) return;
+    int64_t k = std::upper_bound(offsets.begin(), offsets.end(), lo) - offsets.begin() - 1;
+    for (; k < nsets && offsets[k] < hi; ++k) {
+      const int64_t b = std::max(lo, offsets[k]) - offsets[k];
+      const int64_t e = std::min(hi, offsets[k + 1]) - offsets[k];
+      if (b < e) fn(k, b, e);
+    }
+  });
+}
+
 template <typename P, bool CENTERED, bool MOMENTUM, bool MASTER>
 void run_typed(const Launch &l) {
   using M = math_t<P>;
   const rmsprop_ops_hparams &hp = *l.hp;
   const double lr = load_scalar(hp.lr);
   const double rescale = load_scalar(hp.rescale_grad);
-
-  std::vector<int64_t> offsets(static_cast<size_t>(l.nsets) + 1, 0);
-  for (int64_t k = 0; k < l.nsets; ++k) offsets[k + 1] = offsets[k] + l.sets[k].param.numel;
-  const int64_t total = offsets.back();
-  if (total == 0) return;
-
   std::vector<SetPtrs<P>> ptrs(static_cast<size_t>(l.nsets));
   std::vector<Coeffs<M>> coeffs(static_cast<size_t>(l.nsets));
   for (int64_t k = 0; k < l.nsets; ++k) {
@@ -55,23 +74,9 @@ void run_typed(const Launch &l) {
                          static_cast<M *>(s.mean_grad.data), static_cast<M *>(s.master_param.data)};
     coeffs[k] = make_coeffs<M>(hp, lr * s.lr_mult, rescale, s.weight_decay, s.weight_decay_mode);
   }
-
-  int nthreads = get_num_threads();
-  const int64_t max_useful = std::max<int64_t>(1, total / kMinParallelElements);
-  if (nthreads > max_useful) nthreads = static_cast<int>(max_useful);
-
-  auto work = [&](int tid) {
-    int64_t lo, hi;
-    partition(total, nthreads, tid, kAlign, &lo, &hi);
-    if (lo >= hi) return;
-    int64_t k = std::upper_bound(offsets.begin(), offsets.end(), lo) - offsets.begin() - 1;
-    for (; k < l.nsets && offsets[k] < hi; ++k) {
-      const int64_t b = std::max(lo, offsets[k]) - offsets[k];
-      const int64_t e = std::min(hi, offsets[k + 1]) - offsets[k];
-      if (b < e) update_range<CENTERED, MOMENTUM, MASTER, P>(ptrs[k], b, e, coeffs[k]);
-    }
-  };
-  parallel_run(nthreads, work);
+  for_each_range(l.sets, l.nsets, [&](int64_t k, int64_t b, int64_t e) {
+    update_range<CENTERED, MOMENTUM, MASTER, P>(ptrs[k], b, e, coeffs[k]);
+  });
 }
 
 template <typename P>
@@ -93,7 +98,40 @@ void run_flags(const Launch &l) {
 
 [[noreturn]] void throw_not_implemented(const std::string &msg) { throw std::invalid_argument(msg); }
 
+template <int NBUF>
+void probe_range(const float *__restrict g, float *const *bufs, int64_t b, int64_t e) {
+  float *__restrict x0 = bufs[0];
+  float *__restrict x1 = bufs[1];
+  float *__restrict x2 = bufs[NBUF > 2 ? 2 : 0];
+  float *__restrict x3 = bufs[NBUF > 3 ? 3 : 0];
+  for (int64_t i = b; i < e; ++i) {
+    const float gi = g[i];
+    x0[i] += gi;
+    x1[i] += gi;
+    if (NBUF > 2) x2[i] += gi;
+    if (NBUF > 3) x3[i] += gi;
+  }
+}
+
 }  // namespace
+
+// Reads and read-modify-writes exactly the float32 buffers an update of these sets would (grad read;
+// param, mean_square and, when present, moment and mean_grad updated) with one add each, through the
+// same partition and threads: the memory roofline of an update, for the benchmarks.
+void bandwidth_probe_cpu(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
+  for_each_range(sets, nsets, [&](int64_t k, int64_t b, int64_t e) {
+    const rmsprop_ops_tensor_set &s = sets[k];
+    float *bufs[4] = {static_cast<float *>(s.param.data), static_cast<float *>(s.mean_square.data), nullptr,
+                      nullptr};
+    int n = 2;
+    if (s.moment.data != nullptr) bufs[n++] = static_cast<float *>(s.moment.data);
+    if (s.mean_grad.data != nullptr) bufs[n++] = static_cast<float *>(s.mean_grad.data);
+    const float *g = static_cast<const float *>(s.grad.data);
+    if (n == 2) probe_range<2>(g, bufs, b, e);
+    else if (n == 3) probe_range<3>(g, bufs, b, e);
+    else probe_range<4>(g, bufs, b, e);
+  });
+}
 
 void run_cpu(const Launch &l) {
   if (load_scalar(l.hp->skip_update) != 0.0) return;

@@ -21,6 +21,7 @@ struct Launch {
 };
 
 void run_cpu(const Launch &l);
+void bandwidth_probe_cpu(const rmsprop_ops_tensor_set *sets, int64_t nsets);
 
 // Throws std::runtime_error on a CUDA error; defined as a stub raising "built without CUDA" when the
 // library has no CUDA objects.

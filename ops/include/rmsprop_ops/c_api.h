@@ -104,6 +104,9 @@ typedef struct {
 /* Flags for rmsprop_ops_update / rmsprop_ops_check. */
 #define RMSPROP_OPS_FLAG_LIST_NAMES 1u  /* name arguments "params[3]" rather than "param" in errors */
 #define RMSPROP_OPS_FLAG_CHECK_ONLY 2u  /* validate, run nothing */
+/* Benchmarks only: instead of the rule, stream through the same buffers with one add per element (the
+ * memory roofline of this update). float32 CPU sets only. */
+#define RMSPROP_OPS_FLAG_BANDWIDTH_PROBE 4u
 
 RMSPROP_OPS_API int rmsprop_ops_abi_version(void);
 

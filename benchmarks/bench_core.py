@@ -1,0 +1,114 @@
+"""Core kernel vs the memory-bandwidth probe and the NumPy reference, side by side in one run.
+
+The probe (RMSPROP_OPS_FLAG_BANDWIDTH_PROBE) streams through exactly the buffers the update touches, with
+one add per element, through the same partition and threads: ours / probe is how far the kernel is from
+the memory roofline. Runs are interleaved A/B/C and medians reported.
+
+    python benchmarks/bench_core.py [--reps 15] [--json bench_out/core.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import rmsprop_ops
+from rmsprop_ops import _core
+from rmsprop_ops.reference import rmsprop_step
+
+SHAPES = {"1x16M": [1 << 24], "1000x16K": [1 << 14] * 1000}
+VARIANTS = {
+    "plain": dict(momentum=0.0, centered=False, moment=False),
+    "momentum": dict(momentum=0.9, centered=False, moment=True),
+    "centered+momentum": dict(momentum=0.9, centered=True, moment=True),
+}
+
+
+def make(sizes, v, seed=0):
+    rng = np.random.default_rng(seed)
+    p = [rng.standard_normal(n, dtype=np.float32) for n in sizes]
+    # |g|: the probe adds g to every buffer, and mean_square must stay non-negative for the next update.
+    g = [np.abs(rng.standard_normal(n, dtype=np.float32)) for n in sizes]
+    ms = [np.zeros(n, np.float32) for n in sizes]
+    mom = [np.zeros(n, np.float32) for n in sizes] if v["moment"] else None
+    mg = [np.zeros(n, np.float32) for n in sizes] if v["centered"] else None
+    return p, g, ms, mom, mg
+
+
+def ours(bufs, v):
+    p, g, ms, mom, mg = bufs
+    rmsprop_ops.rmsprop_multi_(p, g, ms, moments=mom, mean_grads=mg, lr=1e-9, rho=0.9, epsilon=1e-6,
+                               momentum=v["momentum"], centered=v["centered"])
+
+
+def probe(bufs, v):
+    p, g, ms, mom, mg = bufs
+    _core.update(p, g, ms, mom, mg, None, lr=0.0, lr_mults=None, rho=0.9, epsilon=1e-6, momentum=v["momentum"],
+                 centered=v["centered"], eps_in_sqrt=True, lr_in_momentum=True, weight_decay=0.0,
+                 weight_decay_mode=0, rescale_grad=1.0, clip_gradient=-1.0, clip_weights=-1.0,
+                 clip_after_weight_decay=True, skip_update=False, list_names=True, bandwidth_probe=True)
+
+
+def numpy_reference(bufs, v):
+    p, g, ms, mom, mg = bufs
+    for i in range(len(p)):
+        rmsprop_step(p[i], g[i], ms[i], moment=None if mom is None else mom[i],
+                     mean_grad=None if mg is None else mg[i], lr=1e-9, rho=0.9, epsilon=1e-6,
+                     momentum=v["momentum"], centered=v["centered"])
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - t) * 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--numpy-reps", type=int, default=3)
+    ap.add_argument("--json", default="bench_out/core.json")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    args = ap.parse_args()
+    reps = 3 if args.quick else args.reps
+    rows = []
+    print(f"threads={rmsprop_ops.get_num_threads()}  cpu={platform.processor() or platform.machine()}  "
+          f"cores={os.cpu_count()}")
+    print(f"{'variant':<18} {'shape':<9} {'ours ms':>8} {'probe ms':>8} {'ours/probe':>10} {'numpy ms':>9} "
+          f"{'numpy/ours':>10} {'GB/s':>6}")
+    for shape, sizes in SHAPES.items():
+        for vname, v in VARIANTS.items():
+            bufs = make(sizes, v)
+            nbytes = sum(sizes) * 4 * (3 + 2 * v["moment"] + 2 * v["centered"] + 2)  # g + 2*(rw buffers)
+            ours(bufs, v), probe(bufs, v)  # warm-up: page faults, thread start
+            t_ours, t_probe, t_np = [], [], []
+            for r in range(reps):
+                t_ours.append(timed(ours, bufs, v))
+                t_probe.append(timed(probe, bufs, v))
+                if r < args.numpy_reps:
+                    t_np.append(timed(numpy_reference, bufs, v))
+            row = dict(variant=vname, shape=shape, ours_ms=statistics.median(t_ours),
+                       probe_ms=statistics.median(t_probe), numpy_ms=statistics.median(t_np))
+            row["ours_over_probe"] = row["ours_ms"] / row["probe_ms"]
+            row["numpy_over_ours"] = row["numpy_ms"] / row["ours_ms"]
+            row["ours_gbps"] = nbytes / row["ours_ms"] / 1e6
+            rows.append(row)
+            print(f"{vname:<18} {shape:<9} {row['ours_ms']:8.2f} {row['probe_ms']:8.2f} "
+                  f"{row['ours_over_probe']:10.2f} {row['numpy_ms']:9.1f} {row['numpy_over_ours']:10.1f} "
+                  f"{row['ours_gbps']:6.1f}")
+            del bufs
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(dict(threads=rmsprop_ops.get_num_threads(), rows=rows), f, indent=2)
+    worst = max(r["ours_over_probe"] for r in rows)
+    print(f"worst ours/probe = {worst:.2f} (target <= 1.25)")
+
+
+if __name__ == "__main__":
+    main()
