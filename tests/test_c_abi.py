@@ -1,0 +1,60 @@
+"""The installed C ABI is usable from plain C (no C++ types cross it): compile a C99 program against the
+shipped header and library, run one update, and compare with the Python front end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import rmsprop_ops
+
+C_PROGRAM = r"""
+#include <stdio.h>
+#include "rmsprop_ops/c_api.h"
+
+int main(void) {
+  float p[3] = {1.0f, -2.0f, 3.0f}, g[3] = {0.5f, 0.25f, -1.0f}, ms[3] = {0}, mom[3] = {0};
+  int64_t shape[1] = {3};
+  rmsprop_ops_hparams hp;
+  rmsprop_ops_default_hparams(&hp);
+  hp.lr.value = 0.1; hp.rho = 0.9; hp.epsilon = 1e-6; hp.momentum = 0.9;
+  rmsprop_ops_tensor_set s = {0};
+  rmsprop_ops_tensor t = {0};
+  t.numel = 3; t.shape = shape; t.ndim = 1; t.dtype = RMSPROP_OPS_FLOAT32; t.writable = 1;
+  t.device = RMSPROP_OPS_CPU;
+  s.param = t; s.param.data = p;
+  s.grad = t; s.grad.data = g;
+  s.mean_square = t; s.mean_square.data = ms;
+  s.moment = t; s.moment.data = mom;
+  s.lr_mult = 1.0;
+  char err[256];
+  int rc = rmsprop_ops_update(&s, 1, &hp, NULL, 0, err, sizeof err);
+  if (rc != RMSPROP_OPS_OK) { printf("error %d %s\n", rc, err); return 1; }
+  printf("%.9g %.9g %.9g\n", p[0], p[1], p[2]);
+  hp.epsilon = 0.0;
+  rc = rmsprop_ops_update(&s, 1, &hp, NULL, 0, err, sizeof err);
+  printf("%d %s\n", rc, err);
+  return rmsprop_ops_abi_version() == RMSPROP_OPS_ABI_VERSION ? 0 : 2;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a C compiler")
+def test_c_program_against_installed_header_and_library(tmp_path):
+    src = tmp_path / "main.c"
+    src.write_text(C_PROGRAM)
+    exe = tmp_path / "main"
+    lib = rmsprop_ops.get_library()
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-I", rmsprop_ops.get_include(), str(src), lib,
+                    f"-Wl,-rpath,{os.path.dirname(lib)}", "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
+    p = np.array([1.0, -2.0, 3.0], np.float32)
+    rmsprop_ops.rmsprop_(p, np.array([0.5, 0.25, -1.0], np.float32), np.zeros(3, np.float32),
+                         moment=np.zeros(3, np.float32), lr=0.1, rho=0.9, epsilon=1e-6, momentum=0.9)
+    np.testing.assert_array_equal(np.array(out[0].split(), np.float32), p)
+    code, msg = out[1].split(" ", 1)
+    assert int(code) == 2 and msg.startswith("epsilon: expected a value > 0, got 0")
