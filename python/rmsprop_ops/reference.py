@@ -43,7 +43,10 @@ def rmsprop_step(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, mo
     if clip_on and clip_after_weight_decay:
         g = np.clip(g, -clip_gradient, clip_gradient)
 
-    ms = rho * ms + (1.0 - rho) * np.square(g)
+    # Evaluated as Paddle's kernel writes it, ((1 - rho) * g) * g: with rho near 0 or 1 the centered
+    # variance ms - mg^2 cancels catastrophically, and only a matching evaluation order keeps the
+    # reference meaningful there.
+    ms = rho * ms + (1.0 - rho) * g * g
     if centered:
         mg = rho * mg + (1.0 - rho) * g
         var = np.maximum(ms - np.square(mg), 0.0)
