@@ -194,3 +194,26 @@ def test_headers_and_library_are_installed():
     assert os.path.isfile(os.path.join(rmsprop_ops.get_include(), "rmsprop_ops", "c_api.h"))
     assert os.path.isfile(os.path.join(rmsprop_ops.get_include(), "rmsprop_ops", "rule.h"))
     assert os.path.isfile(rmsprop_ops.get_library())
+
+
+def _child_update(q):
+    sets = make_sets(20, [1 << 18, 5])
+    multi(sets)
+    q.put([s["param"].copy() for s in sets])
+
+
+def test_forked_child_gets_a_working_thread_pool():
+    import multiprocessing as mp
+
+    multi(make_sets(21, [1 << 18]))  # the parent's pool threads exist before the fork
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_child_update, args=(q,))
+    proc.start()
+    got = q.get(timeout=60)
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    expected = make_sets(20, [1 << 18, 5])
+    multi(expected)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e["param"])
