@@ -1,4 +1,5 @@
-"""Core kernel vs the memory-bandwidth probe and the NumPy reference, side by side in one run.
+"""Core kernel vs the memory-bandwidth probe, the NumPy reference and torch.optim.RMSprop(foreach=True) (when
+torch is installed), side by side in one run.
 
 The probe (RMSPROP_OPS_FLAG_BANDWIDTH_PROBE) streams through exactly the buffers the update touches, with
 one add per element, through the same partition and threads: ours / probe is how far the kernel is from
@@ -63,6 +64,22 @@ def numpy_reference(bufs, v):
                      momentum=v["momentum"], centered=v["centered"])
 
 
+def torch_step_factory(bufs, v):
+    """torch.optim.RMSprop(foreach=True) over the same arrays (shared memory), or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(rmsprop_ops.get_num_threads())
+    p, g, *_ = bufs
+    params = [torch.from_numpy(x).requires_grad_() for x in p]
+    for t, x in zip(params, g):
+        t.grad = torch.from_numpy(x)
+    opt = torch.optim.RMSprop(params, lr=1e-9, alpha=0.9, eps=1e-6, momentum=v["momentum"],
+                              centered=v["centered"], foreach=True)
+    return opt.step
+
+
 def timed(fn, *args):
     t = time.perf_counter()
     fn(*args)
@@ -75,33 +92,43 @@ def main():
     ap.add_argument("--numpy-reps", type=int, default=3)
     ap.add_argument("--json", default="bench_out/core.json")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    ap.add_argument("--no-torch", action="store_true", help="skip torch.optim.RMSprop(foreach=True)")
     args = ap.parse_args()
     reps = 3 if args.quick else args.reps
     rows = []
     print(f"threads={rmsprop_ops.get_num_threads()}  cpu={platform.processor() or platform.machine()}  "
           f"cores={os.cpu_count()}")
     print(f"{'variant':<18} {'shape':<9} {'ours ms':>8} {'probe ms':>8} {'ours/probe':>10} {'numpy ms':>9} "
-          f"{'numpy/ours':>10} {'GB/s':>6}")
+          f"{'numpy/ours':>10} {'torch ms':>9} {'torch/ours':>10} {'GB/s':>6}")
     for shape, sizes in SHAPES.items():
         for vname, v in VARIANTS.items():
             bufs = make(sizes, v)
             nbytes = sum(sizes) * 4 * (3 + 2 * v["moment"] + 2 * v["centered"] + 2)  # g + 2*(rw buffers)
+            torch_step = None if args.no_torch else torch_step_factory(bufs, v)
             ours(bufs, v), probe(bufs, v)  # warm-up: page faults, thread start
-            t_ours, t_probe, t_np = [], [], []
+            if torch_step is not None:
+                torch_step()  # creates torch's state
+            t_ours, t_probe, t_np, t_torch = [], [], [], []
             for r in range(reps):
                 t_ours.append(timed(ours, bufs, v))
                 t_probe.append(timed(probe, bufs, v))
+                if torch_step is not None:
+                    t_torch.append(timed(torch_step))
                 if r < args.numpy_reps:
                     t_np.append(timed(numpy_reference, bufs, v))
             row = dict(variant=vname, shape=shape, ours_ms=statistics.median(t_ours),
-                       probe_ms=statistics.median(t_probe), numpy_ms=statistics.median(t_np))
+                       probe_ms=statistics.median(t_probe), numpy_ms=statistics.median(t_np),
+                       torch_ms=statistics.median(t_torch) if t_torch else None)
             row["ours_over_probe"] = row["ours_ms"] / row["probe_ms"]
             row["numpy_over_ours"] = row["numpy_ms"] / row["ours_ms"]
+            row["torch_over_ours"] = row["torch_ms"] / row["ours_ms"] if t_torch else None
             row["ours_gbps"] = nbytes / row["ours_ms"] / 1e6
             rows.append(row)
+            torch_cols = (f"{row['torch_ms']:9.2f} {row['torch_over_ours']:10.2f}" if t_torch
+                          else f"{'-':>9} {'-':>10}")
             print(f"{vname:<18} {shape:<9} {row['ours_ms']:8.2f} {row['probe_ms']:8.2f} "
                   f"{row['ours_over_probe']:10.2f} {row['numpy_ms']:9.1f} {row['numpy_over_ours']:10.1f} "
-                  f"{row['ours_gbps']:6.1f}")
+                  f"{torch_cols} {row['ours_gbps']:6.1f}")
             del bufs
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as f:
