@@ -382,3 +382,29 @@ def test_schedules():
         schedules.PiecewiseConstant([1], [1.0])
     with pytest.raises(TypeError, match="step"):
         schedules.Constant(0.1)(1.5)
+
+
+# ------------------------------------------------------------------------------ the demo
+def _load_demo():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "d2l_conventions.py"
+    spec = importlib.util.spec_from_file_location("d2l_conventions", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_demo_trajectories():
+    demo = _load_demo()
+    np.testing.assert_allclose(demo.trajectory("d2l")[-1], _d2l_rmsprop_2d(20), rtol=1e-12, atol=1e-15)
+    tf1 = demo.trajectory("tf1")
+    assert abs(tf1[-1, 0]) > 10 * abs(demo.trajectory("d2l")[-1, 0])  # ms at ones: x1 crawls
+
+
+def test_demo_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "demo.png"
+    _load_demo().main(["--out", str(out), "--steps", "5"])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
