@@ -5,9 +5,10 @@ f(x) = 0.1 x1^2 + 2 x2^2 from (-5, -2), eta 0.4, gamma (rho) 0.9, 20 steps (Dive
 
 * ``d2l`` (also Keras / Paddle): ``sqrt(s + eps)``, ``s`` starts at 0 - the book's trajectory;
 * ``torch``: ``sqrt(s) + eps``, ``s`` at 0 - the same with eps 1e-6, but with eps 0.1 (dashed) the
-  placement changes the path: ``eps`` outside the root damps every step by up to ``eps / sqrt(s)``;
-* ``tf1`` (also MindSpore): ``s`` starts at 1, so the first steps are ``lr * sqrt(1 - rho) * g`` -
-  small where the gradient is small (x1 barely moves).
+  placement changes the path: inside the root eps floors the denominator at ``sqrt(eps)`` (0.32),
+  outside at ``eps`` (0.1), so the torch path takes larger steps once ``s`` is small;
+* ``tf1`` (also MindSpore): ``s`` starts at 1, so the first steps are about ``lr * g / sqrt(rho)``,
+  plain SGD - small where the gradient is small (x1 crawls).
 
 Run: ``python examples/d2l_conventions.py [--out d2l_conventions.png] [--steps 20]``.
 """

@@ -3,8 +3,8 @@
 Every row was checked against the framework's own source (see ``docs/conventions.md`` for the
 citations). The differences are small in code and large in effect: with ``eps`` inside the square
 root and ``ms`` starting at zeros, the first step is ``lr * g / sqrt((1 - rho) g^2 + eps)``, about
-``lr / sqrt(1 - rho)`` (3.16 lr for rho 0.9); with ``ms`` starting at ones it is about
-``lr * sqrt(1 - rho) * g`` - tiny for small gradients.
+``lr / sqrt(1 - rho)`` (3.16 lr for rho 0.9) whatever the gradient; with ``ms`` starting at ones it is
+about ``lr * g / sqrt(rho)``, plain SGD - tiny for small gradients.
 """
 
 from __future__ import annotations
