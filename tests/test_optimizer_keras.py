@@ -71,6 +71,8 @@ CASES = [
     ("accumulation", {"learning_rate": 0.05, "gradient_accumulation_steps": 3, "momentum": 0.5}),
     ("accumulation_ema_clip", {"learning_rate": 0.05, "gradient_accumulation_steps": 2, "use_ema": True,
                                "ema_momentum": 0.9, "ema_overwrite_frequency": 2, "global_clipnorm": 1.0}),
+    ("accumulation_wd_centered", {"learning_rate": 0.05, "gradient_accumulation_steps": 3, "weight_decay": 0.3,
+                                  "centered": True, "clipvalue": 0.5, "loss_scale_factor": 4.0}),
     ("everything", {"learning_rate": 0.03, "momentum": 0.5, "centered": True, "weight_decay": 0.1,
                     "clipnorm": 1.0, "loss_scale_factor": 8.0, "use_ema": True, "ema_momentum": 0.7}),
 ]
@@ -117,8 +119,9 @@ def test_schedules_match_keras(name, ours, theirs):
         # Keras evaluates schedules in float32 (a few ops of half an ulp, 6e-8, each); ours in float64.
         assert ours()(step) == pytest.approx(float(theirs()(step)), rel=4e-6, abs=1e-9)
     params, curv, noise = _problem(7)
-    got = _run_ours(params, curv, noise, learning_rate=ours(), momentum=0.5)
-    want = _run_keras(params, curv, noise, learning_rate=theirs(), momentum=0.5)
+    # decoupled weight decay uses the scheduled rate of the step, as in Keras
+    got = _run_ours(params, curv, noise, learning_rate=ours(), momentum=0.5, weight_decay=0.2)
+    want = _run_keras(params, curv, noise, learning_rate=theirs(), momentum=0.5, weight_decay=0.2)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 

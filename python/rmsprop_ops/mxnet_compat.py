@@ -111,7 +111,7 @@ class RMSProp:
 
     def set_wd_mult(self, args_wd_mult):
         """Per-parameter weight-decay multipliers; names not ending in _weight/_gamma default to 0."""
-        self.wd_mult = {n: 0.0 for n in self.idx2name.values() if not (n.endswith("_weight") or n.endswith("_gamma"))}
+        self.wd_mult = {n: 0.0 for n in self.idx2name.values() if not n.endswith(("_weight", "_gamma"))}
         self.wd_mult.update(args_wd_mult)
 
     def _mult(self, table, index):
