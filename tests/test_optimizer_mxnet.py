@@ -9,7 +9,9 @@ transcribed from the MXNet sources:
 * learning rate / weight decay per index: ``python/mxnet/optimizer/optimizer.py``,
   ``Optimizer._update_count``, ``_get_lr``, ``_get_wd``, ``set_wd_mult``.
 
-The reference computes in float32 like MXNet's ``DType=float32`` kernels.
+The reference computes in float32 like MXNet's ``DType=float32`` kernels. Real MXNet 1.9.1 trajectories,
+recorded in a separate numpy<1.24 environment by ``tests/data/record_mxnet_rmsprop.py``, are replayed at the
+end of this file (and check the transcription of the fused path too).
 """
 
 import numpy as np
@@ -201,3 +203,95 @@ def test_bad_calls_raise_and_leave_everything_untouched():
     assert opt.num_update == 0 and (w == 1).all() and all((s == 0).all() for s in st)
     with pytest.raises(ValueError, match="rho"):
         RMSProp(rho=1.5)
+
+
+# ------------------------------------------------------------------------------ recorded MXNet 1.9.1
+# tests/data/mxnet_1.9.1_rmsprop.npz was written by tests/data/record_mxnet_rmsprop.py running
+# mx.optimizer.RMSProp.update (MXNet 1.9.1, numpy 1.23.5, CPU, float32) in a separate environment.
+# MXNet 1.x calls rho ``gamma1`` and momentum ``gamma2`` and orders the centered state (n, g, delta).
+_DATA = __import__("pathlib").Path(__file__).with_name("data") / "mxnet_1.9.1_rmsprop.npz"
+
+
+def _recorded():
+    import json
+
+    with np.load(_DATA) as f:
+        data = {k: f[k] for k in f.files}
+    return data, json.loads(str(data["cases"]))
+
+
+def _keys(d):
+    return {int(k) if k.isdigit() else k: v for k, v in d.items()}
+
+
+def _ours_from_mx1(cfg):
+    kw = dict(cfg)
+    kw["rho"] = kw.pop("gamma1", 0.9)
+    kw["momentum"] = kw.pop("gamma2", 0.9)
+    lr_mult = kw.pop("lr_mult", None)
+    if "param_idx2name" in kw:
+        kw["param_idx2name"] = _keys(kw["param_idx2name"])
+    if "factor_scheduler" in kw:
+        step, factor = kw.pop("factor_scheduler")
+        base = kw["learning_rate"]
+        kw["lr_scheduler"] = lambda n: base * factor ** ((n - 1) // step)  # FactorScheduler's loop, closed form
+    opt = RMSProp(**kw)
+    if lr_mult:
+        opt.set_lr_mult(_keys(lr_mult))
+    return opt
+
+
+@pytest.mark.parametrize("one_call", [False, True], ids=["update_per_index", "one_fused_step"])
+@pytest.mark.parametrize("case", ["plain", "options", "centered", "centered_options", "mults", "scheduler"])
+def test_matches_recorded_mxnet_1_9_1(case, one_call):
+    data, cases = _recorded()
+    assert str(data["mxnet_version"]) == "1.9.1"
+    cfg = cases[case]
+    n = len(SHAPES)
+    ws = [data[f"init_{i}"].copy() for i in range(n)]
+    curv = [data[f"curv_{i}"] for i in range(n)]
+    noise = [data[f"noise_{i}"] for i in range(n)]
+    opt = _ours_from_mx1(cfg)
+    states = [opt.create_state(i, w) for i, w in enumerate(ws)]
+    for t in range(STEPS):
+        grads = [curv[i] * ws[i] + noise[i][t] for i in range(n)]
+        if one_call:
+            opt.fused_step(list(range(n)), ws, grads, states)
+        else:
+            for i in range(n):
+                opt.update(i, ws[i], grads[i], states[i])
+        for i in range(n):
+            np.testing.assert_allclose(ws[i], data[f"{case}/traj_{i}"][t + 1], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"step {t + 1}, weight {i}")
+    for i in range(n):
+        assert np.abs(ws[i] - data[f"init_{i}"]).max() > 1e-3
+        if cfg.get("centered"):
+            mean, var, mom = states[i]
+            np.testing.assert_allclose(var, data[f"{case}/state_{i}_0"], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(mean, data[f"{case}/state_{i}_1"], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(-mom, data[f"{case}/state_{i}_2"], rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_allclose(states[i], data[f"{case}/state_{i}_0"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["plain", "options", "centered", "centered_options", "scheduler"])
+def test_numpy_transcription_matches_recorded_mxnet(case):
+    """The fused-rule transcription above reproduces the real MXNet trajectories too."""
+    data, cases = _recorded()
+    cfg = dict(cases[case])
+    n = len(SHAPES)
+    kw = {"learning_rate": cfg.get("learning_rate", 0.001), "rho": cfg.get("gamma1", 0.9),
+          "momentum": cfg.get("gamma2", 0.9), "centered": cfg.get("centered", False),
+          "rescale_grad": cfg.get("rescale_grad", 1.0), "wd": cfg.get("wd", 0.0),
+          "clip_gradient": cfg.get("clip_gradient"), "clip_weights": cfg.get("clip_weights"),
+          "epsilon": cfg.get("epsilon", 1e-8)}
+    if "factor_scheduler" in cfg:
+        step, factor = cfg["factor_scheduler"]
+        kw["lr_scheduler"] = lambda u: cfg["learning_rate"] * factor ** ((u - 1) // step)
+    ref = _MXNetReference(fused=True, **{k: v for k, v in kw.items() if v is not None})
+    ws = [data[f"init_{i}"].copy() for i in range(n)]
+    st = _states(kw["centered"], ws)
+    for t in range(STEPS):
+        ws = ref.step(range(n), ws, [data[f"curv_{i}"] * ws[i] + data[f"noise_{i}"][t] for i in range(n)], st)
+    for i in range(n):
+        np.testing.assert_allclose(ws[i], data[f"{case}/traj_{i}"][-1], rtol=1e-5, atol=1e-6)
