@@ -4,7 +4,8 @@ Framework references that cannot run here are transcribed from their sources as 
 timm ``timm/optim/rmsprop_tf.py`` (RMSpropTF.step), Paddle ``paddle/phi/kernels/impl/rmsprop_kernel_impl.h``
 (UncenteredRmspropFunctor / CenteredRmspropFunctor; L2Decay adds ``coeff * param`` to the gradient),
 MindSpore ``mindspore/python/mindspore/nn/optim/rmsprop.py`` (ms init='ones'; construct: decay_weight,
-then scale_grad, then ApplyRMSProp / ApplyCenteredRMSProp).
+then scale_grad, then ApplyRMSProp / ApplyCenteredRMSProp) with ``optimizer.py`` ``_preprocess_weight_decay``
+(the weight decay is multiplied by loss_scale up front).
 """
 
 import math
@@ -147,9 +148,9 @@ def test_paddle_convention_matches_paddle_kernel(kw):
 
 
 def _mindspore_rule(lr, decay, eps, momentum, centered, wd, loss_scale):
-    """nn.RMSProp.construct: (g + wd * p) / loss_scale, then ApplyRMSProp / ApplyCenteredRMSProp."""
+    """nn.RMSProp.construct: (g + wd * loss_scale * p) / loss_scale, then ApplyRMSProp / ApplyCenteredRMSProp."""
     def rule(p, g, st):
-        g = (g + wd * p) * (1.0 / loss_scale)
+        g = (g + wd * loss_scale * p) * (1.0 / loss_scale)
         st["ms"] = decay * st["ms"] + (1 - decay) * g * g
         if centered:
             st["mg"] = decay * st["mg"] + (1 - decay) * g

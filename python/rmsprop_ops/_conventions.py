@@ -27,8 +27,6 @@ class Convention:
             p -= lr*mom`` (False, torch).
         weight_decay_mode: ``"l2"`` (coupled: ``g += wd*p``) or ``"decoupled"`` (``p -= lr*wd*p``).
         clip_after_weight_decay: MXNet's fused kernel clips ``g + wd*p``; everyone else clips ``g``.
-        weight_decay_before_unscale: MindSpore adds ``wd*p`` before dividing by ``loss_scale``, so
-            the decay term is divided by the loss scale too.
         momentum_requires_centered: MXNet ignores ``momentum`` unless ``centered=True``.
         defaults: learning_rate, rho, momentum, epsilon as the framework's constructor has them
             (``learning_rate`` None where the framework has no default).
@@ -41,7 +39,6 @@ class Convention:
     lr_in_momentum: bool
     weight_decay_mode: str
     clip_after_weight_decay: bool = False
-    weight_decay_before_unscale: bool = False
     momentum_requires_centered: bool = False
     defaults: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     source: str = ""
@@ -71,9 +68,9 @@ CONVENTIONS = MappingProxyType({
                    source="paddle/phi/kernels/impl/rmsprop_kernel_impl.h, python/paddle/optimizer/rmsprop.py"),
     "mindspore": _row("mindspore", lr=0.1, rho=0.9, momentum=0.0, epsilon=1e-10,
                       eps_in_sqrt=True, initial_accumulator_value=1.0, lr_in_momentum=True,
-                      weight_decay_mode="l2", weight_decay_before_unscale=True,
-                      source="mindspore/python/mindspore/nn/optim/rmsprop.py (ms init='ones'; "
-                             "decay_weight before scale_grad)"),
+                      weight_decay_mode="l2",
+                      source="mindspore/python/mindspore/nn/optim/rmsprop.py (ms init='ones'), "
+                             "optimizer.py (_preprocess_weight_decay: wd * loss_scale)"),
     "mxnet": _row("mxnet", lr=0.001, rho=0.9, momentum=0.9, epsilon=1e-8,
                   eps_in_sqrt=True, initial_accumulator_value=0.0, lr_in_momentum=True,
                   weight_decay_mode="l2", clip_after_weight_decay=True, momentum_requires_centered=True,

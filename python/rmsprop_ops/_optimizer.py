@@ -262,10 +262,7 @@ class RMSProp:
         return float(hp["momentum"])
 
     def _effective_wd(self, hp):
-        wd = float(hp["weight_decay"]) * float(hp["wd_mult"])
-        if self.convention.weight_decay_before_unscale:
-            wd *= self.rescale_grad / (self.loss_scale_factor or 1.0)
-        return wd
+        return float(hp["weight_decay"]) * float(hp["wd_mult"])
 
     # ----------------------------------------------------------------------------------- stepping
     @property
