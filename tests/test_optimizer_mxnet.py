@@ -225,9 +225,7 @@ def _keys(d):
 
 
 def _ours_from_mx1(cfg):
-    kw = dict(cfg)
-    kw["rho"] = kw.pop("gamma1", 0.9)
-    kw["momentum"] = kw.pop("gamma2", 0.9)
+    kw = dict(cfg)  # MXNet 1.x keyword names (gamma1, gamma2) are accepted as they are
     lr_mult = kw.pop("lr_mult", None)
     if "param_idx2name" in kw:
         kw["param_idx2name"] = _keys(kw["param_idx2name"])

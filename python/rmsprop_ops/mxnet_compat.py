@@ -58,11 +58,15 @@ class RMSProp:
             :mod:`rmsprop_ops.schedules`); MXNet counts updates from 1.
         begin_num_update: the initial update count.
         param_idx2name: index -> name; names not ending in ``_weight``/``_gamma`` get ``wd_mult`` 0.
+        gamma1, gamma2: MXNet 1.x's names for ``rho`` and ``momentum`` (1.9.1 is the release that
+            installs today); given, they take precedence.
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.9, epsilon=1e-8, centered=False,
                  clip_weights=None, use_fused_step=True, rescale_grad=1.0, wd=0.0, clip_gradient=None,
-                 lr_scheduler=None, begin_num_update=0, param_idx2name=None):
+                 lr_scheduler=None, begin_num_update=0, param_idx2name=None, gamma1=None, gamma2=None):
+        rho = rho if gamma1 is None else gamma1
+        momentum = momentum if gamma2 is None else gamma2
         for name, value in (("rho", rho), ("momentum", momentum), ("epsilon", epsilon), ("wd", wd),
                             ("rescale_grad", rescale_grad)):
             registry.check_attr("rmsprop", "weight_decay" if name == "wd" else name, value)
