@@ -409,3 +409,18 @@ def test_demo_writes_a_png(tmp_path):
     out = tmp_path / "demo.png"
     _load_demo().main(["--out", str(out), "--steps", "5"])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_float16_params_keep_float32_state_and_track_float32():
+    params, curv, noise = _problem(30, np.float32)
+    p16 = [p.astype(np.float16) for p in params]
+    p32 = [p.astype(np.float16).astype(np.float32) for p in params]
+    o16 = rmsprop_ops.RMSProp(p16, learning_rate=0.01, momentum=0.9)
+    o32 = rmsprop_ops.RMSProp(p32, learning_rate=0.01, momentum=0.9)
+    assert all(v.dtype == np.float32 for k, v in o16.state_dict().items() if "." in k)
+    for t in range(STEPS):
+        o16.step([(c * p.astype(np.float32) + n).astype(np.float16) for p, c, n in zip(p16, curv, noise[t])])
+        o32.step([(c * p + n).astype(np.float16).astype(np.float32) for p, c, n in zip(p32, curv, noise[t])])
+    for a, b in zip(p16, p32):
+        # float16 weights are rounded every step (no master copy): 12 roundings of half an ulp at most
+        np.testing.assert_allclose(a.astype(np.float32), b, rtol=12 * 2.0 ** -11, atol=1e-3)

@@ -86,3 +86,19 @@ def test_torch_cpu_tensors_are_updated_in_place_through_dlpack():
     want = _run_torch(params, curv, noise, momentum=0.9)
     for t, w in zip(ts, want):
         np.testing.assert_allclose(t.numpy(), w, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_tensors_with_python_side_options_equal_numpy_arrays():
+    params, curv, noise = _problem(4)
+    kw = {"convention": "keras", "learning_rate": 0.05, "clipnorm": 0.5, "use_ema": True,
+          "gradient_accumulation_steps": 2, "skip_nonfinite": True}
+    ts = [torch.tensor(p) for p in params]
+    arrs = [p.copy() for p in params]
+    o_t, o_a = rmsprop_ops.RMSProp(ts, **kw), rmsprop_ops.RMSProp(arrs, **kw)
+    for t in range(STEPS):
+        o_t.step([torch.from_numpy(g) for g in _grads([x.numpy() for x in ts], curv, noise[t])])
+        o_a.step(_grads(arrs, curv, noise[t]))
+    o_t.finalize_variable_values()
+    o_a.finalize_variable_values()
+    for t, a in zip(ts, arrs):
+        np.testing.assert_array_equal(t.numpy(), a)
