@@ -242,7 +242,7 @@ def test_learning_rate_callables_see_the_step(lr):
     x = np.array([1.0])
     opt = rmsprop_ops.RMSProp([x], convention="d2l", learning_rate=lr)
     seen = []
-    for step in range(6):
+    for _ in range(6):
         seen.append(opt.learning_rates()[0])
         opt.step([np.array([1.0])])
     assert seen == [lr(s) for s in range(6)]
