@@ -57,3 +57,22 @@ def test_matches_mindspore(name, ours, theirs):
     for g, w, p0 in zip(got, want, params):
         assert np.abs(g - p0).max() > 1e-3
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_groups_and_a_dynamic_learning_rate_list_match_mindspore():
+    """MindSpore's group 'lr' / 'weight_decay' are absolute; a list learning_rate is indexed by the step."""
+    params, curv, noise = _problem(52)
+    lrs = [0.02 * 0.8 ** t for t in range(STEPS)]
+    ps = [p.copy() for p in params]
+    opt = rmsprop_ops.RMSProp([{"params": [ps[0]], "lr": 0.005, "weight_decay": 0.3}, {"params": [ps[1]]}],
+                              convention="mindspore", learning_rate=lambda step: lrs[step], momentum=0.9)
+    for t in range(STEPS):
+        opt.step([c * p + n for p, c, n in zip(ps, curv, noise[t])])
+    mp = [ms.Parameter(ms.Tensor(p.copy()), name=f"w{i}") for i, p in enumerate(params)]
+    ref = ms.nn.RMSProp([{"params": [mp[0]], "lr": 0.005, "weight_decay": 0.3}, {"params": [mp[1]]}],
+                        learning_rate=lrs, momentum=0.9)
+    for t in range(STEPS):
+        ref(tuple(ms.Tensor(c * p.asnumpy() + n) for p, c, n in zip(mp, curv, noise[t])))
+    for a, b, p0 in zip(ps, mp, params):
+        assert np.abs(a - p0).max() > 1e-3
+        np.testing.assert_allclose(a, b.asnumpy(), rtol=1e-5, atol=1e-6)
