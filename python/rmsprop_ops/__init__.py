@@ -5,8 +5,11 @@ exposes it on NumPy / DLPack arrays. Framework front ends live in ``rmsprop_ops.
 ``rmsprop_ops.mindspore`` (imported on demand, never both in one process).
 """
 
-from . import reference, registry
+from . import mxnet_compat, reference, registry, schedules
+from ._conventions import CONVENTIONS, Convention
 from ._functional import rmsprop_, rmsprop_multi_
+from ._optimizer import RMSProp
+from .schedules import (Constant, CosineDecay, ExponentialDecay, LinearWarmup, PiecewiseConstant, StepDecay)
 from ._runtime import (built_with_cuda, cuda_available, get_include, get_library, get_num_threads,
                        set_num_threads)
 
@@ -15,6 +18,17 @@ __version__ = "0.1.0"
 __all__ = [
     "rmsprop_",
     "rmsprop_multi_",
+    "RMSProp",
+    "CONVENTIONS",
+    "Convention",
+    "schedules",
+    "mxnet_compat",
+    "Constant",
+    "PiecewiseConstant",
+    "ExponentialDecay",
+    "StepDecay",
+    "CosineDecay",
+    "LinearWarmup",
     "built_with_cuda",
     "cuda_available",
     "set_num_threads",

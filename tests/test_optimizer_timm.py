@@ -1,0 +1,77 @@
+"""rmsprop_ops.RMSProp(convention="tf1") against timm's RMSpropTF (the TF1 rule), 12 steps.
+
+timm's package imports torchvision, whose wheels pull another torch; only ``timm/optim/rmsprop_tf.py`` and
+its ``_types.py`` (torch only) are needed, so they are loaded from an installed timm
+(``pip install --no-deps timm``) under a private package name, without running ``timm/__init__``.
+"""
+
+import importlib
+import importlib.util
+import pathlib
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import rmsprop_ops
+
+torch = pytest.importorskip("torch")
+
+STEPS = 12
+SHAPES = [(6,), (3, 4)]
+
+
+@pytest.fixture(scope="module")
+def RMSpropTF():
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("timm is not installed (pip install --no-deps timm)")
+    optim_dir = pathlib.Path(list(spec.submodule_search_locations)[0]) / "optim"
+    if not (optim_dir / "rmsprop_tf.py").exists():
+        pytest.skip("this timm has no optim/rmsprop_tf.py")
+    pkg = types.ModuleType("_timm_optim_for_tests")
+    pkg.__path__ = [str(optim_dir)]
+    sys.modules[pkg.__name__] = pkg
+    try:
+        yield importlib.import_module(f"{pkg.__name__}.rmsprop_tf").RMSpropTF
+    finally:
+        for name in [n for n in sys.modules if n.startswith(pkg.__name__)]:
+            del sys.modules[name]
+
+
+def _problem(seed):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    curv = [rng.uniform(0.1, 3.0, s).astype(np.float32) for s in SHAPES]
+    noise = [[(rng.standard_normal(s) * 0.5).astype(np.float32) for s in SHAPES] for _ in range(STEPS)]
+    return params, curv, noise
+
+
+CASES = [
+    ("defaults", {}, {}),
+    ("momentum", {"momentum": 0.9, "epsilon": 1e-3}, {"momentum": 0.9, "eps": 1e-3}),
+    ("centered_momentum", {"centered": True, "momentum": 0.5}, {"centered": True, "momentum": 0.5}),
+    ("weight_decay", {"weight_decay": 0.1, "momentum": 0.9}, {"weight_decay": 0.1, "momentum": 0.9}),
+    ("decoupled", {"weight_decay": 0.1, "weight_decay_mode": "decoupled", "momentum": 0.9},
+     {"weight_decay": 0.1, "decoupled_decay": True, "momentum": 0.9}),
+    ("lr_outside_momentum", {"momentum": 0.9, "lr_in_momentum": False}, {"momentum": 0.9, "lr_in_momentum": False}),
+]
+
+
+@pytest.mark.parametrize("name,ours,theirs", CASES, ids=[c[0] for c in CASES])
+def test_matches_timm_rmsprop_tf(RMSpropTF, name, ours, theirs):
+    params, curv, noise = _problem(31)
+    ps = [p.copy() for p in params]
+    opt = rmsprop_ops.RMSProp(ps, convention="tf1", learning_rate=0.05, **ours)
+    ts = [torch.tensor(p) for p in params]
+    theirs = dict(theirs)
+    ref = RMSpropTF(ts, lr=0.05, alpha=0.9, eps=theirs.pop("eps", 1e-10), **theirs)
+    for t in range(STEPS):
+        opt.step([c * p + n for p, c, n in zip(ps, curv, noise[t])])
+        for x, c, n in zip(ts, curv, noise[t]):
+            x.grad = torch.from_numpy(c * x.numpy() + n)
+        ref.step()
+    for p, x, p0 in zip(ps, ts, params):
+        assert np.abs(p - p0).max() > 1e-3
+        np.testing.assert_allclose(p, x.numpy(), rtol=1e-5, atol=1e-6)
