@@ -154,7 +154,7 @@ def test_registry_lists_ops_and_schema():
 @pytest.mark.parametrize("attr,value,ok", [
     ("rho", 0.0, True), ("rho", 1.0, True), ("rho", 1.5, False), ("rho", -0.1, False),
     ("epsilon", 0.0, False), ("epsilon", 1e-30, True), ("momentum", -1e-9, False),
-    ("lr", float("nan"), False), ("lr", float("inf"), False),
+    ("learning_rate", float("nan"), False), ("learning_rate", float("inf"), False),
     ("clip_gradient", -1.0, True), ("clip_gradient", 0.0, True), ("weight_decay_mode", 3, False),
     ("eps_in_sqrt", 0.5, False),
 ])

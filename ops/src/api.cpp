@@ -218,7 +218,7 @@ void rmsprop_ops_default_hparams(rmsprop_ops_hparams *hp) {
   std::memset(hp, 0, sizeof *hp);
   const OpSchema &op = *find_op("rmsprop");
   auto d = [&](const char *n) { return find_attr(op, n)->default_value; };
-  hp->lr.value = d("lr");
+  hp->lr.value = d("learning_rate");
   hp->rescale_grad.value = d("rescale_grad");
   hp->skip_update.value = 0.0;
   hp->rho = d("rho");

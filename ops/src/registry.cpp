@@ -14,7 +14,7 @@ constexpr double kInf = INFINITY;
 
 std::vector<AttrSpec> rule_attrs(bool multi) {
   std::vector<AttrSpec> a = {
-      {"lr", AttrType::kFloat, 0.01, 0, kInf, true, false, false, {},
+      {"learning_rate", AttrType::kFloat, 0.01, 0, kInf, true, false, false, {},
        "step size; used when no LearningRate tensor is given"},
       {"rho", AttrType::kFloat, 0.9, 0, 1, true, true, false, {},
        "decay of the mean-square (and mean-gradient) moving averages"},
@@ -134,8 +134,8 @@ const AttrSpec *find_attr(const OpSchema &op, const std::string &name) {
   return nullptr;
 }
 
-std::string check_attr_value(const AttrSpec &spec, double value) {
-  const std::string head = std::string(spec.name) + ": ";
+std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name) {
+  const std::string head = std::string(shown_name != nullptr ? shown_name : spec.name) + ": ";
   if (!std::isfinite(value)) return head + "expected a finite number, got " + fmt(value);
   if (spec.negative_disables && value < 0) return "";
   if (spec.type == AttrType::kBool) {
@@ -164,11 +164,12 @@ std::string check_attr_value(const AttrSpec &spec, double value) {
 
 void validate_hparams(const rmsprop_ops_hparams &hp) {
   const OpSchema &op = *find_op(hp.centered ? "rmsprop_centered" : "rmsprop");
-  auto check = [&](const char *name, double v) {
-    const std::string e = check_attr_value(*find_attr(op, name), v);
+  auto check = [&](const char *name, double v, const char *shown = nullptr) {
+    const std::string e = check_attr_value(*find_attr(op, name), v, shown);
     if (!e.empty()) throw ArgError{RMSPROP_OPS_VALUE_ERROR, e};
   };
-  if (hp.lr.ptr == nullptr) check("lr", hp.lr.value);
+  // The C struct and the functional API call it lr; errors name the argument the caller passed.
+  if (hp.lr.ptr == nullptr) check("learning_rate", hp.lr.value, "lr");
   if (hp.rescale_grad.ptr == nullptr) check("rescale_grad", hp.rescale_grad.value);
   check("rho", hp.rho);
   check("epsilon", hp.epsilon);

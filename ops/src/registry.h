@@ -47,7 +47,7 @@ const AttrSpec *find_attr(const OpSchema &op, const std::string &name);
 
 // Returns an empty string when `value` is valid for the attribute, else the error message (which names
 // the attribute and says what was expected and received).
-std::string check_attr_value(const AttrSpec &spec, double value);
+std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name = nullptr);
 
 // Validates every hyper-parameter of a call against the schema of op (rmsprop or rmsprop_centered).
 // Throws ArgError.
