@@ -161,14 +161,18 @@ def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon
     if not isinstance(lr, Tensor):
         if isinstance(lr, bool) or not isinstance(lr, (int, float)):
             raise TypeError(f"lr: expected a number or a scalar Tensor, got {type(lr).__name__}")
-        lr = Tensor(float(lr), mstype.float32)
+        # A number is taken in the params' precision, as MindSpore casts lr to the gradient's dtype.
+        wide = bool(params) and getattr(params[0], "dtype", None) == mstype.float64
+        lr = Tensor(float(lr), mstype.float64 if wide else mstype.float32)
     _check_finite(rho=rho, epsilon=epsilon, momentum=momentum, rescale_grad=rescale_grad)
     config = make_config(n, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
                          weight_decays=wds, rescale_grad=rescale_grad)
     target = device_target()
     op = make_op(target)
     try:
-        op(lr, config, *params, *grads, *mean_squares, *moments, *mgs)
+        # PyNative runs ops asynchronously: reading the output waits for the launch, so a failure is
+        # raised here rather than at some later, unrelated operation.
+        op(lr, config, *params, *grads, *mean_squares, *moments, *mgs).asnumpy()
     except RuntimeError as e:
         raise_from_kernel(e, target)
 

@@ -23,17 +23,17 @@ _FALLBACK_ENV = "RMSPROP_OPS_MS_FALLBACK"
 _fallback_warned = False
 _SIXTEEN_BIT = (mstype.float16, mstype.bfloat16)
 
-_builtin_step = C.MultitypeFuncGraph("rmsprop_ops_builtin_step")
+_builtin_apply = C.MultitypeFuncGraph("rmsprop_ops_builtin_apply")
 
 
-@_builtin_step.register("Function", "Number", "Number", "Number", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
+@_builtin_apply.register("Function", "Number", "Number", "Number", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
 def _builtin_plain(opt, decay, epsilon, momentum, lr, weight, ms, mom, grad):
     dt = grad.dtype
     return F.depend(True, opt(weight, ms, mom, F.cast(lr, dt), grad, F.cast(decay, dt), F.cast(momentum, dt),
                               F.cast(epsilon, dt)))
 
 
-@_builtin_step.register("Function", "Number", "Number", "Number", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
+@_builtin_apply.register("Function", "Number", "Number", "Number", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
                         "Tensor")
 def _builtin_centered(opt, decay, epsilon, momentum, lr, weight, mg, ms, mom, grad):
     return F.depend(True, opt(weight, mg, ms, mom, grad, lr, decay, momentum, epsilon))
@@ -235,9 +235,9 @@ class RMSProp(Optimizer):
         gradients = self.scale_grad(gradients)
         lr = self.get_lr()
         self.assignadd(self.global_step, self.global_step_increase_tensor)
-        step = F.partial(_builtin_step, self.opt, self.decay, self.epsilon, self.momentum)
+        step = F.partial(_builtin_apply, self.opt, self.decay, self.epsilon, self.momentum)
         if not self.is_group_lr:
-            step = F.partial(_builtin_step, self.opt, self.decay, self.epsilon, self.momentum, lr)
+            step = F.partial(_builtin_apply, self.opt, self.decay, self.epsilon, self.momentum, lr)
         if self.centered:
             if self.is_group_lr:
                 return self.hyper_map_reverse(step, lr, params, self.mg, self.ms, self.moment, gradients)
