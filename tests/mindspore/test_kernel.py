@@ -220,3 +220,29 @@ def test_no_kernel_on_ascend():
     assert rms.kernel_available("CPU")
     assert not rms.kernel_available("Ascend")
     assert rms.kernel_available("GPU") == rmsprop_ops.built_with_cuda()
+
+
+class _Mixed(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.a = Parameter(Tensor(np.linspace(-1, 1, 6).astype(np.float16)), name="a")
+        self.b = Parameter(Tensor(np.linspace(-1, 1, 4).astype(np.float32)), name="b")
+        self.c = Parameter(Tensor(np.linspace(-1, 1, 3).astype(np.float64)), name="c")
+
+
+def test_mixed_dtypes_one_launch_per_dtype_and_float32_state_for_float16(mode):
+    net = _Mixed()
+    opt = rms.RMSProp(net.trainable_params(), learning_rate=0.01, momentum=0.9)
+    assert [p.dtype for p in opt.ms] == [ms.float32, ms.float32, ms.float64]
+    grads = tuple(Tensor(np.full(p.shape, 0.5, p.asnumpy().dtype)) for p in net.trainable_params())
+    start = [p.asnumpy().astype(np.float64) for p in net.trainable_params()]
+    before = rms.kernel_stats()["launches"]
+    s, m, total = 1.0, 0.0, 0.0
+    for _ in range(2):
+        opt(grads)
+        s = 0.9 * s + 0.1 * 0.25
+        m = 0.9 * m + float(np.float32(0.01)) * 0.5 / np.sqrt(s + 1e-10)  # MindSpore keeps lr in float32
+        total += m
+    assert rms.kernel_stats()["launches"] - before == 2 * 3
+    for p, p0, tol in zip(net.trainable_params(), start, (1e-3, 1e-6, 1e-12)):
+        np.testing.assert_allclose(p.asnumpy().astype(np.float64), p0 - total, rtol=tol, atol=tol, err_msg=p.name)
