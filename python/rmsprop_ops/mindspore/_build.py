@@ -72,16 +72,42 @@ def _key(flavor: str) -> str:
     return h.hexdigest()[:16]
 
 
+def _cuda_home() -> str:
+    """$CUDA_HOME / $CUDA_PATH, else the toolkit holding the CUDA runtime header next to nvcc."""
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var) and os.path.exists(os.path.join(os.environ[var], "include", "cuda_runtime_api.h")):
+            return os.environ[var]
+    candidates = []
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+        # nvcc may be a wrapper script that execs the real one.
+        with open(nvcc, "rb") as f:
+            head = f.read(4096)
+        if head.startswith(b"#!"):
+            for word in head.decode(errors="replace").split():
+                if word.endswith("/bin/nvcc"):
+                    candidates.append(os.path.dirname(os.path.dirname(word)))
+    candidates.append("/usr/local/cuda")
+    for home in candidates:
+        if os.path.exists(os.path.join(home, "include", "cuda_runtime_api.h")):
+            return home
+    raise RuntimeError("rmsprop_ops.mindspore: building the GPU kernel needs the CUDA runtime headers; set "
+                       "CUDA_HOME to the CUDA toolkit")
+
+
 def _compile_command(out: str, flavor: str) -> list[str]:
     libdir = os.path.dirname(os.path.realpath(rmsprop_ops.get_library()))
     cmd = [os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden",
            f"-D_GLIBCXX_USE_CXX11_ABI={mindspore_cxx11_abi()}", "-I", rmsprop_ops.get_include()]
     if flavor == "cuda":
-        cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or "/usr/local/cuda"
+        cuda_home = _cuda_home()
         cmd += ["-DRMSPROP_OPS_MS_CUDA", "-I", os.path.join(cuda_home, "include")]
     cmd += [_SOURCE, "-o", out, f"-L{libdir}", "-lrmsprop_ops_core", f"-Wl,-rpath,{libdir}"]
     if flavor == "cuda":
-        cmd += [f"-L{os.path.join(cuda_home, 'lib64')}", "-lcudart"]
+        cudalib = next((d for d in (os.path.join(cuda_home, "lib64"), os.path.join(cuda_home, "lib"))
+                        if os.path.exists(os.path.join(d, "libcudart.so"))), os.path.join(cuda_home, "lib64"))
+        cmd += [f"-L{cudalib}", "-lcudart", f"-Wl,-rpath,{cudalib}"]
     return cmd
 
 
