@@ -259,3 +259,22 @@ def test_gpu_flavor_compiles_and_links_cudart(tmp_path):
     assert proc.returncode == 0, proc.stderr
     ldd = subprocess.run(["ldd", str(tmp_path / "k.so")], capture_output=True, text=True).stdout
     assert "libcudart" in ldd and "librmsprop_ops_core" in ldd
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    ("shape", ValueError, r"grads\[1\]: expected shape \(2,\) like params\[1\], got \(3,\)"),
+    ("dtype", TypeError, r"grads\[0\]: expected dtype Float32, got Float64"),
+])
+def test_optimizer_checks_gradients_when_the_graph_compiles(mode, bad, exc, match):
+    net = _Many(2)
+    opt = rms.RMSProp(net.trainable_params(), learning_rate=0.01)
+    grads = [Tensor(np.ones((2,), np.float32)), Tensor(np.ones((2,), np.float32))]
+    if bad == "shape":
+        grads[1] = Tensor(np.ones((3,), np.float32))
+    else:
+        grads[0] = Tensor(np.ones((2,), np.float64))
+    before = rms.kernel_stats()["launches"]
+    with pytest.raises(exc, match=match):
+        opt(tuple(grads))
+    assert rms.kernel_stats()["launches"] == before
+    np.testing.assert_array_equal(np.stack([w.asnumpy() for w in net.w]), [[0.0, 0.0], [1.0, 1.0]])

@@ -53,18 +53,85 @@ def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered
     return Tensor(np.array(header + wds, dtype=np.float64))
 
 
-def make_op(target: str | None = None):
+def _elem(dtype):
+    """Tensor[Float32] and Ref[Tensor[Float32]] (a Parameter) -> Float32."""
+    for _ in range(4):
+        inner = getattr(dtype, "element_type", None)
+        if inner is None:
+            break
+        dtype = inner()
+    return dtype
+
+
+class _Infer:
+    """Shape and dtype inference for a launch over ``n`` tensors, checking what the kernel will check, so
+    that in GRAPH_MODE a mismatch is a TypeError/ValueError at compile time rather than a failed launch."""
+
+    def __init__(self, n, centered):
+        self.n = n
+        self.blocks = ["params", "grads", "mean_squares", "moments"] + (["mean_grads"] if centered else [])
+
+    def _split(self, items, what):
+        want = 2 + len(self.blocks) * self.n
+        if len(items) != want:
+            raise ValueError(f"inputs: expected {want} {what} (lr, config and {len(self.blocks)} lists of "
+                             f"{self.n}), got {len(items)}")
+        return items[0], items[1], [items[2 + b * self.n: 2 + (b + 1) * self.n] for b in range(len(self.blocks))]
+
+    def shape(self, *shapes):
+        lr, config, blocks = self._split(shapes, "shapes")
+        if int(np.prod(lr)) != 1:
+            raise ValueError(f"lr: expected a scalar tensor, got shape {tuple(lr)}")
+        if tuple(config) != (9 + self.n,):
+            raise ValueError(f"config: expected shape ({9 + self.n},), got {tuple(config)}")
+        for name, block in zip(self.blocks[1:], blocks[1:]):
+            for k, (sp, pp) in enumerate(zip(block, blocks[0])):
+                if tuple(sp) != tuple(pp):
+                    raise ValueError(f"{name}[{k}]: expected shape {tuple(pp)} like params[{k}], got {tuple(sp)}")
+        return (1,)
+
+    def dtype(self, *dtypes):
+        from mindspore import dtype as mstype
+
+        lr, _, blocks = self._split([_elem(d) for d in dtypes], "dtypes")
+        floats = (mstype.float32, mstype.float64, mstype.float16, mstype.bfloat16)
+        if lr not in (mstype.float32, mstype.float64):
+            raise TypeError(f"lr: expected a float32 or float64 tensor, got {lr}")
+        first = blocks[0][0] if self.n else mstype.float32
+        for k, pd in enumerate(blocks[0]):
+            if pd not in floats:
+                raise TypeError(f"params[{k}]: expected a floating-point dtype (float32, float64, float16, "
+                                f"bfloat16), got {pd}")
+            if pd != first:
+                raise TypeError(f"params[{k}]: expected {first} like params[0], got {pd} (one launch updates "
+                                "params of one dtype)")
+        for name, block in zip(self.blocks[1:], blocks[1:]):
+            for k, (d, pd) in enumerate(zip(block, blocks[0])):
+                want = pd if name == "grads" or pd == mstype.float64 else mstype.float32
+                if d != want:
+                    raise TypeError(f"{name}[{k}]: expected dtype {want}, got {d}")
+        return mstype.float32
+
+
+def make_op(n=None, centered=False, target: str | None = None):
     """A fresh ``ops.Custom`` primitive running our kernel on ``target``.
 
     Inputs: ``lr, config, *params, *grads, *mean_squares, *moments[, *mean_grads]``; output: a float32
-    ``(1,)`` tensor holding 1 after the update. Params and state are updated in place.
+    ``(1,)`` tensor holding 1 after the update. Params and state are updated in place. With ``n`` (the
+    number of tensors) the shapes and dtypes are checked at inference time, i.e. when a graph compiles;
+    without it only the kernel checks them, at launch.
     """
     from mindspore import ops
     from mindspore import dtype as mstype
 
     target = target or device_target()
-    op = ops.Custom(f"{kernel_library(target)}:{FUNC_NAME}", out_shape=lambda *shapes: (1,),
-                    out_dtype=lambda *dtypes: mstype.float32, func_type="aot")
+    if n is None:
+        out_shape, out_dtype = (lambda *shapes: (1,)), (lambda *dtypes: mstype.float32)
+    else:
+        infer = _Infer(n, centered)
+        out_shape, out_dtype = infer.shape, infer.dtype
+    op = ops.Custom(f"{kernel_library(target)}:{FUNC_NAME}", out_shape=out_shape, out_dtype=out_dtype,
+                    func_type="aot")
     op.add_prim_attr("side_effect_mem", True)
     return op
 
@@ -168,7 +235,7 @@ def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon
     config = make_config(n, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
                          weight_decays=wds, rescale_grad=rescale_grad)
     target = device_target()
-    op = make_op(target)
+    op = make_op(target=target)
     try:
         # PyNative runs ops asynchronously: reading the output waits for the launch, so a failure is
         # raised here rather than at some later, unrelated operation.

@@ -178,7 +178,7 @@ class RMSProp(Optimizer):
         self._cluster_index = tuple(index)
         self._cluster_lr_index = tuple(lr_index)
         self._configs = tuple(configs)
-        self._op = make_op()
+        self._ops = tuple(make_op(len(idx), self.centered) for idx in index)
 
     @jit
     def construct(self, gradients):
@@ -196,14 +196,14 @@ class RMSProp(Optimizer):
             lr = self.get_lr()
             self.assignadd(self.global_step, self.global_step_increase_tensor)
             if self.centered:
-                return self._op(lr, self._configs[0], *params, *gradients, *self.ms, *self.moment, *self.mg)
-            return self._op(lr, self._configs[0], *params, *gradients, *self.ms, *self.moment)
+                return self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment, *self.mg)
+            return self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment)
         lrs = ()
         for r in self._cluster_lr_index:
             lrs = lrs + (self._lr_at(r),)
         self.assignadd(self.global_step, self.global_step_increase_tensor)
         outs = ()
-        for idx, lr, cfg in zip(self._cluster_index, lrs, self._configs):
+        for idx, lr, cfg, op in zip(self._cluster_index, lrs, self._configs, self._ops):
             ps, gs, ss, ms_ = (), (), (), ()
             for i in idx:
                 ps = ps + (params[i],)
@@ -214,9 +214,9 @@ class RMSProp(Optimizer):
                 mgs = ()
                 for i in idx:
                     mgs = mgs + (self.mg[i],)
-                outs = outs + (self._op(lr, cfg, *ps, *gs, *ss, *ms_, *mgs),)
+                outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_, *mgs),)
             else:
-                outs = outs + (self._op(lr, cfg, *ps, *gs, *ss, *ms_),)
+                outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_),)
         return outs
 
     def _lr_at(self, r):
