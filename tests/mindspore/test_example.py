@@ -1,4 +1,4 @@
-"""The GRAPH_MODE example runs end to end and learns."""
+"""The GRAPH_MODE example runs end to end and learns; the docstring examples run."""
 
 import os
 import re
@@ -23,3 +23,18 @@ def test_graph_mode_example_trains_with_a_schedule():
     assert "optimizer steps: 100, kernel launches: 100" in out
     lrs = [float(v) for v in re.findall(r"epoch \d: lr ([0-9.]+)", out)]
     assert len(lrs) == 5 and all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import mindspore as ms
+    from rmsprop_ops.mindspore import _op, _optimizer
+
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        for module in (_op, _optimizer):
+            result = doctest.testmod(module)
+            assert result.attempted > 0 and result.failed == 0, module.__name__
+    finally:
+        ms.set_context(mode=ms.GRAPH_MODE)
