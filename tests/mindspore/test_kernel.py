@@ -278,3 +278,14 @@ def test_optimizer_checks_gradients_when_the_graph_compiles(mode, bad, exc, matc
         opt(tuple(grads))
     assert rms.kernel_stats()["launches"] == before
     np.testing.assert_array_equal(np.stack([w.asnumpy() for w in net.w]), [[0.0, 0.0], [1.0, 1.0]])
+
+
+def test_input_layout_follows_the_core_registry():
+    from rmsprop_ops import registry
+    from rmsprop_ops.mindspore._op import tensor_blocks
+
+    assert tensor_blocks(False) == ["params", "grads", "mean_squares", "moments"]
+    assert tensor_blocks(True) == ["params", "grads", "mean_squares", "moments", "mean_grads"]
+    # Every block the kernel writes is one the registry declares in place.
+    inplace = registry.schema("rmsprop_centered_multi")["inplace"]
+    assert {"Param[]", "MeanSquare[]", "Moment[]", "MeanGrad[]"} <= set(inplace)

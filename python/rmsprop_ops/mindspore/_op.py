@@ -8,9 +8,11 @@ after the gradient computation and keeps it even though its output is unused.
 from __future__ import annotations
 
 import ctypes
+import re
 
 import numpy as np
 
+from .. import registry
 from ._build import FUNC_NAME, kernel_handle, kernel_library
 
 __all__ = ["kernel_available", "device_target", "make_op", "make_config", "rmsprop_multi_", "kernel_stats",
@@ -63,13 +65,24 @@ def _elem(dtype):
     return dtype
 
 
+def tensor_blocks(centered: bool) -> list[str]:
+    """The op's tensor-list inputs in order, from the core's registry ("Param[]" -> "params", ...).
+
+    MindSpore always keeps a moment buffer (updated even with momentum 0), so the registry's optional
+    ``Moment[]`` is always passed; float32 master weights are not used (MindSpore has none).
+    """
+    op = registry.schema("rmsprop_centered_multi" if centered else "rmsprop_multi")
+    names = [i["name"][:-2] for i in op["inputs"] if i["name"].endswith("[]") and i["name"] != "MasterParam[]"]
+    return [re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower() + "s" for n in names]
+
+
 class _Infer:
     """Shape and dtype inference for a launch over ``n`` tensors, checking what the kernel will check, so
     that in GRAPH_MODE a mismatch is a TypeError/ValueError at compile time rather than a failed launch."""
 
     def __init__(self, n, centered):
         self.n = n
-        self.blocks = ["params", "grads", "mean_squares", "moments"] + (["mean_grads"] if centered else [])
+        self.blocks = tensor_blocks(centered)
 
     def _split(self, items, what):
         want = 2 + len(self.blocks) * self.n
@@ -144,7 +157,14 @@ def last_error(target: str | None = None) -> str:
 
 
 def kernel_stats(target: str | None = None) -> dict:
-    """Counters kept by the kernel library: successful launches and tensors updated, process-wide."""
+    """Counters kept by the kernel library: successful launches and tensors updated, process-wide.
+
+    Waits for MindSpore's queued work first (PyNative launches asynchronously), so every op call made
+    before is counted.
+    """
+    import mindspore as ms
+
+    ms.runtime.synchronize()
     lib = kernel_handle(target or device_target())
     return {"launches": int(lib.rmsprop_ops_ms_launches()), "tensors": int(lib.rmsprop_ops_ms_tensors_updated())}
 
