@@ -4,11 +4,17 @@ The whole directory is skipped cleanly when MindSpore is not installed.
 """
 
 import importlib.util
+import os
+import tempfile
 
 import pytest
 
 if importlib.util.find_spec("mindspore") is None:
     collect_ignore_glob = ["test_*.py"]
+else:
+    # MindSpore writes rank_0/om/analyze_fail.ir for failed compiles (the error tests) under $MS_OM_PATH,
+    # the working directory by default: keep them out of the checkout.
+    os.environ.setdefault("MS_OM_PATH", tempfile.mkdtemp(prefix="mindspore_om_"))
 
 
 @pytest.fixture(params=["graph", "pynative"])

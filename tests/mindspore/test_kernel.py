@@ -177,6 +177,7 @@ def test_one_launch_updates_a_thousand_parameters_in_graph_mode():
 
 
 def test_graph_ir_holds_our_custom_op_and_no_builtin_rmsprop(tmp_path):
+    previous = ms.get_context("save_graphs_path")
     ms.set_context(mode=ms.GRAPH_MODE, save_graphs=1, save_graphs_path=str(tmp_path))
     try:
         net = nn.Dense(3, 2)
@@ -184,7 +185,7 @@ def test_graph_ir_holds_our_custom_op_and_no_builtin_rmsprop(tmp_path):
         train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), opt)
         train(Tensor(np.ones((4, 3), np.float32)), Tensor(np.zeros((4, 2), np.float32)))
     finally:
-        ms.set_context(save_graphs=0)
+        ms.set_context(save_graphs=0, save_graphs_path=previous)
     text = "".join(open(os.path.join(root, f), errors="replace").read()
                    for root, _, files in os.walk(tmp_path) for f in files if f.endswith(".ir"))
     assert "Custom" in text and rms.kernel_library() in text
