@@ -290,3 +290,21 @@ def test_input_layout_follows_the_core_registry():
     # Every block the kernel writes is one the registry declares in place.
     inplace = registry.schema("rmsprop_centered_multi")["inplace"]
     assert {"Param[]", "MeanSquare[]", "Moment[]", "MeanGrad[]"} <= set(inplace)
+
+
+@pytest.mark.parametrize("field, value, match", [(0, 2.0, "layout version"), (1, np.nan, "tensor count"),
+                                                 (1, 7.0, "expected 31 arguments for 7 tensors")])
+def test_raw_op_rejects_a_malformed_config(pynative, field, value, match):
+    from rmsprop_ops.mindspore._op import raise_from_kernel
+
+    p, g, s, m = _params([(3,)])
+    config = rms.make_config(1, rho=0.9, epsilon=1e-10, momentum=0.0, centered=False, weight_decays=[0.0])
+    raw = config.asnumpy().copy()
+    raw[field] = value
+    before = p[0].asnumpy().copy()
+    with pytest.raises(ValueError, match=match):
+        try:
+            rms.make_op()(Tensor(0.1, ms.float32), Tensor(raw), *p, *g, *s, *m).asnumpy()
+        except RuntimeError as e:
+            raise_from_kernel(e)
+    np.testing.assert_array_equal(p[0].asnumpy(), before)

@@ -115,6 +115,10 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
     return fail(RMSPROP_OPS_VALUE_ERROR, "config: layout version " + std::to_string(cfg[kVersion]) +
                                              " does not match the kernel's " + std::to_string(kConfigVersion) +
                                              " (rebuild the kernel)");
+  if (!(cfg[kCount] >= 0 && cfg[kCount] <= static_cast<double>(nparam)) ||
+      cfg[kCount] != static_cast<double>(static_cast<int64_t>(cfg[kCount])))
+    return fail(RMSPROP_OPS_VALUE_ERROR, "config: expected a tensor count in [0, " + std::to_string(nparam) +
+                                             "], got " + std::to_string(cfg[kCount]));
   const int64_t n = static_cast<int64_t>(cfg[kCount]);
   const bool centered = cfg[kCentered] != 0.0;
   const int64_t per_set = centered ? 5 : 4;
