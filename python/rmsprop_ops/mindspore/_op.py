@@ -1,0 +1,270 @@
+"""The registered MindSpore custom op: ``ops.Custom(func_type="aot")`` over the core's C ABI.
+
+One op call updates a whole list of parameters (multi-tensor) in place: the op is marked
+``side_effect_mem`` so that MindSpore's graph compiler treats its Parameter inputs as written, orders it
+after the gradient computation and keeps it even though its output is unused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+
+import numpy as np
+
+from .. import registry
+from ._build import FUNC_NAME, kernel_handle, kernel_library
+
+__all__ = ["kernel_available", "device_target", "make_op", "make_config", "rmsprop_multi_", "kernel_stats",
+           "last_error", "raise_from_kernel"]
+
+# Layout of the float64 config input; kernel.cc reads the same fields (enum ConfigField).
+_CONFIG_VERSION = 1.0
+_STATUS_EXC = {1: TypeError, 2: ValueError, 3: RuntimeError, 4: NotImplementedError}
+
+
+def device_target() -> str:
+    import mindspore as ms
+
+    return ms.get_context("device_target")
+
+
+def kernel_available(target: str | None = None) -> bool:
+    """True when this package has a kernel for ``target`` (default: MindSpore's current device target):
+    always on CPU, on GPU when the core was built with CUDA, never on Ascend."""
+    import rmsprop_ops
+
+    target = target or device_target()
+    if target == "CPU":
+        return True
+    if target == "GPU":
+        return rmsprop_ops.built_with_cuda()
+    return False
+
+
+def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered: bool,
+                weight_decays, rescale_grad: float = 1.0):
+    """The op's float64 config tensor: header, then one weight-decay coefficient per tensor."""
+    from mindspore import Tensor
+
+    wds = [float(w) for w in weight_decays]
+    if len(wds) != n:
+        raise ValueError(f"weight_decay: expected {n} per-tensor values, got {len(wds)}")
+    header = [_CONFIG_VERSION, float(n), 1.0 if centered else 0.0, float(rho), float(epsilon), float(momentum),
+              float(rescale_grad), 1.0, 1.0]
+    return Tensor(np.array(header + wds, dtype=np.float64))
+
+
+def _elem(dtype):
+    """Tensor[Float32] and Ref[Tensor[Float32]] (a Parameter) -> Float32."""
+    for _ in range(4):
+        inner = getattr(dtype, "element_type", None)
+        if inner is None:
+            break
+        dtype = inner()
+    return dtype
+
+
+def tensor_blocks(centered: bool) -> list[str]:
+    """The op's tensor-list inputs in order, from the core's registry ("Param[]" -> "params", ...).
+
+    MindSpore always keeps a moment buffer (updated even with momentum 0), so the registry's optional
+    ``Moment[]`` is always passed; float32 master weights are not used (MindSpore has none).
+    """
+    op = registry.schema("rmsprop_centered_multi" if centered else "rmsprop_multi")
+    names = [i["name"][:-2] for i in op["inputs"] if i["name"].endswith("[]") and i["name"] != "MasterParam[]"]
+    return [re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower() + "s" for n in names]
+
+
+class _Infer:
+    """Shape and dtype inference for a launch over ``n`` tensors, checking what the kernel will check, so
+    that in GRAPH_MODE a mismatch is a TypeError/ValueError at compile time rather than a failed launch."""
+
+    def __init__(self, n, centered):
+        self.n = n
+        self.blocks = tensor_blocks(centered)
+
+    def _split(self, items, what):
+        want = 2 + len(self.blocks) * self.n
+        if len(items) != want:
+            raise ValueError(f"inputs: expected {want} {what} (lr, config and {len(self.blocks)} lists of "
+                             f"{self.n}), got {len(items)}")
+        return items[0], items[1], [items[2 + b * self.n: 2 + (b + 1) * self.n] for b in range(len(self.blocks))]
+
+    def shape(self, *shapes):
+        lr, config, blocks = self._split(shapes, "shapes")
+        if int(np.prod(lr)) != 1:
+            raise ValueError(f"lr: expected a scalar tensor, got shape {tuple(lr)}")
+        if tuple(config) != (9 + self.n,):
+            raise ValueError(f"config: expected shape ({9 + self.n},), got {tuple(config)}")
+        for name, block in zip(self.blocks[1:], blocks[1:]):
+            for k, (sp, pp) in enumerate(zip(block, blocks[0])):
+                if tuple(sp) != tuple(pp):
+                    raise ValueError(f"{name}[{k}]: expected shape {tuple(pp)} like params[{k}], got {tuple(sp)}")
+        return (1,)
+
+    def dtype(self, *dtypes):
+        from mindspore import dtype as mstype
+
+        lr, _, blocks = self._split([_elem(d) for d in dtypes], "dtypes")
+        floats = (mstype.float32, mstype.float64, mstype.float16, mstype.bfloat16)
+        if lr not in (mstype.float32, mstype.float64):
+            raise TypeError(f"lr: expected a float32 or float64 tensor, got {lr}")
+        first = blocks[0][0] if self.n else mstype.float32
+        for k, pd in enumerate(blocks[0]):
+            if pd not in floats:
+                raise TypeError(f"params[{k}]: expected a floating-point dtype (float32, float64, float16, "
+                                f"bfloat16), got {pd}")
+            if pd != first:
+                raise TypeError(f"params[{k}]: expected {first} like params[0], got {pd} (one launch updates "
+                                "params of one dtype)")
+        for name, block in zip(self.blocks[1:], blocks[1:]):
+            for k, (d, pd) in enumerate(zip(block, blocks[0])):
+                want = pd if name == "grads" or pd == mstype.float64 else mstype.float32
+                if d != want:
+                    raise TypeError(f"{name}[{k}]: expected dtype {want}, got {d}")
+        return mstype.float32
+
+
+def make_op(n=None, centered=False, target: str | None = None):
+    """A fresh ``ops.Custom`` primitive running our kernel on ``target``.
+
+    Inputs: ``lr, config, *params, *grads, *mean_squares, *moments[, *mean_grads]``; output: a float32
+    ``(1,)`` tensor holding 1 after the update. Params and state are updated in place. With ``n`` (the
+    number of tensors) the shapes and dtypes are checked at inference time, i.e. when a graph compiles;
+    without it only the kernel checks them, at launch.
+    """
+    from mindspore import ops
+    from mindspore import dtype as mstype
+
+    target = target or device_target()
+    if n is None:
+        out_shape, out_dtype = (lambda *shapes: (1,)), (lambda *dtypes: mstype.float32)
+    else:
+        infer = _Infer(n, centered)
+        out_shape, out_dtype = infer.shape, infer.dtype
+    op = ops.Custom(f"{kernel_library(target)}:{FUNC_NAME}", out_shape=out_shape, out_dtype=out_dtype,
+                    func_type="aot")
+    op.add_prim_attr("side_effect_mem", True)
+    return op
+
+
+def last_error(target: str | None = None) -> str:
+    """The core's message for the last failed launch of our kernel in this process ("" if none)."""
+    buf = ctypes.create_string_buffer(1024)
+    kernel_handle(target or device_target()).rmsprop_ops_ms_last_error(buf, len(buf))
+    return buf.value.decode(errors="replace")
+
+
+def kernel_stats(target: str | None = None) -> dict:
+    """Counters kept by the kernel library: successful launches and tensors updated, process-wide.
+
+    Waits for MindSpore's queued work first (PyNative launches asynchronously), so every op call made
+    before is counted.
+    """
+    import mindspore as ms
+
+    ms.runtime.synchronize()
+    lib = kernel_handle(target or device_target())
+    return {"launches": int(lib.rmsprop_ops_ms_launches()), "tensors": int(lib.rmsprop_ops_ms_tensors_updated())}
+
+
+def raise_from_kernel(exc: BaseException, target: str | None = None):
+    """Re-raise MindSpore's generic aot failure as the core's TypeError / ValueError with its message."""
+    text = str(exc)
+    if FUNC_NAME not in text:
+        raise exc
+    code = None
+    marker = "is "
+    pos = text.find(FUNC_NAME)
+    tail = text[pos:pos + 120]
+    if marker in tail:
+        digits = tail.split(marker, 1)[1].split(".", 1)[0].strip()
+        code = int(digits) if digits.isdigit() else None
+    msg = last_error(target) or text
+    raise _STATUS_EXC.get(code, RuntimeError)(msg) from None
+
+
+def _as_list(name, value):
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise TypeError(f"{name}: expected a list or tuple of Parameters/Tensors, got {type(value).__name__}")
+
+
+def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon=1e-10, momentum=0.0,
+                   centered=False, mean_grads=None, weight_decay=0.0, rescale_grad=1.0):
+    r"""One in-place RMSProp step on lists of MindSpore Parameters, in one custom-op launch.
+
+    MindSpore's convention (``ApplyRMSProp`` / ``ApplyCenteredRMSProp``)::
+
+        g   = rescale_grad * grad + weight_decay * param
+        ms  = rho * ms + (1 - rho) * g^2
+        mg  = rho * mg + (1 - rho) * g                 (centered)
+        mom = momentum * mom + lr * g / sqrt(ms [- mg^2] + epsilon)
+        param -= mom
+
+    Args:
+        params, grads, mean_squares, moments: lists of equal length; params and state are Parameters (or
+            Tensors) of one floating dtype, grads of the params' dtype and shapes.
+        lr: the learning rate, a number or a scalar Tensor (read by the kernel where it lives).
+        rho, epsilon, momentum: as in ``mindspore.nn.RMSProp`` (``decay`` is ``rho`` there).
+        centered: needs ``mean_grads``.
+        weight_decay: a number or one value per parameter.
+        rescale_grad: multiplies the gradient first (1 / loss scale).
+
+    Raises:
+        TypeError / ValueError naming the argument (from the core's validation, before anything is
+        written).
+
+    Example (PYNATIVE_MODE):
+        >>> import numpy as np, mindspore as ms
+        >>> from rmsprop_ops.mindspore import rmsprop_multi_
+        >>> p = ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name="p")
+        >>> s = ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name="s")
+        >>> m = ms.Parameter(ms.Tensor(np.zeros(2, np.float32)), name="m")
+        >>> rmsprop_multi_([p], [ms.Tensor(np.full(2, 0.5, np.float32))], [s], [m], 0.1)
+        >>> round(float(p.asnumpy()[0]), 5)
+        0.94801
+    """
+    from mindspore import Tensor
+    from mindspore import dtype as mstype
+
+    params, grads = _as_list("params", params), _as_list("grads", grads)
+    mean_squares, moments = _as_list("mean_squares", mean_squares), _as_list("moments", moments)
+    n = len(params)
+    for name, lst in (("grads", grads), ("mean_squares", mean_squares), ("moments", moments)):
+        if len(lst) != n:
+            raise ValueError(f"{name}: expected {n} tensors like params, got {len(lst)}")
+    mgs = []
+    if centered:
+        if mean_grads is None:
+            raise ValueError("mean_grads: expected a list (centered=True needs the mean gradient), got None")
+        mgs = _as_list("mean_grads", mean_grads)
+        if len(mgs) != n:
+            raise ValueError(f"mean_grads: expected {n} tensors like params, got {len(mgs)}")
+    elif mean_grads is not None:
+        raise ValueError("mean_grads: expected None when centered=False, got a list")
+    wds = list(weight_decay) if isinstance(weight_decay, (list, tuple)) else [weight_decay] * n
+    if not isinstance(lr, Tensor):
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+            raise TypeError(f"lr: expected a number or a scalar Tensor, got {type(lr).__name__}")
+        # A number is taken in the params' precision, as MindSpore casts lr to the gradient's dtype.
+        wide = bool(params) and getattr(params[0], "dtype", None) == mstype.float64
+        lr = Tensor(float(lr), mstype.float64 if wide else mstype.float32)
+    _check_finite(rho=rho, epsilon=epsilon, momentum=momentum, rescale_grad=rescale_grad)
+    config = make_config(n, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
+                         weight_decays=wds, rescale_grad=rescale_grad)
+    target = device_target()
+    op = make_op(target=target)
+    try:
+        # PyNative runs ops asynchronously: reading the output waits for the launch, so a failure is
+        # raised here rather than at some later, unrelated operation.
+        op(lr, config, *params, *grads, *mean_squares, *moments, *mgs).asnumpy()
+    except RuntimeError as e:
+        raise_from_kernel(e, target)
+
+
+def _check_finite(**values):
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{name}: expected a float, got {type(v).__name__} ({v!r})")

@@ -1,0 +1,203 @@
+// MindSpore aot kernel of rmsprop_ops: unpacks the Custom op's arguments into tensor sets and calls the
+// core's C ABI (rmsprop_ops_update). No arithmetic happens here; the rule lives in rmsprop_ops/rule.h.
+//
+// Built on first use by rmsprop_ops.mindspore._build with MindSpore's _GLIBCXX_USE_CXX11_ABI flag. Only
+// C types cross into MindSpore (the documented aot signature) and into the core, so the flag is a
+// formality here, respected anyway so that nothing std:: can ever mismatch.
+//
+// Argument layout of the op (inputs, then the one output):
+//   0                 LearningRate   float32/float64 scalar, read by the core where it lives (no host sync)
+//   1                 Config         float64 [kHeader + n]: see enum below, then n per-tensor weight decays
+//   2 .. 2+n          Param[n]       updated in place
+//   ..                Grad[n]
+//   ..                MeanSquare[n]  updated in place
+//   ..                Moment[n]      updated in place
+//   ..                MeanGrad[n]    only when centered, updated in place
+//   last              Out            float32 (1,): 1 after a successful update
+// Every argument is validated by the core before anything is written; on failure the core's status code
+// is returned to MindSpore and its message is kept for rmsprop_ops_ms_last_error().
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "rmsprop_ops/c_api.h"
+
+#ifdef RMSPROP_OPS_MS_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace {
+
+enum ConfigField {
+  kVersion, kCount, kCentered, kRho, kEpsilon, kMomentum, kRescale, kEpsInSqrt, kLrInMomentum, kHeader
+};
+constexpr double kConfigVersion = 1.0;
+
+std::mutex g_err_mutex;
+char g_last_error[1024] = "";
+std::atomic<int64_t> g_launches{0};
+std::atomic<int64_t> g_tensors{0};
+
+int fail(int code, const std::string &msg) {
+  std::lock_guard<std::mutex> lock(g_err_mutex);
+  std::snprintf(g_last_error, sizeof g_last_error, "%s", msg.c_str());
+  std::fprintf(stderr, "rmsprop_ops (MindSpore kernel): %s\n", msg.c_str());
+  return code;
+}
+
+int32_t dtype_code(const char *name) {
+  if (name == nullptr) return RMSPROP_OPS_UNKNOWN;
+  if (!std::strcmp(name, "float32") || !std::strcmp(name, "float")) return RMSPROP_OPS_FLOAT32;
+  if (!std::strcmp(name, "float64") || !std::strcmp(name, "double")) return RMSPROP_OPS_FLOAT64;
+  if (!std::strcmp(name, "float16")) return RMSPROP_OPS_FLOAT16;
+  if (!std::strcmp(name, "bfloat16")) return RMSPROP_OPS_BFLOAT16;
+  if (!std::strcmp(name, "bool")) return RMSPROP_OPS_BOOL;
+  if (!std::strcmp(name, "int32") || !std::strcmp(name, "int")) return RMSPROP_OPS_INT32;
+  if (!std::strcmp(name, "int64")) return RMSPROP_OPS_INT64;
+  return RMSPROP_OPS_UNKNOWN;
+}
+
+constexpr int32_t kDevice =
+#ifdef RMSPROP_OPS_MS_CUDA
+    RMSPROP_OPS_CUDA;
+#else
+    RMSPROP_OPS_CPU;
+#endif
+
+// The config tensor lives where the op runs; on a GPU it is copied to the host (a few dozen bytes).
+int read_config(const void *src, int64_t count, std::vector<double> &out, void *stream) {
+  out.resize(static_cast<size_t>(count));
+#ifdef RMSPROP_OPS_MS_CUDA
+  auto s = static_cast<cudaStream_t>(stream);
+  if (cudaMemcpyAsync(out.data(), src, sizeof(double) * count, cudaMemcpyDeviceToHost, s) != cudaSuccess ||
+      cudaStreamSynchronize(s) != cudaSuccess)
+    return fail(RMSPROP_OPS_RUNTIME_ERROR, "config: copying the hyper-parameters to the host failed");
+#else
+  (void)stream;
+  std::memcpy(out.data(), src, sizeof(double) * count);
+#endif
+  return RMSPROP_OPS_OK;
+}
+
+rmsprop_ops_tensor describe(void *data, int ndim, const int64_t *shape, const char *dtype) {
+  rmsprop_ops_tensor t{};
+  t.data = data;
+  t.ndim = ndim;
+  t.shape = shape;
+  t.numel = 1;
+  for (int d = 0; d < ndim; ++d) t.numel *= shape[d];
+  t.dtype = dtype_code(dtype);
+  t.writable = 1;
+  t.device = kDevice;
+  return t;
+}
+
+}  // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, void **params, int *ndims,
+                                                                  int64_t **shapes, const char **dtypes,
+                                                                  void *stream, void *extra) {
+  (void)extra;
+  if (nparam < 3) return fail(RMSPROP_OPS_VALUE_ERROR, "expected at least 3 arguments, got " + std::to_string(nparam));
+  const int cfg_idx = 1;
+  if (dtype_code(dtypes[cfg_idx]) != RMSPROP_OPS_FLOAT64 || ndims[cfg_idx] != 1 || shapes[cfg_idx][0] < kHeader)
+    return fail(RMSPROP_OPS_TYPE_ERROR, std::string("config: expected a float64 vector of at least ") +
+                                            std::to_string(kHeader) + " values, got dtype " + dtypes[cfg_idx]);
+  std::vector<double> cfg;
+  if (int rc = read_config(params[cfg_idx], shapes[cfg_idx][0], cfg, stream)) return rc;
+  if (cfg[kVersion] != kConfigVersion)
+    return fail(RMSPROP_OPS_VALUE_ERROR, "config: layout version " + std::to_string(cfg[kVersion]) +
+                                             " does not match the kernel's " + std::to_string(kConfigVersion) +
+                                             " (rebuild the kernel)");
+  if (!(cfg[kCount] >= 0 && cfg[kCount] <= static_cast<double>(nparam)) ||
+      cfg[kCount] != static_cast<double>(static_cast<int64_t>(cfg[kCount])))
+    return fail(RMSPROP_OPS_VALUE_ERROR, "config: expected a tensor count in [0, " + std::to_string(nparam) +
+                                             "], got " + std::to_string(cfg[kCount]));
+  const int64_t n = static_cast<int64_t>(cfg[kCount]);
+  const bool centered = cfg[kCentered] != 0.0;
+  const int64_t per_set = centered ? 5 : 4;
+  if (n < 0 || static_cast<int64_t>(cfg.size()) != kHeader + n || nparam != 2 + per_set * n + 1)
+    return fail(RMSPROP_OPS_VALUE_ERROR, "expected " + std::to_string(2 + per_set * n + 1) + " arguments for " +
+                                             std::to_string(n) + " tensors, got " + std::to_string(nparam));
+
+  rmsprop_ops_hparams hp;
+  rmsprop_ops_default_hparams(&hp);
+  hp.lr.ptr = params[0];
+  hp.lr.dtype = dtype_code(dtypes[0]);
+  int64_t lr_numel = 1;
+  for (int d = 0; d < ndims[0]; ++d) lr_numel *= shapes[0][d];
+  if (lr_numel != 1)
+    return fail(RMSPROP_OPS_VALUE_ERROR, "learning_rate: expected a scalar tensor, got " + std::to_string(lr_numel) +
+                                             " elements");
+  hp.rescale_grad.value = cfg[kRescale];
+  hp.rho = cfg[kRho];
+  hp.epsilon = cfg[kEpsilon];
+  hp.momentum = cfg[kMomentum];
+  hp.centered = centered ? 1 : 0;
+  hp.eps_in_sqrt = cfg[kEpsInSqrt] != 0.0;
+  hp.lr_in_momentum = cfg[kLrInMomentum] != 0.0;
+  hp.clip_gradient = -1.0;
+  hp.clip_weights = -1.0;
+
+  std::vector<rmsprop_ops_tensor_set> sets(static_cast<size_t>(n));
+  auto arg = [&](int64_t block, int64_t k) {
+    const int64_t i = 2 + block * n + k;
+    return describe(params[i], ndims[i], shapes[i], dtypes[i]);
+  };
+  for (int64_t k = 0; k < n; ++k) {
+    rmsprop_ops_tensor_set &s = sets[k];
+    std::memset(&s, 0, sizeof s);
+    s.param = arg(0, k);
+    s.grad = arg(1, k);
+    s.grad.writable = 0;
+    s.mean_square = arg(2, k);
+    s.moment = arg(3, k);
+    if (centered) s.mean_grad = arg(4, k);
+    s.lr_mult = 1.0;
+    s.weight_decay = cfg[kHeader + k];
+    s.weight_decay_mode = RMSPROP_OPS_WD_L2;
+  }
+
+  char err[1024];
+  const int rc = rmsprop_ops_update(sets.data(), n, &hp, stream, RMSPROP_OPS_FLAG_LIST_NAMES, err, sizeof err);
+  if (rc != RMSPROP_OPS_OK) return fail(rc, err);
+
+  void *out = params[nparam - 1];
+  const float one = 1.0f;
+#ifdef RMSPROP_OPS_MS_CUDA
+  cudaMemcpyAsync(out, &one, sizeof one, cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream));
+#else
+  std::memcpy(out, &one, sizeof one);
+#endif
+  g_launches.fetch_add(1, std::memory_order_relaxed);
+  g_tensors.fetch_add(n, std::memory_order_relaxed);
+  return RMSPROP_OPS_OK;
+}
+
+// The message of the last failed launch ("" when none), copied into buf (always NUL-terminated).
+__attribute__((visibility("default"))) void rmsprop_ops_ms_last_error(char *buf, size_t len) {
+  if (buf == nullptr || len == 0) return;
+  std::lock_guard<std::mutex> lock(g_err_mutex);
+  std::snprintf(buf, len, "%s", g_last_error);
+}
+
+__attribute__((visibility("default"))) void rmsprop_ops_ms_clear_error(void) {
+  std::lock_guard<std::mutex> lock(g_err_mutex);
+  g_last_error[0] = '\0';
+}
+
+// How many launches succeeded and how many tensors they updated: lets tests prove our kernel ran.
+__attribute__((visibility("default"))) int64_t rmsprop_ops_ms_launches(void) { return g_launches.load(); }
+__attribute__((visibility("default"))) int64_t rmsprop_ops_ms_tensors_updated(void) { return g_tensors.load(); }
+
+__attribute__((visibility("default"))) int rmsprop_ops_ms_config_version(void) {
+  return static_cast<int>(kConfigVersion);
+}
+
+}  // extern "C"
