@@ -18,14 +18,7 @@ Example:
 
 from ._build import CompilerNotFoundError, cache_dir, load_ops
 from ._codegen import OP_PREFIX, paddle_op_name
+from ._optimizer import RMSProp
 
 __all__ = ["RMSProp", "load_ops", "cache_dir", "CompilerNotFoundError", "paddle_op_name", "OP_PREFIX"]
 
-
-def __getattr__(name):
-    # The optimizer module imports paddle.optimizer internals; load it only when asked for.
-    if name == "RMSProp":
-        from ._optimizer import RMSProp
-
-        return RMSProp
-    raise AttributeError(f"module 'rmsprop_ops.paddle' has no attribute {name!r}")
