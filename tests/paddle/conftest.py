@@ -1,0 +1,22 @@
+"""Collect the Paddle tests only in a run that selects them (``pytest -m paddle``) and when paddle is
+installed: importing paddle next to mindspore in one process fails, so the default core run and the
+mindspore run never import these modules."""
+
+import importlib.util
+
+from _pytest.mark.expression import Expression
+
+
+def _selects_paddle(config) -> bool:
+    expr = config.getoption("markexpr", "") or ""
+    if not expr:
+        return True
+    return Expression.compile(expr).evaluate(lambda name: name == "paddle")
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    if importlib.util.find_spec("paddle") is None or not _selects_paddle(config):
+        return True
+    return None
