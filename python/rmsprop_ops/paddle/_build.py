@@ -109,7 +109,8 @@ def _compile(directory):
     env_cxx = os.environ.get("CXX")
     os.environ.setdefault("CXX", compiler)
     try:
-        with warnings.catch_warnings():
+        # Paddle's loader prints progress on stdout; keep the user's stdout clean.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
             module = cpp_extension.load(
                 name=_MODULE_NAME, sources=[src_path], extra_cxx_cflags=cflags, extra_include_paths=include,

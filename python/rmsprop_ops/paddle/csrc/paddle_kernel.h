@@ -10,10 +10,26 @@
 #include <string>
 #include <vector>
 
+#include "paddle/common/enforce.h"
 #include "paddle/extension.h"
 #include "rmsprop_ops/c_api.h"
 
 namespace rmsprop_ops_paddle {
+
+// Raises the Python exception the core's status stands for (Paddle maps INVALID_ARGUMENT to ValueError,
+// INVALID_TYPE to TypeError, UNIMPLEMENTED to NotImplementedError). PD_CHECK would surface as OSError.
+[[noreturn]] inline void fail(int status, const std::string &msg) {
+  ::common::ErrorCode code = ::common::ErrorCode::PRECONDITION_NOT_MET;
+  if (status == RMSPROP_OPS_TYPE_ERROR) code = ::common::ErrorCode::INVALID_TYPE;
+  if (status == RMSPROP_OPS_VALUE_ERROR) code = ::common::ErrorCode::INVALID_ARGUMENT;
+  if (status == RMSPROP_OPS_NOT_IMPLEMENTED) code = ::common::ErrorCode::UNIMPLEMENTED;
+  throw ::common::enforce::EnforceNotMet(::common::ErrorSummary(code, "rmsprop_ops: " + msg), __FILE__, __LINE__);
+}
+
+template <typename... Args>
+inline void check_arg(bool cond, Args &&...args) {
+  if (!cond) fail(RMSPROP_OPS_VALUE_ERROR, ::common::ErrorMessage(std::forward<Args>(args)...).to_string());
+}
 
 struct Slots {
   std::vector<paddle::Tensor *> param, grad, mean_square, moment, mean_grad, master_param;
@@ -78,7 +94,7 @@ class Converter {
 inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const std::string &name) {
   rmsprop_ops_scalar s{value, nullptr, RMSPROP_OPS_FLOAT64};
   if (t == nullptr || !t->initialized()) return s;
-  PD_CHECK(t->numel() == 1, "rmsprop_ops: ", name, " must hold exactly one element, got ", t->numel());
+  check_arg(t->numel() == 1, name, " must hold exactly one element, got ", t->numel());
   s.ptr = t->data();
   s.dtype = dtype_code(t->dtype());
   return s;
@@ -89,24 +105,24 @@ inline std::string slot_name(const char *base, bool multi, size_t i) {
 }
 
 inline void check_list(const std::vector<paddle::Tensor *> &v, size_t n, const char *name) {
-  PD_CHECK(v.empty() || v.size() == n, "rmsprop_ops: ", name, " must be absent or hold one tensor per Param (",
+  check_arg(v.empty() || v.size() == n, name, " must be absent or hold one tensor per Param (",
            n, "), got ", v.size());
 }
 
 // One call of the core for every tensor in `s`.
 inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
   const size_t n = s.param.size();
-  PD_CHECK(s.grad.size() == n, "rmsprop_ops: Grad must hold one tensor per Param (", n, "), got ", s.grad.size());
-  PD_CHECK(s.mean_square.size() == n, "rmsprop_ops: MeanSquare must hold one tensor per Param (", n, "), got ",
+  check_arg(s.grad.size() == n, "Grad must hold one tensor per Param (", n, "), got ", s.grad.size());
+  check_arg(s.mean_square.size() == n, "MeanSquare must hold one tensor per Param (", n, "), got ",
            s.mean_square.size());
   check_list(s.moment, n, "Moment");
   check_list(s.master_param, n, "MasterParam");
   if (centered)
-    PD_CHECK(s.mean_grad.size() == n, "rmsprop_ops: MeanGrad must hold one tensor per Param (", n, "), got ",
+    check_arg(s.mean_grad.size() == n, "MeanGrad must hold one tensor per Param (", n, "), got ",
              s.mean_grad.size());
-  PD_CHECK(a.lr_mults.empty() || a.lr_mults.size() == n, "rmsprop_ops: lr_mults must be empty or hold ", n,
+  check_arg(a.lr_mults.empty() || a.lr_mults.size() == n, "lr_mults must be empty or hold ", n,
            " values, got ", a.lr_mults.size());
-  PD_CHECK(a.weight_decays.empty() || a.weight_decays.size() == n, "rmsprop_ops: weight_decays must be empty or hold ",
+  check_arg(a.weight_decays.empty() || a.weight_decays.size() == n, "weight_decays must be empty or hold ",
            n, " values, got ", a.weight_decays.size());
   if (n == 0) return;
 
@@ -135,7 +151,7 @@ inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
   // GradScale multiplies rescale_grad; the core has one rescale scalar, so a GradScale tensor is only
   // accepted with the default rescale_grad attribute.
   if (hp.rescale_grad.ptr != nullptr)
-    PD_CHECK(a.rescale_grad == 1.f, "rmsprop_ops: give either a GradScale tensor or a rescale_grad attribute, not both");
+    check_arg(a.rescale_grad == 1.f, "give either a GradScale tensor or a rescale_grad attribute, not both");
   else
     hp.rescale_grad.value = a.rescale_grad;
   hp.skip_update = scalar(s.skip_update, 0.0, "SkipUpdate");
@@ -157,8 +173,7 @@ inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
   char err[1024];
   const int rc = rmsprop_ops_update(sets.data(), static_cast<int64_t>(n), &hp, stream,
                                     multi ? RMSPROP_OPS_FLAG_LIST_NAMES : 0u, err, sizeof err);
-  static const char *const kinds[] = {"", "TypeError", "ValueError", "RuntimeError", "NotImplementedError"};
-  PD_CHECK(rc == RMSPROP_OPS_OK, "rmsprop_ops (", (rc > 0 && rc < 5) ? kinds[rc] : "error", "): ", err);
+  if (rc != RMSPROP_OPS_OK) fail(rc, err);
 }
 
 inline std::vector<paddle::Tensor *> ptrs(std::vector<paddle::Tensor> &v) {
@@ -179,10 +194,5 @@ inline std::vector<paddle::Tensor *> ptrs(paddle::optional<paddle::Tensor> &t) {
   return t ? std::vector<paddle::Tensor *>{&*t} : std::vector<paddle::Tensor *>{};
 }
 inline const paddle::Tensor *ptr(const paddle::optional<paddle::Tensor> &t) { return t ? &*t : nullptr; }
-
-// InferShape / InferDtype: every output is its in-place input, so it keeps that input's shape and dtype.
-inline void check_same_shapes(const std::vector<int64_t> &a, const std::vector<int64_t> &b, const char *what) {
-  PD_CHECK(a == b, "rmsprop_ops: ", what, " must have the shape of Param");
-}
 
 }  // namespace rmsprop_ops_paddle
