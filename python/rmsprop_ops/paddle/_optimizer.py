@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import re
 
 import paddle
 from paddle.base import framework
@@ -192,6 +193,77 @@ class RMSProp(Optimizer):
             self._add_accumulator(self._mean_grad_acc_str, target)
             self._already_create_accumulator.add(p.name)
 
+    # ---- checkpoints: restore by (parameter, accumulator), not by generated variable name
+    def _acc_full_name(self, acc):
+        return acc if self._name is None else f"{self._name}_{acc}"
+
+    @framework.dygraph_only
+    def set_state_dict(self, state_dict):
+        """Load a ``state_dict()``. Accumulators are matched by parameter and kind rather than by their
+        generated variable names, so a checkpoint also restores into a new optimizer object in the same
+        process (where ``unique_name`` numbering has moved on), before or after its first step."""
+        state = dict(state_dict)
+        lr_state = state.pop("LR_Scheduler", None)
+        if isinstance(self._learning_rate, LRScheduler) and lr_state:
+            self._learning_rate.set_state_dict(lr_state)
+        masters = state.pop("master_weights", None)
+        accs = "|".join(re.escape(self._acc_full_name(a)) for a in
+                        (self._momentum_acc_str, self._mean_square_acc_str, self._mean_grad_acc_str))
+        pattern = re.compile(rf"^(?P<param>.+)_(?P<acc>{accs})_\d+$")
+        saved = {}  # acc -> [(param name, value)] in the saved (creation) order
+        for key, value in state.items():
+            m = pattern.match(key)
+            if m is None:
+                raise ValueError(f"state_dict: unexpected entry {key!r} (expected accumulators named "
+                                 f"<param>_<{accs}>_<n>, 'master_weights' and 'LR_Scheduler')")
+            # Copy now: accumulators are created (and filled) lazily at the first step, and the caller's
+            # tensors may have moved on by then.
+            value = value.clone() if isinstance(value, paddle.Tensor) else _numpy(value).copy()
+            saved.setdefault(m["acc"], []).append((m["param"], value))
+        self._restore = self._match_saved(saved)
+        if masters:
+            for pname, value in masters.items():
+                if pname in self._master_weights:
+                    self._master_weights[pname].set_value(value)
+                else:
+                    self._master_weights[pname] = paddle.to_tensor(_numpy(value), dtype="float32")
+        for acc, per_param in self._accumulators.items():
+            for pname, var in per_param.items():
+                value = self._restore.pop((pname, acc), None)
+                if value is None:
+                    raise ValueError(f"state_dict: no {acc!r} accumulator for parameter {pname!r}")
+                var.set_value(value)
+
+    load_state_dict = set_state_dict
+
+    def _match_saved(self, saved):
+        """Map saved accumulators to our parameters: by name when the checkpoint was taken on these
+        parameters, else by position (a rebuilt model of the same architecture has new parameter names;
+        accumulators are saved in the order the parameters were first updated, the parameter-list order)."""
+        ours = [p.name for p in self._parameter_list if not p.stop_gradient] if self._parameter_list else []
+        restore = {}
+        for acc, entries in saved.items():
+            names = [n for n, _ in entries]
+            if not ours or set(names) <= set(ours):
+                restore.update({(n, acc): v for n, v in entries})
+            elif len(names) == len(ours):
+                restore.update({(n, acc): v for n, (_, v) in zip(ours, entries)})
+            else:
+                raise ValueError(f"state_dict: {len(names)} {acc!r} accumulators for parameters {names[:3]}..., "
+                                 f"which match neither the names nor the number ({len(ours)}) of this "
+                                 "optimizer's parameters")
+        return restore
+
+    def _add_accumulator(self, name, param, dtype=None, fill_value=0.0, shape=None, type=None, device=None):
+        var = super()._add_accumulator(name, param, dtype=dtype, fill_value=fill_value, shape=shape, type=type,
+                                       device=device)
+        restore = getattr(self, "_restore", None)
+        if restore and framework.in_dygraph_mode():
+            value = restore.pop((param.name, self._acc_full_name(name)), None)
+            if value is not None:
+                var.set_value(value)
+        return var
+
     # ---- weight decay: L1/L2 are recorded per parameter and fused into the op
     def _create_regularization_of_grad(self, param, grad, regularization=None):
         reg = getattr(param, "regularizer", None)
@@ -295,6 +367,10 @@ class RMSProp(Optimizer):
 
     def _update_param_group(self, parameters):
         return parameters.get("params")
+
+
+def _numpy(value):
+    return value.numpy() if hasattr(value, "numpy") else value
 
 
 def _lr_mult(param):
