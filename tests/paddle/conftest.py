@@ -4,13 +4,16 @@ mindspore run never import these modules."""
 
 import importlib.util
 
-from _pytest.mark.expression import Expression
 
 
 def _selects_paddle(config) -> bool:
     expr = config.getoption("markexpr", "") or ""
     if not expr:
         return True
+    try:
+        from _pytest.mark.expression import Expression
+    except ImportError:  # private pytest API moved: fall back to a plain reading of the expression
+        return "paddle" in expr and "not paddle" not in expr
     return Expression.compile(expr).evaluate(lambda name: name == "paddle")
 
 
