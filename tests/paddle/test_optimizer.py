@@ -275,3 +275,37 @@ def test_static_save_load_accumulators(tmp_path):
                 np.testing.assert_array_equal(np.array(scope2.var(name).get_tensor()), value, err_msg=name)
     finally:
         paddle.disable_static()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_static_found_inf_skips_the_step(fused):
+    """paddle.static.amp's decorator hands its found-inf value to the optimizer as the 'found_inf'
+    auxiliary variable before apply_gradients; the op skips the whole update when it is true."""
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            x = paddle.static.data("x", [H.BATCH, H.IN], "float32")
+            y = paddle.static.data("y", [H.BATCH, H.OUT], "float32")
+            found_inf = paddle.static.data("found_inf", [], "bool")
+            lin = paddle.nn.Linear(H.IN, H.OUT)
+            loss = ((lin(x) - y) ** 2).mean()
+            opt = RMSProp(0.02, momentum=0.9, fused=fused)
+            params_grads = opt.backward(loss)
+            opt._set_auxiliary_var("found_inf", found_inf)
+            opt.apply_gradients(params_grads)
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        scope = paddle.static.Scope()
+        names = [p.name for p in lin.parameters()] + [a.name for a in H.accumulators(opt, lin.parameters())]
+        with paddle.static.scope_guard(scope):
+            exe.run(startup)
+            read = lambda: [np.array(scope.var(n).get_tensor()).copy() for n in names]
+            (bx, by), = H.batches(1)
+            before = read()
+            exe.run(main, feed={"x": bx, "y": by, "found_inf": np.array(True)})
+            for a, b in zip(read(), before):
+                np.testing.assert_array_equal(a, b)
+            exe.run(main, feed={"x": bx, "y": by, "found_inf": np.array(False)})
+            assert all(not np.array_equal(a, b) for a, b in zip(read()[:2], before[:2]))
+    finally:
+        paddle.disable_static()

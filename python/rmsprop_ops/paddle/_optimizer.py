@@ -8,7 +8,7 @@ import re
 
 import paddle
 from paddle.base import framework
-from paddle.framework import in_dynamic_or_pir_mode
+from paddle.framework import in_dynamic_or_pir_mode, in_pir_mode
 from paddle.nn.clip import ClipGradByValue
 from paddle.optimizer import Optimizer
 from paddle.optimizer.lr import LRScheduler
@@ -352,7 +352,7 @@ class RMSProp(Optimizer):
             # parameter's storage, so the op still updates the parameter itself.
             params = [p.detach() for p in params] if multi else params.detach()
         tensors = {"Param": params, "Grad": pick("grad"), "MeanSquare": pick("ms"), "Moment": pick("mom"),
-                   "LearningRate": lr, "SkipUpdate": self._skip}
+                   "LearningRate": lr, "SkipUpdate": self._skip_flag()}
         if centered:
             tensors["MeanGrad"] = pick("mg")
         if entries[0]["master"] is not None:
@@ -363,6 +363,18 @@ class RMSProp(Optimizer):
         else:
             attrs["weight_decay"] = entries[0]["decay"][0]
         _invoke(core_op, tensors, attrs)
+        return None
+
+    def _skip_flag(self):
+        """The found-inf flag of an AMP step, if any: dygraph GradScaler (stashed by
+        _create_optimization_pass) or paddle.static.amp's decorator, which sets the auxiliary variable to a
+        program value before apply_gradients."""
+        if self._skip is not None:
+            return self._skip
+        if in_pir_mode():
+            flag = self._get_auxiliary_var("found_inf")
+            if isinstance(flag, paddle.pir.Value):
+                return flag
         return None
 
     def _update_param_group(self, parameters):
