@@ -34,11 +34,22 @@ def make_opt(params, fused):
 
 def main():
     fused = sys.argv[1] == "fused"
-    dist.init_parallel_env()
+    use_fleet = len(sys.argv) > 2 and sys.argv[2] == "fleet"
+    if use_fleet:
+        from paddle.distributed import fleet
+
+        fleet.init(is_collective=True)
+    else:
+        dist.init_parallel_env()
     rank, world = dist.get_rank(), dist.get_world_size()
     assert world == 2, world
-    model = paddle.DataParallel(make_model())
-    opt, sched = make_opt(model.parameters(), fused)
+    if use_fleet:
+        model = fleet.distributed_model(make_model())
+        opt, sched = make_opt(model.parameters(), fused)
+        opt = fleet.distributed_optimizer(opt)
+    else:
+        model = paddle.DataParallel(make_model())
+        opt, sched = make_opt(model.parameters(), fused)
     single = make_model() if rank == 0 else None
     opt1, sched1 = make_opt(single.parameters(), fused) if rank == 0 else (None, None)
     rs = np.random.RandomState(11)

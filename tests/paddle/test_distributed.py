@@ -12,11 +12,12 @@ pytestmark = [pytest.mark.paddle, pytest.mark.slow]
 SCRIPT = os.path.join(os.path.dirname(__file__), "dist_train_script.py")
 
 
-@pytest.mark.parametrize("mode", ["fused", "per_param"])
-def test_two_process_data_parallel(tmp_path, mode):
+@pytest.mark.parametrize("mode,wrapper", [("fused", "dataparallel"), ("per_param", "dataparallel"),
+                                          ("fused", "fleet")])
+def test_two_process_data_parallel(tmp_path, mode, wrapper):
     env = dict(os.environ, RMSPROP_OPS_DIST_OUT=str(tmp_path))
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-           "--log_dir", str(tmp_path / "log"), SCRIPT, mode]
+           "--log_dir", str(tmp_path / "log"), SCRIPT, mode, wrapper]
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     logs = "".join((tmp_path / "log" / f).read_text() for f in sorted(os.listdir(tmp_path / "log")))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + logs[-3000:]
