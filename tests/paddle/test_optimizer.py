@@ -309,3 +309,30 @@ def test_static_found_inf_skips_the_step(fused):
             assert all(not np.array_equal(a, b) for a, b in zip(read()[:2], before[:2]))
     finally:
         paddle.disable_static()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_static_multi_precision(fused):
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            x = paddle.static.data("x", [H.BATCH, H.IN], "float32")
+            w = paddle.create_parameter([H.IN, H.OUT], "float16")
+            loss = (x @ w.astype("float32")).pow(2).mean()  # no float16 matmul on CPU
+            opt = RMSProp(0.02, momentum=0.5, multi_precision=True, fused=fused)
+            opt.minimize(loss)
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        scope = paddle.static.Scope()
+        with paddle.static.scope_guard(scope):
+            exe.run(startup)
+            w0 = np.array(scope.var(w.name).get_tensor()).copy()
+            for bx, _ in H.batches(3):
+                exe.run(main, feed={"x": bx})
+            master = np.array(scope.var(opt._master_weights[w.name].name).get_tensor())
+            param = np.array(scope.var(w.name).get_tensor())
+        assert master.dtype == np.float32 and param.dtype == np.float16
+        np.testing.assert_array_equal(master.astype(np.float16), param)
+        assert not np.array_equal(param, w0)
+    finally:
+        paddle.disable_static()
