@@ -336,3 +336,38 @@ def test_static_multi_precision(fused):
         assert not np.array_equal(param, w0)
     finally:
         paddle.disable_static()
+
+
+@pytest.mark.parametrize("groups", [False, True])
+def test_state_dict_with_master_weights_and_groups_into_a_new_optimizer(groups):
+    def build():
+        layer = _model()
+        layer.to(dtype="float16")
+        params = layer.parameters()
+        if groups:
+            params = [{"params": [params[0]], "learning_rate": 0.5}, {"params": [params[1]]}]
+        return layer, RMSProp(0.02, parameters=params, multi_precision=True, momentum=0.5, fused=True)
+
+    def train(layer, opt, data):
+        w, b = layer.parameters()
+        for x, y in data:
+            out = paddle.to_tensor(x) @ w.astype("float32") + b.astype("float32")
+            ((out - paddle.to_tensor(y)) ** 2).mean().backward()
+            opt.step()
+            opt.clear_grad()
+
+    data = H.batches(8)
+    a, opt_a = build()
+    train(a, opt_a, data[:4])
+    state = {k: (v.clone() if isinstance(v, paddle.Tensor) else v) for k, v in opt_a.state_dict().items()}
+    state["master_weights"] = {k: v.clone() for k, v in state["master_weights"].items()}
+    weights = {k: v.clone() for k, v in a.state_dict().items()}
+    b, opt_b = build()
+    b.set_state_dict(weights)
+    opt_b.set_state_dict(state)
+    train(a, opt_a, data[4:])
+    train(b, opt_b, data[4:])
+    for x, y in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    for x, y in zip(opt_a._master_weights.values(), opt_b._master_weights.values()):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())

@@ -219,16 +219,21 @@ class RMSProp(Optimizer):
             # Copy now: accumulators are created (and filled) lazily at the first step, and the caller's
             # tensors may have moved on by then.
             value = value.clone() if isinstance(value, paddle.Tensor) else _numpy(value).copy()
-            saved.setdefault(m["acc"], []).append((m["param"], value))
-        self._restore = self._match_saved(saved)
+            saved.setdefault(m["acc"], []).append((_base_param_name(m["param"]), value))
+        self._restore, renamed = self._match_saved(saved)
         if masters:
-            for pname, value in masters.items():
+            for old_name, value in masters.items():
+                pname = renamed.get(old_name, old_name)
                 if pname in self._master_weights:
                     self._master_weights[pname].set_value(value)
                 else:
-                    self._master_weights[pname] = paddle.to_tensor(_numpy(value), dtype="float32")
+                    master = paddle.to_tensor(_numpy(value), dtype="float32")
+                    # Named like _create_master_weight's, so its accumulators map back to the parameter.
+                    master.name = paddle.utils.unique_name.generate(pname + "_fp32_master")
+                    self._master_weights[pname] = master
         for acc, per_param in self._accumulators.items():
             for pname, var in per_param.items():
+                pname = _base_param_name(pname)
                 value = self._restore.pop((pname, acc), None)
                 if value is None:
                     raise ValueError(f"state_dict: no {acc!r} accumulator for parameter {pname!r}")
@@ -240,26 +245,29 @@ class RMSProp(Optimizer):
         """Map saved accumulators to our parameters: by name when the checkpoint was taken on these
         parameters, else by position (a rebuilt model of the same architecture has new parameter names;
         accumulators are saved in the order the parameters were first updated, the parameter-list order)."""
-        ours = [p.name for p in self._parameter_list if not p.stop_gradient] if self._parameter_list else []
-        restore = {}
+        groups = self._param_groups or []
+        params = [p for g in groups for p in g["params"]] if groups and isinstance(groups[0], dict) else groups
+        ours = [p.name for p in params if not p.stop_gradient]
+        restore, renamed = {}, {}
         for acc, entries in saved.items():
             names = [n for n, _ in entries]
             if not ours or set(names) <= set(ours):
                 restore.update({(n, acc): v for n, v in entries})
             elif len(names) == len(ours):
                 restore.update({(n, acc): v for n, (_, v) in zip(ours, entries)})
+                renamed.update(zip(names, ours))
             else:
                 raise ValueError(f"state_dict: {len(names)} {acc!r} accumulators for parameters {names[:3]}..., "
                                  f"which match neither the names nor the number ({len(ours)}) of this "
                                  "optimizer's parameters")
-        return restore
+        return restore, renamed
 
     def _add_accumulator(self, name, param, dtype=None, fill_value=0.0, shape=None, type=None, device=None):
         var = super()._add_accumulator(name, param, dtype=dtype, fill_value=fill_value, shape=shape, type=type,
                                        device=device)
         restore = getattr(self, "_restore", None)
         if restore and framework.in_dygraph_mode():
-            value = restore.pop((param.name, self._acc_full_name(name)), None)
+            value = restore.pop((_base_param_name(param.name), self._acc_full_name(name)), None)
             if value is not None:
                 var.set_value(value)
         return var
@@ -379,6 +387,15 @@ class RMSProp(Optimizer):
 
     def _update_param_group(self, parameters):
         return parameters.get("params")
+
+
+_MASTER_SUFFIX = re.compile(r"_fp32_master_\d+$")
+
+
+def _base_param_name(name):
+    """A float32 master weight's accumulators are keyed by the master's generated name; map it back to
+    its parameter's name, which is stable across optimizer objects."""
+    return _MASTER_SUFFIX.sub("", name)
 
 
 def _numpy(value):
