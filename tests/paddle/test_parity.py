@@ -120,3 +120,46 @@ def test_static_no_grad_set(fused):
     assert not np.array_equal(h[-1][1], init[1])
     frozen = [n for n in opt._accumulators["mean_square"] if n.startswith("linear") and n.endswith("w_0")]
     assert len(frozen) == 1  # no accumulator was made for the frozen weight
+
+
+def _train_custom(opt_cls, build, steps=STEPS, **opt_kw):
+    """Dynamic run of a model from build() -> (layers, parameters-arg); returns per-step params + accumulators."""
+    paddle.disable_static()
+    l1, l2, parameters = build()
+    params = l1.parameters() + l2.parameters()
+    for p, v in zip(params, H.init_values([p.shape for p in params])):
+        p.set_value(v)
+    opt = opt_cls(learning_rate=0.02, parameters=parameters, **opt_kw)
+    history = []
+    for x, y in H.batches(steps):
+        H.loss_of(l1, l2, paddle.to_tensor(x), paddle.to_tensor(y)).backward()
+        opt.step()
+        opt.clear_grad()
+        history.append([p.numpy().copy() for p in params])
+    return history, [a.numpy().copy() for a in H.accumulators(opt, params)]
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_value_clip_need_clip_and_asymmetric_bounds(fused):
+    def build():
+        l1 = paddle.nn.Linear(H.IN, H.HID, bias_attr=paddle.ParamAttr(need_clip=False))
+        l2 = paddle.nn.Linear(H.HID, H.OUT)
+        return l1, l2, l1.parameters() + l2.parameters()
+
+    for clip in (paddle.nn.ClipGradByValue(0.2), paddle.nn.ClipGradByValue(max=0.15, min=-0.05)):
+        ref = _train_custom(paddle.optimizer.RMSProp, build, grad_clip=clip, momentum=0.5, weight_decay=0.01)
+        ours = _train_custom(RMSProp, build, grad_clip=clip, momentum=0.5, weight_decay=0.01, fused=fused)
+        _assert_same(ours, ref, FP32)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_group_grad_clip_and_centered(fused):
+    def build():
+        l1, l2 = paddle.nn.Linear(H.IN, H.HID), paddle.nn.Linear(H.HID, H.OUT)
+        return l1, l2, [{"params": l1.parameters(), "grad_clip": paddle.nn.ClipGradByValue(0.1),
+                         "centered": True, "weight_decay": paddle.regularizer.L1Decay(0.01)},
+                        {"params": l2.parameters(), "grad_clip": paddle.nn.ClipGradByNorm(0.2)}]
+
+    ref = _train_custom(paddle.optimizer.RMSProp, build, momentum=0.3)
+    ours = _train_custom(RMSProp, build, momentum=0.3, fused=fused)
+    _assert_same(ours, ref, FP32)
