@@ -289,7 +289,12 @@ class RMSProp(Optimizer):
         return super()._create_regularization_of_grad(param, grad, regularization)
 
     # ---- GradScaler: take the found-inf flag into the op instead of testing it on the host
+    def _pir_create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
+        self._pending = []  # nothing left over from a pass that raised
+        return super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
+
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
+        self._pending = []
         found_inf = self._get_auxiliary_var("found_inf")
         if framework.in_dygraph_mode() and isinstance(found_inf, paddle.Tensor):
             self._skip = found_inf
