@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+pytest.importorskip("paddle")
+
 pytestmark = [pytest.mark.paddle, pytest.mark.slow]
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "dist_train_script.py")

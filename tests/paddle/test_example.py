@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytest.importorskip("paddle")
+
 pytestmark = pytest.mark.paddle
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "paddle_static_train.py")
