@@ -1,4 +1,4 @@
-"""Run by test_distributed.py under ``python -m paddle.distributed.launch --nproc_per_node 2``.
+"""Run by test_paddle_distributed.py under ``python -m paddle.distributed.launch --nproc_per_node 2``.
 
 Each rank trains a paddle.DataParallel copy of a small model on its half of every global batch with
 rmsprop_ops.paddle.RMSProp; rank 0 also trains an undistributed copy on the whole global batch. Every rank
