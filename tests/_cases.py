@@ -51,3 +51,13 @@ def make_case(rng, shape, dtype, *, momentum, centered, master, ms_init=0.0):
     if dtype == np.float64:
         arrays["param"] = np.asarray(rng.standard_normal(shape))
     return arrays
+
+
+def quadratic_problem(seed, shapes, steps):
+    """Params, per-element curvatures and per-step gradient noise for a noisy quadratic
+    (grad = curv * p + noise), shared by the tests that replay a framework's optimizer step by step."""
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    curv = [rng.uniform(0.1, 3.0, s).astype(np.float32) for s in shapes]
+    noise = [[(rng.standard_normal(s) * 0.5).astype(np.float32) for s in shapes] for _ in range(steps)]
+    return params, curv, noise

@@ -5,6 +5,8 @@ import pytest
 
 import rmsprop_ops
 
+from _cases import quadratic_problem
+
 pytestmark = pytest.mark.mindspore
 ms = pytest.importorskip("mindspore")
 
@@ -13,11 +15,7 @@ SHAPES = [(6,), (3, 4)]
 
 
 def _problem(seed):
-    rng = np.random.default_rng(seed)
-    params = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    curv = [rng.uniform(0.1, 3.0, s).astype(np.float32) for s in SHAPES]
-    noise = [[(rng.standard_normal(s) * 0.5).astype(np.float32) for s in SHAPES] for _ in range(STEPS)]
-    return params, curv, noise
+    return quadratic_problem(seed, SHAPES, STEPS)
 
 
 def _run_mindspore(params, curv, noise, scale, **kw):
