@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 _WD_MODES = {"l2": 0, "l1": 1, "decoupled": 2}
 
 
@@ -15,7 +17,7 @@ def as_float(name: str, value) -> float:
 
 
 def as_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, _np_bool())):
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected a bool, got {type(value).__name__} ({value!r})")
     return bool(value)
 
@@ -33,9 +35,3 @@ def weight_decay_mode_code(value) -> int:
     except KeyError:
         raise ValueError(
             f"weight_decay_mode: expected one of {sorted(_WD_MODES)}, got {value!r}") from None
-
-
-def _np_bool():
-    import numpy as np
-
-    return np.bool_
