@@ -424,3 +424,14 @@ def test_float16_params_keep_float32_state_and_track_float32():
     for a, b in zip(p16, p32):
         # float16 weights are rounded every step (no master copy): 12 roundings of half an ulp at most
         np.testing.assert_allclose(a.astype(np.float32), b, rtol=12 * 2.0 ** -11, atol=1e-3)
+
+
+@pytest.mark.parametrize("param,exc,prefix", [
+    (np.ones(3, np.int32), TypeError, "params[0]: expected a floating-point array"),
+    (np.ones(6, np.float32)[::2], ValueError, "params[0]: expected a C-contiguous array"),
+    (np.frombuffer(np.ones(3, np.float32).tobytes(), np.float32), ValueError, "params[0]: expected a writable"),
+])
+def test_bad_params_fail_at_construction(param, exc, prefix):
+    with pytest.raises(exc) as info:
+        rmsprop_ops.RMSProp([param])
+    assert str(info.value).startswith(prefix), str(info.value)

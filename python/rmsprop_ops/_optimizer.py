@@ -33,6 +33,19 @@ def _as_view(name, x):
     raise TypeError(f"{name}: expected a NumPy array or a DLPack array, got {type(x).__name__}")
 
 
+def _check_param(name, v):
+    """Construction-time checks, so that a param the core would reject fails here and not at the first step."""
+    if v.dtype.kind != "f" and v.dtype.name != "bfloat16":
+        raise TypeError(f"{name}: expected a floating-point array (float32, float64, float16, bfloat16), "
+                        f"got dtype {v.dtype}")
+    if not v.flags.writeable:
+        raise ValueError(f"{name}: expected a writable array (it is updated in place), got a read-only one")
+    if not v.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array (the update is in place, so a contiguous copy "
+                         f"would not update yours), got one with strides {v.strides}")
+    return v
+
+
 def _math_dtype(dtype):
     return np.float64 if dtype == np.float64 else np.float32
 
@@ -194,7 +207,8 @@ class RMSProp:
             hp["params"] = members
             self.param_groups.append(hp)
             for pi, p in enumerate(members):
-                views.append(_as_view(f"params[{gi}][{pi}]" if len(groups) > 1 else f"params[{pi}]", p))
+                name = f"params[{gi}][{pi}]" if len(groups) > 1 else f"params[{pi}]"
+                views.append(_check_param(name, _as_view(name, p)))
                 owners.append(gi)
         if len({id(v) for v in views}) != len(views) or len({v.__array_interface__["data"][0] for v in views
                                                              if v.size}) != len([v for v in views if v.size]):
