@@ -217,3 +217,34 @@ def test_forked_child_gets_a_working_thread_pool():
     multi(expected)
     for g, e in zip(got, expected):
         np.testing.assert_array_equal(g, e["param"])
+
+
+CHUNK, MAX_SETS, MAX_BLOCKS = 1 << 16, 20, 256
+
+
+@pytest.mark.parametrize("numels", [
+    [],
+    [0, 0],
+    [1],
+    [CHUNK * MAX_BLOCKS],
+    [CHUNK * MAX_BLOCKS + 1, 5, 0, 7],
+    [3] * 45,
+    [2**31 + 17, 2**33, 1],            # beyond int32 elements: 64-bit chunk arithmetic
+    [2**40 + 3],                       # 16M chunks: the block's chunk index still fits its int32
+    [CHUNK + 1] * 300,
+])
+def test_cuda_launch_plan_covers_every_chunk_once_in_order(numels):
+    # Pure host arithmetic of the CUDA kernel's batching, available in every build (no GPU needed).
+    plan = _core.cuda_launch_plan(numels)
+    chunks = [(n + CHUNK - 1) // CHUNK for n in numels]
+    start = np.concatenate([[0], np.cumsum(chunks, dtype=np.int64)])
+    index = lambda k, ch: int(start[k]) + ch  # noqa: E731  (position of (set, chunk) in the global order)
+    expected_next = 0
+    for nsets, nblocks, (k0, c0), (k1, c1) in plan:
+        assert 1 <= nsets <= MAX_SETS and 1 <= nblocks <= MAX_BLOCKS
+        assert index(k0, c0) == expected_next
+        assert index(k1, c1) - index(k0, c0) + 1 == nblocks
+        assert 0 <= c0 < chunks[k0] and 0 <= c1 < chunks[k1]
+        assert sum(1 for k in range(k0, k1 + 1) if chunks[k]) == nsets
+        expected_next = index(k1, c1) + 1
+    assert expected_next == int(start[-1])

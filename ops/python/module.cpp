@@ -321,6 +321,18 @@ py::tuple partition(int64_t total, int32_t nthreads, int32_t tid, int64_t align)
   return py::make_tuple(b, e);
 }
 
+py::list cuda_launch_plan(const std::vector<int64_t> &numels) {
+  const int64_t n = rmsprop_ops_cuda_launch_plan(numels.data(), static_cast<int64_t>(numels.size()), nullptr, 0);
+  std::vector<int64_t> out(static_cast<size_t>(6 * n));
+  rmsprop_ops_cuda_launch_plan(numels.data(), static_cast<int64_t>(numels.size()), out.data(), n);
+  py::list launches;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t *o = out.data() + 6 * i;
+    launches.append(py::make_tuple(o[0], o[1], py::make_tuple(o[2], o[3]), py::make_tuple(o[4], o[5])));
+  }
+  return launches;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -339,5 +351,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", [](int n) { rmsprop_ops_set_num_threads(n); });
   m.def("get_num_threads", [] { return rmsprop_ops_get_num_threads(); });
   m.def("partition", &partition);
+  m.def("cuda_launch_plan", &cuda_launch_plan, py::arg("numels"));
   m.def("abi_version", [] { return rmsprop_ops_abi_version(); });
 }

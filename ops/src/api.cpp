@@ -294,4 +294,35 @@ void rmsprop_ops_partition(int64_t total, int32_t nthreads, int32_t tid, int64_t
   partition(total, nthreads, tid, align, begin, end);
 }
 
+int64_t rmsprop_ops_cuda_launch_plan(const int64_t *numels, int64_t nsets, int64_t *out, int64_t max_launches) {
+  int64_t launches = 0, sets_in = 0, blocks_in = 0, first_set = 0, first_chunk = 0, last_set = 0, last_chunk = 0;
+  plan_launches(
+      nsets, [&](int64_t k) { return numels[k]; }, kCudaChunk, kCudaMaxSets, kCudaMaxBlocks,
+      [&](int64_t k, int slot) {
+        sets_in = slot + 1;
+        last_set = k;
+      },
+      [&](int64_t chunk, int, int block) {
+        if (block == 0) {
+          first_set = last_set;
+          first_chunk = chunk;
+        }
+        last_chunk = chunk;
+        blocks_in = block + 1;
+      },
+      [&] {
+        if (launches < max_launches && out != nullptr) {
+          int64_t *o = out + 6 * launches;
+          o[0] = sets_in;
+          o[1] = blocks_in;
+          o[2] = first_set;
+          o[3] = first_chunk;
+          o[4] = last_set;
+          o[5] = last_chunk;
+        }
+        ++launches;
+      });
+  return launches;
+}
+
 }  // extern "C"

@@ -16,10 +16,10 @@ namespace rmsprop_ops {
 namespace {
 
 constexpr int kBlockThreads = 512;
-constexpr int kILP = 4;                 // elements per thread per iteration (16-byte fp32 accesses)
-constexpr int64_t kChunk = 1 << 16;     // elements per block
-constexpr int kMaxSets = 20;            // sizes keep the argument struct under the 4 KB kernel-param limit
-constexpr int kMaxBlocks = 256;
+constexpr int kILP = 4;  // elements per thread per iteration (16-byte fp32 accesses)
+constexpr int64_t kChunk = kCudaChunk;
+constexpr int kMaxSets = kCudaMaxSets;
+constexpr int kMaxBlocks = kCudaMaxBlocks;
 
 template <typename P>
 struct Batch {
@@ -106,41 +106,28 @@ template <typename P, bool CENTERED, bool MOMENTUM, bool MASTER>
 void launch_all(const Launch &l, cudaStream_t stream) {
   using M = math_t<P>;
   Batch<P> b;
-  int nsets = 0, nblocks = 0;
-  auto flush = [&] {
-    if (nblocks > 0) {
-      multi_kernel<P, CENTERED, MOMENTUM, MASTER><<<nblocks, kBlockThreads, 0, stream>>>(b, *l.hp);
-      check(cudaGetLastError(), "kernel launch");
-    }
-    nsets = 0;
-    nblocks = 0;
-  };
-  for (int64_t k = 0; k < l.nsets; ++k) {
-    const rmsprop_ops_tensor_set &s = l.sets[k];
-    const int64_t n = s.param.numel;
-    if (n == 0) continue;
-    const int64_t chunks = (n + kChunk - 1) / kChunk;
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      if (ch == 0 || nsets == 0) {
-        // (Re)register the set in this batch: at its first chunk, or after a flush cut it in two.
-        if (nsets == kMaxSets) flush();
-        b.ptrs[nsets] = SetPtrs<P>{static_cast<P *>(s.param.data), static_cast<const P *>(s.grad.data),
-                                   static_cast<M *>(s.mean_square.data), static_cast<M *>(s.moment.data),
-                                   static_cast<M *>(s.mean_grad.data),
-                                   static_cast<M *>(s.master_param.data)};
-        b.numel[nsets] = n;
-        b.lr_mult[nsets] = s.lr_mult;
-        b.weight_decay[nsets] = s.weight_decay;
-        b.weight_decay_mode[nsets] = s.weight_decay_mode;
-        ++nsets;
-      }
-      b.block_set[nblocks] = static_cast<int16_t>(nsets - 1);
-      b.block_chunk[nblocks] = static_cast<int32_t>(ch);
-      ++nblocks;
-      if (nblocks == kMaxBlocks) flush();
-    }
-  }
-  flush();
+  int nblocks = 0;
+  plan_launches(
+      l.nsets, [&](int64_t k) { return l.sets[k].param.numel; }, kChunk, kMaxSets, kMaxBlocks,
+      [&](int64_t k, int slot) {
+        const rmsprop_ops_tensor_set &s = l.sets[k];
+        b.ptrs[slot] = SetPtrs<P>{static_cast<P *>(s.param.data), static_cast<const P *>(s.grad.data),
+                                  static_cast<M *>(s.mean_square.data), static_cast<M *>(s.moment.data),
+                                  static_cast<M *>(s.mean_grad.data), static_cast<M *>(s.master_param.data)};
+        b.numel[slot] = s.param.numel;
+        b.lr_mult[slot] = s.lr_mult;
+        b.weight_decay[slot] = s.weight_decay;
+        b.weight_decay_mode[slot] = s.weight_decay_mode;
+      },
+      [&](int64_t chunk, int slot, int block) {
+        b.block_set[block] = static_cast<int16_t>(slot);
+        b.block_chunk[block] = static_cast<int32_t>(chunk);
+        nblocks = block + 1;
+      },
+      [&] {
+        multi_kernel<P, CENTERED, MOMENTUM, MASTER><<<nblocks, kBlockThreads, 0, stream>>>(b, *l.hp);
+        check(cudaGetLastError(), "kernel launch");
+      });
 }
 
 template <typename P>

@@ -49,4 +49,40 @@ inline void partition(int64_t total, int32_t nthreads, int32_t tid, int64_t alig
   *end = hi;
 }
 
+// Shape of the CUDA kernel's launches. Kept here, not in the .cu file, so the launch plan below can be
+// tested (C API: rmsprop_ops_cuda_launch_plan) in builds and on machines without CUDA.
+constexpr int64_t kCudaChunk = 1 << 16;  // elements per block
+constexpr int kCudaMaxSets = 20;          // sets per launch: keeps the argument struct under 4 KB
+constexpr int kCudaMaxBlocks = 256;       // blocks per launch
+
+// The CUDA launch plan, host arithmetic only: every (set, chunk) pair of a call, in order, packed into
+// launches of at most max_sets sets and max_blocks blocks; a set cut by a full launch is registered
+// again in the next. on_set(k, slot) registers set k in the launch's slot; on_block(chunk, slot, block)
+// fills a block; flush() ends a launch (never called for an empty one).
+template <typename NumelOf, typename OnSet, typename OnBlock, typename Flush>
+void plan_launches(int64_t nsets, NumelOf numel_of, int64_t chunk, int max_sets, int max_blocks, OnSet on_set,
+                   OnBlock on_block, Flush flush) {
+  int sets_in = 0, blocks_in = 0;
+  auto end_launch = [&] {
+    if (blocks_in > 0) flush();
+    sets_in = 0;
+    blocks_in = 0;
+  };
+  for (int64_t k = 0; k < nsets; ++k) {
+    const int64_t n = numel_of(k);
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      if (ch == 0 || sets_in == 0) {
+        if (sets_in == max_sets) end_launch();
+        on_set(k, sets_in);
+        ++sets_in;
+      }
+      on_block(ch, sets_in - 1, blocks_in);
+      ++blocks_in;
+      if (blocks_in == max_blocks) end_launch();
+    }
+  }
+  end_launch();
+}
+
 }  // namespace rmsprop_ops
