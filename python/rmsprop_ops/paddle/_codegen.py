@@ -1,0 +1,168 @@
+"""Renders the Paddle registration source (PD_BUILD_OP, kernel signatures) from the core's op registry.
+
+The registry (``rmsprop_ops.registry.schema``) is the single description of every op's inputs, outputs,
+attributes and in-place map; this module turns it into C++ so the Paddle ops cannot drift from it. The
+hand-written half, ``csrc/paddle_kernel.h``, only converts tensors and calls the core's C ABI.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .. import registry
+
+__all__ = ["OP_PREFIX", "paddle_op_name", "render_source", "CORE_OPS"]
+
+# Paddle already has an op named ``rmsprop``; ours live under a prefix.
+OP_PREFIX = "rmsprop_ops_"
+CORE_OPS = ("rmsprop", "rmsprop_centered", "rmsprop_multi", "rmsprop_centered_multi")
+
+# Registry attribute type -> (PD_BUILD_OP type, kernel argument type).
+_ATTR_TYPES = {
+    "float": ("float", "float"),
+    "bool": ("bool", "bool"),
+    "enum": ("int", "int"),
+    "float[]": ("std::vector<float>", "const std::vector<float>&"),
+}
+
+# Registry input name -> field of rmsprop_ops_paddle::Slots (tensor lists) or scalar slot.
+_LIST_SLOTS = {"Param": "param", "Grad": "grad", "MeanSquare": "mean_square", "Moment": "moment",
+               "MeanGrad": "mean_grad", "MasterParam": "master_param"}
+_SCALAR_SLOTS = {"LearningRate": "learning_rate", "GradScale": "grad_scale", "SkipUpdate": "skip_update"}
+
+
+def paddle_op_name(core_op: str) -> str:
+    return OP_PREFIX + core_op
+
+
+def _base(name: str) -> str:
+    return name[:-2] if name.endswith("[]") else name
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", _base(name)).lower()
+
+
+def _pd_name(name: str, optional: bool) -> str:
+    s = f'"{_base(name)}"'
+    if name.endswith("[]"):
+        s = f"paddle::Vec({s})"
+    if optional:
+        s = f"paddle::Optional({s})"
+    return s
+
+
+def _input_arg_type(is_list: bool, optional: bool, inplace: bool) -> str:
+    t = "std::vector<paddle::Tensor>" if is_list else "paddle::Tensor"
+    if optional:
+        t = f"paddle::optional<{t}>"
+    return f"{t}&" if inplace else f"const {t}&"
+
+
+def _shape_arg_type(is_list: bool, optional: bool) -> str:
+    t = "std::vector<std::vector<int64_t>>" if is_list else "std::vector<int64_t>"
+    return f"const paddle::optional<{t}>&" if optional else f"const {t}&"
+
+
+def _dtype_arg_type(is_list: bool, optional: bool) -> str:
+    t = "std::vector<paddle::DataType>" if is_list else "paddle::DataType"
+    return f"const paddle::optional<{t}>&" if optional else f"const {t}&"
+
+
+def _render_op(core_op: str) -> str:
+    sc = registry.schema(core_op)
+    name = paddle_op_name(core_op)
+    multi = bool(sc["multi_tensor"])
+    centered = bool(sc["centered"])
+    inputs = sc["inputs"]
+    inplace = sc["inplace"]
+    optional = {i["name"]: i["optional"] for i in inputs}
+    out_of = {out: inp for inp, out in inplace.items()}
+    for out in sc["outputs"]:
+        if out not in out_of:
+            raise ValueError(f"registry op {core_op!r}: output {out!r} has no in-place input; the Paddle ops "
+                             "expect every output to be in place")
+    for i in inputs:
+        b = _base(i["name"])
+        if b not in _LIST_SLOTS and b not in _SCALAR_SLOTS:
+            raise ValueError(f"registry op {core_op!r}: input {i['name']!r} has no slot in paddle_kernel.h")
+
+    args, fill = [], []
+    for i in inputs:
+        n, b, is_list = i["name"], _base(i["name"]), i["name"].endswith("[]")
+        var = "in_" + _snake(n)
+        args.append(f"{_input_arg_type(is_list, i['optional'], n in inplace)} {var}")
+        if b in _LIST_SLOTS:
+            fill.append(f"  s.{_LIST_SLOTS[b]} = rmsprop_ops_paddle::ptrs({var});")
+        else:
+            fill.append(f"  s.{_SCALAR_SLOTS[b]} = rmsprop_ops_paddle::ptr({var});")
+    attr_decls = []
+    for a in sc["attrs"]:
+        pd_t, arg_t = _ATTR_TYPES[a["type"]]
+        args.append(f"{arg_t} at_{a['name']}")
+        fill.append(f"  a.{a['name']} = at_{a['name']};")
+        attr_decls.append(f'"{a["name"]}: {pd_t}"')
+
+    # InferShape / InferDtype: each output mirrors its in-place input (and Param for the state buffers'
+    # shapes is checked by the core at run time, where optional inputs are known).
+    in_index = {i["name"]: k for k, i in enumerate(inputs)}
+    shape_args = [f"{_shape_arg_type(i['name'].endswith('[]'), i['optional'])} s{k}" for k, i in enumerate(inputs)]
+    dtype_args = [f"{_dtype_arg_type(i['name'].endswith('[]'), i['optional'])} d{k}" for k, i in enumerate(inputs)]
+    shape_body, dtype_body = [], []
+    for out in sc["outputs"]:
+        k = in_index[out_of[out]]
+        is_list, opt = out.endswith("[]"), optional[out_of[out]]
+        src_s, src_d = (f"(*s{k})", f"(*d{k})") if opt else (f"s{k}", f"d{k}")
+        guard = f"if (s{k}) " if opt else ""
+        guard_d = f"if (d{k}) " if opt else ""
+        if is_list:
+            shape_body.append(f"  {guard}for (const auto &x : {src_s}) out.push_back(x);")
+            dtype_body.append(f"  {guard_d}for (const auto &x : {src_d}) out.push_back(x);")
+        else:
+            shape_body.append(f"  {guard}out.push_back({src_s});")
+            dtype_body.append(f"  {guard_d}out.push_back({src_d});")
+
+    pd_inputs = ", ".join(_pd_name(i["name"], i["optional"]) for i in inputs)
+    pd_outputs = ", ".join(_pd_name(o, optional[out_of[o]]) for o in sc["outputs"])
+    pd_inplace = ", ".join(f"{{{_pd_name(i, optional[i])}, {_pd_name(o, optional[i])}}}" for i, o in inplace.items())
+    sep = ",\n    "
+    return f"""
+// ---- {name}: generated from registry op "{core_op}" ----
+void {name}_kernel(
+    {sep.join(args)}) {{
+  rmsprop_ops_paddle::Slots s;
+  rmsprop_ops_paddle::Attrs a;
+{chr(10).join(fill)}
+  rmsprop_ops_paddle::run_update(s, a, /*centered=*/{str(centered).lower()}, /*multi=*/{str(multi).lower()});
+}}
+
+std::vector<std::vector<int64_t>> {name}_infer_shape(
+    {sep.join(shape_args)}) {{
+  std::vector<std::vector<int64_t>> out;
+{chr(10).join(shape_body)}
+  return out;
+}}
+
+std::vector<paddle::DataType> {name}_infer_dtype(
+    {sep.join(dtype_args)}) {{
+  std::vector<paddle::DataType> out;
+{chr(10).join(dtype_body)}
+  return out;
+}}
+
+PD_BUILD_OP({name})
+    .Inputs({{{pd_inputs}}})
+    .Outputs({{{pd_outputs}}})
+    .Attrs({{{", ".join(attr_decls)}}})
+    .SetInplaceMap({{{pd_inplace}}})
+    .SetKernelFn(PD_KERNEL({name}_kernel))
+    .SetInferShapeFn(PD_INFER_SHAPE({name}_infer_shape))
+    .SetInferDtypeFn(PD_INFER_DTYPE({name}_infer_dtype));
+"""
+
+
+def render_source(ops=CORE_OPS) -> str:
+    """The complete C++ translation unit registering ``ops`` with Paddle."""
+    head = ("// Generated by rmsprop_ops/paddle/_codegen.py from the core op registry. Do not edit.\n"
+            '#include "paddle_kernel.h"\n')
+    return head + "".join(_render_op(op) for op in ops)

@@ -1,0 +1,470 @@
+"""``rmsprop_ops.paddle.RMSProp``: a ``paddle.optimizer.Optimizer`` whose update is our custom op."""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import re
+
+import paddle
+from paddle.base import framework
+from paddle.framework import in_dynamic_or_pir_mode, in_pir_mode
+from paddle.nn.clip import ClipGradByValue
+from paddle.optimizer import Optimizer
+from paddle.optimizer.lr import LRScheduler
+from paddle.regularizer import L1Decay, L2Decay
+
+from .. import registry
+from ._build import load_ops
+from ._codegen import paddle_op_name
+
+__all__ = ["RMSProp"]
+
+_WD_MODE = {"l2": 0, "l1": 1}
+
+
+@functools.cache
+def _schema(core_op):
+    return registry.schema(core_op)
+
+
+def _default(attr):
+    if attr["type"] == "enum":
+        return attr["choices"].index(attr["default"])
+    if attr["type"] == "float[]":
+        return []
+    return attr["default"]
+
+
+def _invoke(core_op, tensors, attrs):
+    """Call (dynamic) or append (static) the custom op, arguments placed by the registry's order."""
+    sc = _schema(core_op)
+    args = [tensors.get(i["name"].removesuffix("[]")) for i in sc["inputs"]]
+    unknown = set(attrs) - {a["name"] for a in sc["attrs"]}
+    if unknown:
+        raise AssertionError(f"attributes {sorted(unknown)} are not in the registry schema of {core_op!r}")
+    args += [attrs.get(a["name"], _default(a)) for a in sc["attrs"]]
+    return getattr(load_ops(), paddle_op_name(core_op))(*args)
+
+
+class _FusedValueClip:
+    """Stands in for a symmetric ``ClipGradByValue``: records the bound so the op clips (before weight
+    decay, Paddle's order) instead of appending clip ops, which Paddle's PIR static graph does not support."""
+
+    def __init__(self, clip, owner):
+        self.clip = clip
+        self._owner = owner
+
+    def __call__(self, params_grads):
+        for p, g in params_grads:
+            if g is not None:
+                self._owner._value_clip[p.name] = None if getattr(p, "need_clip", True) is False else self.clip.max
+        return params_grads
+
+    def __str__(self):
+        return str(self.clip)
+
+
+class _AsymmetricValueClip(_FusedValueClip):
+    """ClipGradByValue with min != -max: the op clips symmetrically only, so clip with paddle.clip."""
+
+    def __call__(self, params_grads):
+        out = []
+        for p, g in params_grads:
+            if g is not None and getattr(p, "need_clip", True) is not False:
+                g = paddle.clip(g, min=self.clip.min, max=self.clip.max)
+            out.append((p, g))
+        return out
+
+
+def _wrap_clip(clip, owner):
+    if isinstance(clip, ClipGradByValue):
+        return _FusedValueClip(clip, owner) if clip.min == -clip.max else _AsymmetricValueClip(clip, owner)
+    return clip
+
+
+class RMSProp(Optimizer):
+    r"""RMSProp with the signature, defaults and results of ``paddle.optimizer.RMSProp``, run by our custom op.
+
+    The update for each parameter (Paddle's rule; ``g`` has been clipped, then regularized)::
+
+        ms  = rho * ms + (1 - rho) * g^2
+        mg  = rho * mg + (1 - rho) * g                 # centered only
+        v   = ms - mg^2  (centered)   or   ms
+        mom = momentum * mom + lr * g / sqrt(v + epsilon)
+        p   = p - mom
+
+    Args:
+        learning_rate: float or ``paddle.optimizer.lr.LRScheduler``.
+        rho, epsilon, momentum, centered: as in Paddle (defaults 0.95, 1e-6, 0.0, False). rho must lie in
+            [0, 1] and epsilon be > 0 (Paddle accepts any rho >= 0 and epsilon == 0); violations raise
+            ValueError here, at construction.
+        parameters: list of parameters, or of parameter-group dicts (``params`` plus any of
+            ``learning_rate`` (a scale), ``weight_decay``, ``grad_clip``, ``rho``, ``epsilon``, ``momentum``,
+            ``centered``). Required in dynamic mode; None in static mode means all parameters.
+        weight_decay: float (L2 coefficient), ``paddle.regularizer.L1Decay`` or ``L2Decay``; a regularizer
+            set in a parameter's ``ParamAttr`` takes precedence. L1/L2 decay is fused into the op.
+        grad_clip: ``ClipGradByGlobalNorm``, ``ClipGradByNorm`` or ``ClipGradByValue``, in dynamic and
+            static mode. ``ClipGradByValue`` is applied by the op itself (before weight decay, as Paddle
+            does), which also makes it work in Paddle's PIR static graph where Paddle raises.
+        name: prefix of the accumulator names.
+        fused: True updates every parameter sharing hyper-parameters and dtype with one multi-tensor op
+            (one op per program step in the usual case) instead of one op per parameter. Same results.
+        multi_precision: keep float32 master weights (and float32 accumulators) for float16/bfloat16
+            parameters, like Paddle's Adam/Momentum ``multi_precision`` (Paddle's RMSProp has none).
+        eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
+            see ``rmsprop_ops.rmsprop_``.
+
+    Under ``paddle.amp.GradScaler`` an overflowed step is skipped inside the op (its SkipUpdate input
+    reads the found-inf flag on the device), without a host synchronisation in the optimizer.
+
+    Example:
+        >>> import paddle
+        >>> from rmsprop_ops.paddle import RMSProp
+        >>> linear = paddle.nn.Linear(10, 10)
+        >>> opt = RMSProp(learning_rate=0.1, parameters=linear.parameters(), weight_decay=0.01, fused=True)
+        >>> loss = linear(paddle.rand([4, 10])).mean()
+        >>> loss.backward()
+        >>> opt.step()
+        >>> opt.clear_grad()
+    """
+
+    _momentum_acc_str = "momentum"
+    _mean_square_acc_str = "mean_square"
+    _mean_grad_acc_str = "mean_grad"
+
+    def __init__(self, learning_rate, rho=0.95, epsilon=1.0e-6, momentum=0.0, centered=False, parameters=None,
+                 weight_decay=None, grad_clip=None, name=None, *, fused=False, multi_precision=False,
+                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None):
+        _check_lr(learning_rate)
+        _check_rule("rho", rho)
+        _check_rule("epsilon", epsilon)
+        _check_rule("momentum", momentum)
+        _check_bool("centered", centered)
+        _check_bool("fused", fused)
+        _check_bool("multi_precision", multi_precision)
+        _check_bool("eps_in_sqrt", eps_in_sqrt)
+        _check_bool("lr_in_momentum", lr_in_momentum)
+        if clip_weights is not None:
+            _check_rule("clip_weights", clip_weights)
+        _check_weight_decay("weight_decay", weight_decay)
+        if isinstance(parameters, (list, tuple)):
+            for i, group in enumerate(parameters):
+                if isinstance(group, dict):
+                    _check_group(i, group)
+        self._value_clip = {}
+        self._decay = {}
+        super().__init__(learning_rate=learning_rate, parameters=parameters, weight_decay=weight_decay,
+                         grad_clip=grad_clip, name=name)
+        self._grad_clip = _wrap_clip(self._grad_clip, self)
+        self.type = "rmsprop_ops_rmsprop"
+        self._rho = rho
+        self._epsilon = epsilon
+        self._momentum = momentum
+        self._centered = centered
+        self._fused = fused
+        self._multi_precision = multi_precision
+        self._eps_in_sqrt = eps_in_sqrt
+        self._lr_in_momentum = lr_in_momentum
+        self._clip_weights = -1.0 if clip_weights is None else float(clip_weights)
+        self._master_weights = {}
+        self._default_dict = {"rho": rho, "epsilon": epsilon, "momentum": momentum, "centered": centered}
+        self._pending = []
+        self._skip = None
+        load_ops()  # compile (once) now rather than in the middle of the first step
+
+    def _add_param_group(self, param_group):
+        super()._add_param_group(param_group)
+        if "grad_clip" in param_group:
+            param_group["grad_clip"] = _wrap_clip(param_group["grad_clip"], self)
+
+    # ---- accumulators: names and creation as in paddle.optimizer.RMSProp, so checkpoints interoperate
+    def _create_accumulators(self, block, parameters):
+        if isinstance(parameters, dict):
+            parameters = parameters.get("params")
+        for p in parameters:
+            if p.name in self._already_create_accumulator:
+                continue
+            target = p
+            if self._multi_precision and self._is_dtype_fp16_or_bf16(p.dtype):
+                target = self._create_master_weight(p)
+            self._add_accumulator(self._momentum_acc_str, target)
+            self._add_accumulator(self._mean_square_acc_str, target)
+            self._add_accumulator(self._mean_grad_acc_str, target)
+            self._already_create_accumulator.add(p.name)
+
+    # ---- checkpoints: restore by (parameter, accumulator), not by generated variable name
+    def _acc_full_name(self, acc):
+        return acc if self._name is None else f"{self._name}_{acc}"
+
+    @framework.dygraph_only
+    def set_state_dict(self, state_dict):
+        """Load a ``state_dict()``. Accumulators are matched by parameter and kind rather than by their
+        generated variable names, so a checkpoint also restores into a new optimizer object in the same
+        process (where ``unique_name`` numbering has moved on), before or after its first step."""
+        state = dict(state_dict)
+        lr_state = state.pop("LR_Scheduler", None)
+        if isinstance(self._learning_rate, LRScheduler) and lr_state:
+            self._learning_rate.set_state_dict(lr_state)
+        masters = state.pop("master_weights", None)
+        accs = "|".join(re.escape(self._acc_full_name(a)) for a in
+                        (self._momentum_acc_str, self._mean_square_acc_str, self._mean_grad_acc_str))
+        pattern = re.compile(rf"^(?P<param>.+)_(?P<acc>{accs})_\d+$")
+        saved = {}  # acc -> [(param name, value)] in the saved (creation) order
+        for key, value in state.items():
+            m = pattern.match(key)
+            if m is None:
+                raise ValueError(f"state_dict: unexpected entry {key!r} (expected accumulators named "
+                                 f"<param>_<{accs}>_<n>, 'master_weights' and 'LR_Scheduler')")
+            # Copy now: accumulators are created (and filled) lazily at the first step, and the caller's
+            # tensors may have moved on by then.
+            value = value.clone() if isinstance(value, paddle.Tensor) else _numpy(value).copy()
+            saved.setdefault(m["acc"], []).append((_base_param_name(m["param"]), value))
+        self._restore, renamed = self._match_saved(saved)
+        if masters:
+            for old_name, value in masters.items():
+                pname = renamed.get(old_name, old_name)
+                if pname in self._master_weights:
+                    self._master_weights[pname].set_value(value)
+                else:
+                    master = paddle.to_tensor(_numpy(value), dtype="float32")
+                    # Named like _create_master_weight's, so its accumulators map back to the parameter.
+                    master.name = paddle.utils.unique_name.generate(pname + "_fp32_master")
+                    self._master_weights[pname] = master
+        for acc, per_param in self._accumulators.items():
+            for pname, var in per_param.items():
+                pname = _base_param_name(pname)
+                value = self._restore.pop((pname, acc), None)
+                if value is None:
+                    raise ValueError(f"state_dict: no {acc!r} accumulator for parameter {pname!r}")
+                var.set_value(value)
+
+    load_state_dict = set_state_dict
+
+    def _match_saved(self, saved):
+        """Map saved accumulators to our parameters: by name when the checkpoint was taken on these
+        parameters, else by position (a rebuilt model of the same architecture has new parameter names;
+        accumulators are saved in the order the parameters were first updated, the parameter-list order)."""
+        groups = self._param_groups or []
+        params = [p for g in groups for p in g["params"]] if groups and isinstance(groups[0], dict) else groups
+        ours = [p.name for p in params if not p.stop_gradient]
+        restore, renamed = {}, {}
+        for acc, entries in saved.items():
+            names = [n for n, _ in entries]
+            if not ours or set(names) <= set(ours):
+                restore.update({(n, acc): v for n, v in entries})
+            elif len(names) == len(ours):
+                restore.update({(n, acc): v for n, (_, v) in zip(ours, entries)})
+                renamed.update(zip(names, ours))
+            else:
+                raise ValueError(f"state_dict: {len(names)} {acc!r} accumulators for parameters {names[:3]}..., "
+                                 f"which match neither the names nor the number ({len(ours)}) of this "
+                                 "optimizer's parameters")
+        return restore, renamed
+
+    def _add_accumulator(self, name, param, dtype=None, fill_value=0.0, shape=None, type=None, device=None):
+        var = super()._add_accumulator(name, param, dtype=dtype, fill_value=fill_value, shape=shape, type=type,
+                                       device=device)
+        restore = getattr(self, "_restore", None)
+        if restore and framework.in_dygraph_mode():
+            value = restore.pop((_base_param_name(param.name), self._acc_full_name(name)), None)
+            if value is not None:
+                var.set_value(value)
+        return var
+
+    # ---- weight decay: L1/L2 are recorded per parameter and fused into the op
+    def _create_regularization_of_grad(self, param, grad, regularization=None):
+        reg = getattr(param, "regularizer", None)
+        if reg is None:
+            reg = regularization
+        if grad is None:
+            return grad
+        if reg is None:
+            self._decay[param.name] = (0.0, 0)
+            return grad
+        if type(reg) in (L2Decay, L1Decay) and not _is_selected_rows(grad):
+            self._decay[param.name] = (float(reg._coeff), _WD_MODE["l1" if type(reg) is L1Decay else "l2"])
+            return grad
+        self._decay[param.name] = (0.0, 0)
+        return super()._create_regularization_of_grad(param, grad, regularization)
+
+    # ---- GradScaler: take the found-inf flag into the op instead of testing it on the host
+    def _pir_create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
+        self._pending = []  # nothing left over from a pass that raised
+        return super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
+
+    def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
+        self._pending = []
+        found_inf = self._get_auxiliary_var("found_inf")
+        if framework.in_dygraph_mode() and isinstance(found_inf, paddle.Tensor):
+            self._skip = found_inf
+            self._set_auxiliary_var("found_inf", None)
+            try:
+                return super()._create_optimization_pass(parameters_and_grads, param_group_idx)
+            finally:
+                self._set_auxiliary_var("found_inf", found_inf)
+                self._skip = None
+        return super()._create_optimization_pass(parameters_and_grads, param_group_idx)
+
+    # ---- the update
+    def _param_hparams(self, param_and_grad):
+        if isinstance(param_and_grad, dict):
+            group = param_and_grad
+            param_and_grad = group["params"]
+        else:
+            group = {}
+        d = self._default_dict
+        hp = {k: group.get(k, d[k]) for k in ("rho", "epsilon", "momentum", "centered")}
+        return param_and_grad, hp
+
+    def _append_optimize_op(self, block, param_and_grad):
+        (param, grad), hp = self._param_hparams(param_and_grad)
+        master = None
+        if self._multi_precision and self._is_dtype_fp16_or_bf16(param.dtype):
+            master = self._master_weights[param.name]
+        entry = {
+            "param": param, "grad": grad, "hp": hp, "master": master,
+            "ms": self._get_accumulator_master(self._mean_square_acc_str, param),
+            "mom": self._get_accumulator_master(self._momentum_acc_str, param),
+            "mg": self._get_accumulator_master(self._mean_grad_acc_str, param),
+            "decay": self._decay.pop(param.name, (0.0, 0)),
+            "clip": self._value_clip.pop(param.name, None),
+        }
+        if self._fused:
+            entry["lr_mult"] = _lr_mult(param)
+            self._pending.append(entry)
+            return None
+        return self._run([entry], self._create_param_lr((param, grad)), multi=False)
+
+    def _finish_update(self, block, parameters_and_grads):
+        pending, self._pending = self._pending, []
+        groups = {}
+        for e in pending:
+            key = (tuple(sorted(e["hp"].items())), e["decay"][1], e["clip"], str(e["param"].dtype),
+                   e["master"] is not None)
+            groups.setdefault(key, []).append(e)
+        for entries in groups.values():
+            self._run(entries, self._global_learning_rate(), multi=True)
+
+    def _run(self, entries, lr, multi):
+        hp = entries[0]["hp"]
+        centered = bool(hp["centered"])
+        core_op = ("rmsprop_centered" if centered else "rmsprop") + ("_multi" if multi else "")
+        wd_mode = entries[0]["decay"][1]
+        clip = entries[0]["clip"]
+        attrs = {
+            "rho": float(hp["rho"]), "epsilon": float(hp["epsilon"]), "momentum": float(hp["momentum"]),
+            "eps_in_sqrt": self._eps_in_sqrt, "lr_in_momentum": self._lr_in_momentum,
+            "weight_decay_mode": wd_mode, "clip_gradient": -1.0 if clip is None else float(clip),
+            "clip_after_weight_decay": False, "clip_weights": self._clip_weights,
+        }
+        pick = (lambda k: [e[k] for e in entries]) if multi else (lambda k: entries[0][k])
+        params = pick("param")
+        if framework.in_dygraph_mode():
+            # Paddle refuses in-place ops on leaf tensors that require grad; a detached view shares the
+            # parameter's storage, so the op still updates the parameter itself.
+            params = [p.detach() for p in params] if multi else params.detach()
+        tensors = {"Param": params, "Grad": pick("grad"), "MeanSquare": pick("ms"), "Moment": pick("mom"),
+                   "LearningRate": lr, "SkipUpdate": self._skip_flag()}
+        if centered:
+            tensors["MeanGrad"] = pick("mg")
+        if entries[0]["master"] is not None:
+            tensors["MasterParam"] = pick("master")
+        if multi:
+            attrs["lr_mults"] = [e["lr_mult"] for e in entries]
+            attrs["weight_decays"] = [e["decay"][0] for e in entries]
+        else:
+            attrs["weight_decay"] = entries[0]["decay"][0]
+        _invoke(core_op, tensors, attrs)
+        return None
+
+    def _skip_flag(self):
+        """The found-inf flag of an AMP step, if any: dygraph GradScaler (stashed by
+        _create_optimization_pass) or paddle.static.amp's decorator, which sets the auxiliary variable to a
+        program value before apply_gradients."""
+        if self._skip is not None:
+            return self._skip
+        if in_pir_mode():
+            flag = self._get_auxiliary_var("found_inf")
+            if isinstance(flag, paddle.pir.Value):
+                return flag
+        return None
+
+    def _update_param_group(self, parameters):
+        return parameters.get("params")
+
+
+_MASTER_SUFFIX = re.compile(r"_fp32_master_\d+$")
+
+
+def _base_param_name(name):
+    """A float32 master weight's accumulators are keyed by the master's generated name; map it back to
+    its parameter's name, which is stable across optimizer objects."""
+    return _MASTER_SUFFIX.sub("", name)
+
+
+def _numpy(value):
+    return value.numpy() if hasattr(value, "numpy") else value
+
+
+def _lr_mult(param):
+    attr = getattr(param, "optimize_attr", None) or {}
+    mult = attr.get("learning_rate", 1.0)
+    if not isinstance(mult, numbers.Real):
+        raise TypeError(f"{param.name}: fused=True needs a numeric per-parameter learning_rate, got "
+                        f"{type(mult).__name__}; use fused=False")
+    return float(mult)
+
+
+def _is_selected_rows(grad):
+    return in_dynamic_or_pir_mode() and hasattr(grad, "is_selected_rows") and grad.is_selected_rows()
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} ({value!r})")
+
+
+def _check_rule(name, value):
+    if value is None:
+        raise ValueError(f"{name}: expected a number, got None")
+    registry.check_attr("rmsprop", name, value)
+
+
+def _check_lr(lr):
+    if isinstance(lr, LRScheduler):
+        return
+    if lr is None:
+        raise ValueError("learning_rate: expected a float or an LRScheduler, got None")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"learning_rate: expected a float or an LRScheduler, got {type(lr).__name__} ({lr!r})")
+    registry.check_attr("rmsprop", "learning_rate", lr)
+
+
+def _check_weight_decay(name, wd):
+    if wd is None or isinstance(wd, (L1Decay, L2Decay)):
+        if wd is not None:
+            registry.check_attr("rmsprop", "weight_decay", wd._coeff)
+        return
+    if isinstance(wd, bool) or not isinstance(wd, numbers.Real):
+        if hasattr(wd, "__call__"):
+            return  # another WeightDecayRegularizer: applied by Paddle before the op
+        raise TypeError(f"{name}: expected a float, L1Decay or L2Decay, got {type(wd).__name__}")
+    registry.check_attr("rmsprop", "weight_decay", wd)
+
+
+def _check_group(i, group):
+    for k in ("rho", "epsilon", "momentum"):
+        if k in group:
+            try:
+                _check_rule(k, group[k])
+            except ValueError as e:
+                raise ValueError(f"parameters[{i}]: {e}") from None
+    if "centered" in group:
+        _check_bool(f"parameters[{i}].centered", group["centered"])
+    if "learning_rate" in group:
+        lr = group["learning_rate"]
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or lr < 0:
+            raise ValueError(f"parameters[{i}].learning_rate: expected a scale >= 0, got {lr!r}")
+    if "weight_decay" in group:
+        _check_weight_decay(f"parameters[{i}].weight_decay", group["weight_decay"])

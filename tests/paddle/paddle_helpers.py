@@ -1,0 +1,152 @@
+"""Shared set-ups for the Paddle tests: tiny, well-conditioned models run with our RMSProp and Paddle's."""
+
+from __future__ import annotations
+
+import numpy as np
+import paddle
+
+ACCS = ("momentum", "mean_square", "mean_grad")
+IN, HID, OUT, BATCH = 6, 4, 3, 8
+
+
+def batches(steps, dtype="float32", seed=0):
+    rs = np.random.RandomState(seed)
+    return [(rs.randn(BATCH, IN).astype(dtype), rs.randn(BATCH, OUT).astype(dtype)) for _ in range(steps)]
+
+
+def init_values(shapes, dtype="float32"):
+    return [np.random.RandomState(100 + i).uniform(-0.5, 0.5, s).astype(dtype) for i, s in enumerate(shapes)]
+
+
+def make_weight_decay(kind):
+    """(optimizer weight_decay, ParamAttr regularizer for the first layer's weight)."""
+    L1, L2 = paddle.regularizer.L1Decay, paddle.regularizer.L2Decay
+    return {
+        None: (None, None),
+        "float": (0.02, None),
+        "l1": (L1(0.02), None),
+        "l2": (L2(0.02), None),
+        "paramattr": (L2(0.02), L1(0.05)),  # the ParamAttr regularizer wins for that weight
+        # Coefficients exact in float32: the op's attributes are float32 (like Paddle's rmsprop op) while
+        # Paddle's decay scale op keeps float64, so only these compare exactly in float64.
+        "l2_dyadic": (L2(2.0**-6), None),
+        "l1_dyadic": (L1(2.0**-6), None),
+    }[kind]
+
+
+def make_clip(kind):
+    return {
+        None: None,
+        "value": paddle.nn.ClipGradByValue(0.2),
+        "norm": paddle.nn.ClipGradByNorm(0.1),
+        "global_norm": paddle.nn.ClipGradByGlobalNorm(0.1),
+    }[kind]
+
+
+def make_lr(kind):
+    if kind == "scheduler":
+        return paddle.optimizer.lr.StepDecay(0.02, step_size=5, gamma=0.5)
+    return 0.02
+
+
+def build_layers(reg_attr):
+    l1 = paddle.nn.Linear(IN, HID, weight_attr=paddle.ParamAttr(regularizer=reg_attr) if reg_attr else None)
+    l2 = paddle.nn.Linear(HID, OUT)
+    return l1, l2
+
+
+def loss_of(l1, l2, x, y):
+    return ((l2(l1(x)) - y) ** 2).mean()
+
+
+def accumulators(opt, params):
+    out = []
+    for p in params:
+        for acc in ACCS:
+            out.append(opt._accumulators[acc][p.name])
+    return out
+
+
+def run_dynamic(opt_cls, *, steps=20, dtype="float32", wd=None, clip=None, lr="float", groups=False,
+                centered=False, momentum=0.0, **opt_kw):
+    """Train the two-layer linear model; returns per-step params and the final accumulators (numpy)."""
+    paddle.disable_static()
+    paddle.set_default_dtype(dtype)
+    try:
+        weight_decay, reg_attr = make_weight_decay(wd)
+        l1, l2 = build_layers(reg_attr)
+        params = l1.parameters() + l2.parameters()
+        for p, v in zip(params, init_values([p.shape for p in params], dtype)):
+            p.set_value(v)
+        sched = make_lr(lr)
+        if groups:
+            parameters = [
+                {"params": l1.parameters(), "learning_rate": 0.5, "rho": 0.8, "epsilon": 1e-5,
+                 "momentum": 0.3, "weight_decay": paddle.regularizer.L2Decay(0.03) if wd else None},
+                {"params": l2.parameters()},
+            ]
+        else:
+            parameters = params
+        opt = opt_cls(learning_rate=sched, parameters=parameters, weight_decay=weight_decay,
+                      grad_clip=make_clip(clip), centered=centered, momentum=momentum, **opt_kw)
+        history = []
+        for x, y in batches(steps, dtype):
+            loss = loss_of(l1, l2, paddle.to_tensor(x), paddle.to_tensor(y))
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+            if isinstance(sched, paddle.optimizer.lr.LRScheduler):
+                sched.step()
+            history.append([p.numpy().copy() for p in params])
+        return history, [a.numpy().copy() for a in accumulators(opt, params)], opt
+    finally:
+        paddle.set_default_dtype("float32")
+
+
+def run_static(make_opt, *, steps=20, wd=None, lr="float", centered=False, momentum=0.0, clip=None,
+               manual_value_clip=None, no_grad=False):
+    """Same model as a PIR static program. make_opt(learning_rate, weight_decay, grad_clip) builds the
+    optimizer. manual_value_clip clips the gradients with paddle.clip ops (a reference for ClipGradByValue
+    that Paddle's own static path lacks). Returns (per-step params, accumulators, op names, opt, names)."""
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            weight_decay, reg_attr = make_weight_decay(wd)
+            x = paddle.static.data("x", [BATCH, IN], "float32")
+            y = paddle.static.data("y", [BATCH, OUT], "float32")
+            l1, l2 = build_layers(reg_attr)
+            params = l1.parameters() + l2.parameters()
+            loss = loss_of(l1, l2, x, y)
+            sched = make_lr(lr)
+            opt = make_opt(learning_rate=sched, weight_decay=weight_decay, grad_clip=make_clip(clip),
+                           centered=centered, momentum=momentum)
+            no_grad_set = {params[0]} if no_grad else None
+            if manual_value_clip is None:
+                opt.minimize(loss, no_grad_set=no_grad_set)
+            else:
+                pg = opt.backward(loss, no_grad_set=no_grad_set)
+                opt.apply_gradients([(p, paddle.clip(g, -manual_value_clip, manual_value_clip)) for p, g in pg])
+        names = [p.name for p in params]
+        acc_names = [a.name for a in accumulators(opt, [p for p in params if not (no_grad and p is params[0])])]
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        scope = paddle.static.Scope()
+        history = []
+        with paddle.static.scope_guard(scope):
+            exe.run(startup)
+            for n, v in zip(names, init_values([p.shape for p in params])):
+                scope.var(n).get_tensor().set(v, paddle.CPUPlace())
+            for bx, by in batches(steps):
+                exe.run(main, feed={"x": bx, "y": by}, fetch_list=[loss])
+                if isinstance(sched, paddle.optimizer.lr.LRScheduler):
+                    sched.step()
+                history.append([np.array(scope.var(n).get_tensor()).copy() for n in names])
+            accs = [np.array(scope.var(n).get_tensor()).copy() for n in acc_names]
+        op_names = [op.name() for op in main.global_block().ops]
+        return history, accs, op_names, opt, main
+    finally:
+        paddle.disable_static()
+
+
+def max_err(a, b):
+    return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) for x, y in zip(a, b))
