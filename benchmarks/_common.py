@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -16,16 +17,23 @@ HPARAMS = dict(lr=1e-6, rho=0.9, epsilon=1e-6)
 
 def interleaved(fns, reps, warmup=2):
     """Median milliseconds of each callable in ``fns`` (name -> fn), run round-robin so that drift in the
-    machine's load hits every candidate alike."""
+    machine's load hits every candidate alike. Python's garbage collector is paused while timing (as
+    timeit does): with a framework's many live objects a collection costs milliseconds and lands on
+    whichever candidate happens to allocate the triggering object."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append((time.perf_counter() - t) * 1e3)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(reps):
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[k].append((time.perf_counter() - t) * 1e3)
+    finally:
+        gc.enable()
     return {k: statistics.median(v) for k, v in times.items()}, times
 
 
