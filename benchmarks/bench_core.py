@@ -3,7 +3,8 @@ torch is installed), side by side in one run.
 
 The probe (RMSPROP_OPS_FLAG_BANDWIDTH_PROBE) streams through exactly the buffers the update touches, with
 one add per element, through the same partition and threads: ours / probe is how far the kernel is from
-the memory roofline. Runs are interleaved A/B/C and medians reported.
+the memory roofline. Runs are interleaved A/B/C and medians reported. OMP_WAIT_POLICY defaults to PASSIVE
+here (torch's idle OpenMP threads would otherwise spin on the cores the next candidate runs on).
 
     python benchmarks/bench_core.py [--reps 15] [--json bench_out/core.json] [--quick]
 """
@@ -13,6 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+
+# torch's OpenMP workers spin for a while after each parallel region; interleaved with ours and the probe
+# they would steal the cores those run on. Passive waiting keeps each candidate's time its own.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
 import statistics
 import time

@@ -1,0 +1,195 @@
+"""Paddle static graph: ``rmsprop_ops.paddle.RMSProp(fused=True)`` vs ``paddle.optimizer.RMSProp``.
+
+Two measurements, A/B interleaved with medians:
+
+- **optimizer**: a program made by ``apply_gradients`` alone over persistable gradient variables, run
+  through the interpreter that ``Executor.run`` caches for it: exactly the optimizer's ops (no feed, no
+  backward, nothing fetched);
+- **exe.run**: the same programs through ``Executor.run``, which also prints the whole program into its
+  cache key on every call (Paddle's fixed per-call cost, growing with the number of parameters);
+- **train step**: a whole ``minimize`` step (feed, forward, backward, update) of a small MLP.
+
+Memory: bytes of the optimizer's state variables (everything persistable the optimizer added) and the
+RSS growth of each program's first steps.
+
+    python benchmarks/bench_paddle.py [--reps 15] [--json bench_out/paddle.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import paddle
+
+from _common import HPARAMS, SHAPES, VARIANTS, interleaved, machine, rss_bytes, write_json
+
+import rmsprop_ops.paddle as rp
+
+CPU = paddle.CPUPlace()
+
+
+def make_opt(kind, v, lr=HPARAMS["lr"]):
+    kw = dict(learning_rate=lr, rho=HPARAMS["rho"], epsilon=HPARAMS["epsilon"], momentum=v["momentum"],
+              centered=v["centered"])
+    return rp.RMSProp(fused=True, **kw) if kind == "ours" else paddle.optimizer.RMSProp(**kw)
+
+
+def state_bytes(scope, names):
+    return sum(np.array(scope.var(n).get_tensor()).nbytes for n in names)
+
+
+def build_optimizer_only(kind, sizes, v):
+    """Program = the optimizer's ops over parameters and persistable gradients; returns a step callable."""
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup):
+        params = [paddle.create_parameter([n], "float32") for n in sizes]
+        grads = [paddle.create_parameter([n], "float32", attr=paddle.ParamAttr(trainable=False))
+                 for n in sizes]
+        opt = make_opt(kind, v)
+        opt.apply_gradients(list(zip(params, grads)))
+    known = {p.name for p in params} | {g.name for g in grads}
+    return main, startup, params, grads, known
+
+
+def persistable_names(program):
+    names = []
+    for var in program.list_vars():
+        if getattr(var, "persistable", False):
+            names.append(var.name)
+    return names
+
+
+def cached_interpreter(exe, program, scope):
+    """The StandaloneExecutor that ``exe.run(program)`` caches and runs. Each ``exe.run`` of a PIR program
+    first builds its cache key from ``str(program)``, printing the whole program (for 1000 parameters,
+    every op and attribute) on every call; running the cached interpreter directly times the ops alone."""
+    captured = {}
+    cache = exe._executor_cache
+    original = cache.get_pir_program_and_executor
+
+    def capture(*a, **kw):
+        out = original(*a, **kw)
+        captured["exe"] = out[1]
+        return out
+
+    cache.get_pir_program_and_executor = capture
+    try:
+        with paddle.static.scope_guard(scope):
+            exe.run(program)
+    finally:
+        cache.get_pir_program_and_executor = original
+    return captured["exe"]
+
+
+def setup_optimizer_only(kind, sizes, v, rng):
+    main, startup, params, grads, known = build_optimizer_only(kind, sizes, v)
+    scope = paddle.static.Scope()
+    exe = paddle.static.Executor(CPU)
+    rss0 = rss_bytes()
+    with paddle.static.scope_guard(scope):
+        exe.run(startup)
+        for p in params:
+            scope.var(p.name).get_tensor().set(rng.standard_normal(p.shape[0], dtype=np.float32), CPU)
+        for g in grads:
+            scope.var(g.name).get_tensor().set(rng.standard_normal(g.shape[0], dtype=np.float32), CPU)
+        exe.run(main)
+    rss1 = rss_bytes()
+    state = [n for n in persistable_names(main) + persistable_names(startup) if n not in known]
+    state = sorted({n for n in state if scope.find_var(n) is not None})
+    nbytes = 0
+    for n in state:
+        t = scope.find_var(n).get_tensor()
+        if t._is_initialized():
+            nbytes += np.array(t).nbytes
+
+    def step():
+        with paddle.static.scope_guard(scope):
+            exe.run(main)
+
+    interp = cached_interpreter(exe, main, scope)
+
+    def interp_step():
+        interp.run([], True, False)
+
+    return step, interp_step, dict(state_bytes=nbytes, state_vars=len(state), rss_growth=rss1 - rss0,
+                      ops=[op.name() for op in main.global_block().ops if not op.name().startswith(("builtin.", "pd_op.data"))])
+
+
+def setup_train_step(kind, v, rng, batch=256, width=1024, depth=4):
+    """A small MLP (depth x width x width Linear + ReLU) trained with MSE."""
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup):
+        x = paddle.static.data("x", [batch, width], "float32")
+        y = paddle.static.data("y", [batch, width], "float32")
+        h = x
+        for i in range(depth):
+            h = paddle.nn.Linear(width, width)(h)
+            if i < depth - 1:
+                h = paddle.nn.functional.relu(h)
+        loss = ((h - y) ** 2).mean()
+        make_opt(kind, v, lr=1e-4).minimize(loss)
+    scope = paddle.static.Scope()
+    exe = paddle.static.Executor(CPU)
+    feed = {"x": rng.standard_normal((batch, width), dtype=np.float32),
+            "y": rng.standard_normal((batch, width), dtype=np.float32)}
+    with paddle.static.scope_guard(scope):
+        exe.run(startup)
+
+    def step():
+        with paddle.static.scope_guard(scope):
+            exe.run(main, feed=feed)
+
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--json", default="bench_out/paddle.json")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    args = ap.parse_args()
+    reps = 3 if args.quick else args.reps
+    paddle.enable_static()
+    rng = np.random.default_rng(0)
+    rows = []
+    print(f"paddle {paddle.__version__}  {machine()['cpu']}  cores={machine()['cores']}", flush=True)
+    for shape, sizes in SHAPES.items():
+        for vname, v in VARIANTS.items():
+            ours, ours_interp, ours_info = setup_optimizer_only("ours", sizes, v, rng)
+            builtin, builtin_interp, builtin_info = setup_optimizer_only("builtin", sizes, v, rng)
+            med, _ = interleaved({"ours": ours, "builtin": builtin, "ours_interp": ours_interp,
+                                  "builtin_interp": builtin_interp}, reps)
+            rows.append(dict(bench="exe.run", shape=shape, variant=vname, ours_ms=med["ours"],
+                             builtin_ms=med["builtin"], speedup=med["builtin"] / med["ours"]))
+            r = rows[-1]
+            print(f"exe.run    {shape:<9} {vname:<9} ours {r['ours_ms']:8.2f} ms  built-in {r['builtin_ms']:8.2f} ms  "
+                  f"x{r['speedup']:.2f}", flush=True)
+            rows.append(dict(bench="optimizer", shape=shape, variant=vname, ours_ms=med["ours_interp"],
+                             builtin_ms=med["builtin_interp"],
+                             speedup=med["builtin_interp"] / med["ours_interp"],
+                             ours_state_bytes=ours_info["state_bytes"],
+                             builtin_state_bytes=builtin_info["state_bytes"],
+                             ours_rss_growth=ours_info["rss_growth"], builtin_rss_growth=builtin_info["rss_growth"],
+                             ours_ops=len(ours_info["ops"]), builtin_ops=len(builtin_info["ops"])))
+            r = rows[-1]
+            print(f"optimizer  {shape:<9} {vname:<9} ours {r['ours_ms']:8.2f} ms ({r['ours_ops']} ops)  built-in "
+                  f"{r['builtin_ms']:8.2f} ms ({r['builtin_ops']} ops)  x{r['speedup']:.2f}  state "
+                  f"{r['ours_state_bytes'] / 2**20:.0f}/{r['builtin_state_bytes'] / 2**20:.0f} MiB", flush=True)
+            del ours, builtin, ours_interp, builtin_interp
+    for vname, v in VARIANTS.items():
+        ours, builtin = setup_train_step("ours", v, rng), setup_train_step("builtin", v, rng)
+        med, _ = interleaved({"ours": ours, "builtin": builtin}, reps)
+        rows.append(dict(bench="train_step", shape="mlp4x1024", variant=vname, ours_ms=med["ours"],
+                         builtin_ms=med["builtin"], speedup=med["builtin"] / med["ours"]))
+        r = rows[-1]
+        print(f"train step mlp4x1024 {vname:<9} ours {r['ours_ms']:8.2f} ms  built-in {r['builtin_ms']:8.2f} ms  "
+              f"x{r['speedup']:.2f}", flush=True)
+    write_json(args.json, dict(framework="paddle", version=paddle.__version__, machine=machine(),
+                               threads=__import__("rmsprop_ops").get_num_threads(), reps=reps, rows=rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
