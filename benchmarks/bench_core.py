@@ -3,8 +3,9 @@ torch is installed), side by side in one run.
 
 The probe (RMSPROP_OPS_FLAG_BANDWIDTH_PROBE) streams through exactly the buffers the update touches, with
 one add per element, through the same partition and threads: ours / probe is how far the kernel is from
-the memory roofline. Runs are interleaved A/B/C and medians reported. OMP_WAIT_POLICY defaults to PASSIVE
-here (torch's idle OpenMP threads would otherwise spin on the cores the next candidate runs on).
+the memory roofline. Runs are interleaved A/B/C in rotating order, each after an eviction of the
+last-level cache (see _common.interleaved), and medians reported. OMP_WAIT_POLICY defaults to PASSIVE here
+(torch's idle OpenMP threads would otherwise spin on the cores the next candidate runs on).
 
     python benchmarks/bench_core.py [--reps 15] [--json bench_out/core.json] [--quick]
 """
@@ -19,14 +20,14 @@ import os
 # they would steal the cores those run on. Passive waiting keeps each candidate's time its own.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
-import statistics
-import time
 
 import numpy as np
 
 import rmsprop_ops
 from rmsprop_ops import _core
 from rmsprop_ops.reference import rmsprop_step
+
+from _common import interleaved
 
 SHAPES = {"1x16M": [1 << 24], "1000x16K": [1 << 14] * 1000}
 VARIANTS = {
@@ -85,12 +86,6 @@ def torch_step_factory(bufs, v):
     return opt.step
 
 
-def timed(fn, *args):
-    t = time.perf_counter()
-    fn(*args)
-    return (time.perf_counter() - t) * 1e3
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=15)
@@ -110,26 +105,21 @@ def main():
             bufs = make(sizes, v)
             nbytes = sum(sizes) * 4 * (3 + 2 * v["moment"] + 2 * v["centered"] + 2)  # g + 2*(rw buffers)
             torch_step = None if args.no_torch else torch_step_factory(bufs, v)
-            ours(bufs, v), probe(bufs, v)  # warm-up: page faults, thread start
             if torch_step is not None:
                 torch_step()  # creates torch's state
-            t_ours, t_probe, t_np, t_torch = [], [], [], []
-            for r in range(reps):
-                t_ours.append(timed(ours, bufs, v))
-                t_probe.append(timed(probe, bufs, v))
-                if torch_step is not None:
-                    t_torch.append(timed(torch_step))
-                if r < args.numpy_reps:
-                    t_np.append(timed(numpy_reference, bufs, v))
-            row = dict(variant=vname, shape=shape, ours_ms=statistics.median(t_ours),
-                       probe_ms=statistics.median(t_probe), numpy_ms=statistics.median(t_np),
-                       torch_ms=statistics.median(t_torch) if t_torch else None)
+            fns = {"ours": lambda: ours(bufs, v), "probe": lambda: probe(bufs, v)}
+            if torch_step is not None:
+                fns["torch"] = torch_step
+            med, _ = interleaved(fns, reps)
+            np_med, _ = interleaved({"numpy": lambda: numpy_reference(bufs, v)}, args.numpy_reps, warmup=1)
+            row = dict(variant=vname, shape=shape, ours_ms=med["ours"], probe_ms=med["probe"],
+                       numpy_ms=np_med["numpy"], torch_ms=med.get("torch"))
             row["ours_over_probe"] = row["ours_ms"] / row["probe_ms"]
             row["numpy_over_ours"] = row["numpy_ms"] / row["ours_ms"]
-            row["torch_over_ours"] = row["torch_ms"] / row["ours_ms"] if t_torch else None
+            row["torch_over_ours"] = row["torch_ms"] / row["ours_ms"] if row["torch_ms"] else None
             row["ours_gbps"] = nbytes / row["ours_ms"] / 1e6
             rows.append(row)
-            torch_cols = (f"{row['torch_ms']:9.2f} {row['torch_over_ours']:10.2f}" if t_torch
+            torch_cols = (f"{row['torch_ms']:9.2f} {row['torch_over_ours']:10.2f}" if row["torch_ms"]
                           else f"{'-':>9} {'-':>10}")
             print(f"{vname:<18} {shape:<9} {row['ours_ms']:8.2f} {row['probe_ms']:8.2f} "
                   f"{row['ours_over_probe']:10.2f} {row['numpy_ms']:9.1f} {row['numpy_over_ours']:10.1f} "
