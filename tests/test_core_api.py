@@ -219,9 +219,26 @@ def test_forked_child_gets_a_working_thread_pool():
         np.testing.assert_array_equal(g, e["param"])
 
 
-CHUNK, MAX_SETS, MAX_BLOCKS = 1 << 16, 20, 256
+CHUNK, MIN_CHUNK, MAX_SETS, MAX_BLOCKS, BLOCKS_PER_SM = 1 << 16, 2048, 20, 256, 4
 
 
+@pytest.mark.parametrize("sm_count", [0, 1, 132, 1000])
+@pytest.mark.parametrize("total", [0, 1, 2047, 2048, 2049, 1 << 20, 1 << 24, 2**31 + 17, 2**40 + 3])
+def test_cuda_chunk_fills_every_sm_with_the_largest_chunk(total, sm_count):
+    chunk = _core.cuda_chunk(total, sm_count)
+    if sm_count == 0:  # device unknown: the largest chunk
+        assert chunk == CHUNK
+        return
+    assert MIN_CHUNK <= chunk <= CHUNK and chunk % MIN_CHUNK == 0
+    want = sm_count * BLOCKS_PER_SM
+    blocks = -(-total // chunk)
+    # Every SM gets its blocks whenever there is work enough.
+    assert blocks >= min(-(-total // MIN_CHUNK), want)
+    if MIN_CHUNK < chunk < CHUNK:  # the next larger chunk would leave some SM without its blocks
+        assert total < (chunk + MIN_CHUNK) * want
+
+
+@pytest.mark.parametrize("sm_count", [0, 132])
 @pytest.mark.parametrize("numels", [
     [],
     [0, 0],
@@ -232,11 +249,13 @@ CHUNK, MAX_SETS, MAX_BLOCKS = 1 << 16, 20, 256
     [2**31 + 17, 2**33, 1],            # beyond int32 elements: 64-bit chunk arithmetic
     [2**40 + 3],                       # 16M chunks: the block's chunk index still fits its int32
     [CHUNK + 1] * 300,
+    [1 << 20],                         # small for a 132-SM device: 2048-element chunks
 ])
-def test_cuda_launch_plan_covers_every_chunk_once_in_order(numels):
+def test_cuda_launch_plan_covers_every_chunk_once_in_order(numels, sm_count):
     # Pure host arithmetic of the CUDA kernel's batching, available in every build (no GPU needed).
-    plan = _core.cuda_launch_plan(numels)
-    chunks = [(n + CHUNK - 1) // CHUNK for n in numels]
+    plan = _core.cuda_launch_plan(numels, sm_count)
+    chunk = _core.cuda_chunk(sum(numels), sm_count)
+    chunks = [(n + chunk - 1) // chunk for n in numels]
     start = np.concatenate([[0], np.cumsum(chunks, dtype=np.int64)])
     index = lambda k, ch: int(start[k]) + ch  # noqa: E731  (position of (set, chunk) in the global order)
     expected_next = 0
@@ -247,4 +266,5 @@ def test_cuda_launch_plan_covers_every_chunk_once_in_order(numels):
         assert 0 <= c0 < chunks[k0] and 0 <= c1 < chunks[k1]
         assert sum(1 for k in range(k0, k1 + 1) if chunks[k]) == nsets
         expected_next = index(k1, c1) + 1
+        assert c1 < 2**31  # the kernel's per-block chunk index is an int32
     assert expected_next == int(start[-1])

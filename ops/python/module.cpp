@@ -321,10 +321,11 @@ py::tuple partition(int64_t total, int32_t nthreads, int32_t tid, int64_t align)
   return py::make_tuple(b, e);
 }
 
-py::list cuda_launch_plan(const std::vector<int64_t> &numels) {
-  const int64_t n = rmsprop_ops_cuda_launch_plan(numels.data(), static_cast<int64_t>(numels.size()), nullptr, 0);
+py::list cuda_launch_plan(const std::vector<int64_t> &numels, int32_t sm_count) {
+  const auto nsets = static_cast<int64_t>(numels.size());
+  const int64_t n = rmsprop_ops_cuda_launch_plan(numels.data(), nsets, sm_count, nullptr, 0);
   std::vector<int64_t> out(static_cast<size_t>(6 * n));
-  rmsprop_ops_cuda_launch_plan(numels.data(), static_cast<int64_t>(numels.size()), out.data(), n);
+  rmsprop_ops_cuda_launch_plan(numels.data(), nsets, sm_count, out.data(), n);
   py::list launches;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t *o = out.data() + 6 * i;
@@ -351,6 +352,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", [](int n) { rmsprop_ops_set_num_threads(n); });
   m.def("get_num_threads", [] { return rmsprop_ops_get_num_threads(); });
   m.def("partition", &partition);
-  m.def("cuda_launch_plan", &cuda_launch_plan, py::arg("numels"));
+  m.def("cuda_launch_plan", &cuda_launch_plan, py::arg("numels"), py::arg("sm_count") = 0);
+  m.def("cuda_chunk", &rmsprop_ops_cuda_chunk, py::arg("total"), py::arg("sm_count"));
   m.def("abi_version", [] { return rmsprop_ops_abi_version(); });
 }

@@ -294,10 +294,15 @@ void rmsprop_ops_partition(int64_t total, int32_t nthreads, int32_t tid, int64_t
   partition(total, nthreads, tid, align, begin, end);
 }
 
-int64_t rmsprop_ops_cuda_launch_plan(const int64_t *numels, int64_t nsets, int64_t *out, int64_t max_launches) {
+int64_t rmsprop_ops_cuda_chunk(int64_t total, int32_t sm_count) { return cuda_chunk_for(total, sm_count); }
+
+int64_t rmsprop_ops_cuda_launch_plan(const int64_t *numels, int64_t nsets, int32_t sm_count, int64_t *out,
+                                     int64_t max_launches) {
   int64_t launches = 0, sets_in = 0, blocks_in = 0, first_set = 0, first_chunk = 0, last_set = 0, last_chunk = 0;
+  int64_t total = 0;
+  for (int64_t k = 0; k < nsets; ++k) total += numels[k];
   plan_launches(
-      nsets, [&](int64_t k) { return numels[k]; }, kCudaChunk, kCudaMaxSets, kCudaMaxBlocks,
+      nsets, [&](int64_t k) { return numels[k]; }, cuda_chunk_for(total, sm_count), kCudaMaxSets, kCudaMaxBlocks,
       [&](int64_t k, int slot) {
         sets_in = slot + 1;
         last_set = k;

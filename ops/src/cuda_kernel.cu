@@ -2,11 +2,14 @@
 // multi_tensor_apply: the host packs (set, chunk) pairs for up to kMaxBlocks blocks and kMaxSets sets
 // into the kernel's argument struct, one launch per batch. The learning rate, the gradient rescale and
 // the skip flag may be device scalars and are read by the kernel, so nothing synchronises with the host.
+// The chunk (elements per block) is chosen per call from the device's SM count (cuda_chunk_for in
+// kernels.h), so a small call still spreads over every SM.
 //
 // The build passes --fmad=false (and the CPU build -ffp-contract=off), so both kernels round every
 // operation of the rule the same way: same inputs, same bits.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <string>
 
 #include "kernels.h"
@@ -17,7 +20,6 @@ namespace {
 
 constexpr int kBlockThreads = 512;
 constexpr int kILP = 4;  // elements per thread per iteration (16-byte fp32 accesses)
-constexpr int64_t kChunk = kCudaChunk;
 constexpr int kMaxSets = kCudaMaxSets;
 constexpr int kMaxBlocks = kCudaMaxBlocks;
 
@@ -53,13 +55,13 @@ __device__ __forceinline__ void store_pack(T *dst, int64_t i, const T *src) {
 
 template <typename P, bool CENTERED, bool MOMENTUM, bool MASTER>
 __global__ void __launch_bounds__(kBlockThreads)
-    multi_kernel(const Batch<P> batch, const rmsprop_ops_hparams hp) {
+    multi_kernel(const Batch<P> batch, const rmsprop_ops_hparams hp, const int64_t chunk) {
   using M = math_t<P>;
   if (load_scalar(hp.skip_update) != 0.0) return;
   const int s = batch.block_set[blockIdx.x];
   const int64_t n = batch.numel[s];
-  const int64_t begin = static_cast<int64_t>(batch.block_chunk[blockIdx.x]) * kChunk;
-  const int64_t end = begin + kChunk < n ? begin + kChunk : n;
+  const int64_t begin = static_cast<int64_t>(batch.block_chunk[blockIdx.x]) * chunk;
+  const int64_t end = begin + chunk < n ? begin + chunk : n;
   const double lr = load_scalar(hp.lr) * batch.lr_mult[s];
   const Coeffs<M> c = make_coeffs<M>(hp, lr, load_scalar(hp.rescale_grad), batch.weight_decay[s],
                                      batch.weight_decay_mode[s]);
@@ -103,12 +105,12 @@ void check(cudaError_t e, const char *what) {
 }
 
 template <typename P, bool CENTERED, bool MOMENTUM, bool MASTER>
-void launch_all(const Launch &l, cudaStream_t stream) {
+void launch_all(const Launch &l, cudaStream_t stream, int64_t chunk) {
   using M = math_t<P>;
   Batch<P> b;
   int nblocks = 0;
   plan_launches(
-      l.nsets, [&](int64_t k) { return l.sets[k].param.numel; }, kChunk, kMaxSets, kMaxBlocks,
+      l.nsets, [&](int64_t k) { return l.sets[k].param.numel; }, chunk, kMaxSets, kMaxBlocks,
       [&](int64_t k, int slot) {
         const rmsprop_ops_tensor_set &s = l.sets[k];
         b.ptrs[slot] = SetPtrs<P>{static_cast<P *>(s.param.data), static_cast<const P *>(s.grad.data),
@@ -125,24 +127,24 @@ void launch_all(const Launch &l, cudaStream_t stream) {
         nblocks = block + 1;
       },
       [&] {
-        multi_kernel<P, CENTERED, MOMENTUM, MASTER><<<nblocks, kBlockThreads, 0, stream>>>(b, *l.hp);
+        multi_kernel<P, CENTERED, MOMENTUM, MASTER><<<nblocks, kBlockThreads, 0, stream>>>(b, *l.hp, chunk);
         check(cudaGetLastError(), "kernel launch");
       });
 }
 
 template <typename P>
-void launch_flags(const Launch &l, cudaStream_t stream) {
+void launch_flags(const Launch &l, cudaStream_t stream, int64_t chunk) {
   constexpr bool kMasterPossible = sizeof(P) == 2;
   const int key = (l.centered ? 4 : 0) | (l.momentum ? 2 : 0) | (l.master && kMasterPossible ? 1 : 0);
   switch (key) {
-    case 0: launch_all<P, false, false, false>(l, stream); break;
-    case 1: launch_all<P, false, false, kMasterPossible>(l, stream); break;
-    case 2: launch_all<P, false, true, false>(l, stream); break;
-    case 3: launch_all<P, false, true, kMasterPossible>(l, stream); break;
-    case 4: launch_all<P, true, false, false>(l, stream); break;
-    case 5: launch_all<P, true, false, kMasterPossible>(l, stream); break;
-    case 6: launch_all<P, true, true, false>(l, stream); break;
-    default: launch_all<P, true, true, kMasterPossible>(l, stream); break;
+    case 0: launch_all<P, false, false, false>(l, stream, chunk); break;
+    case 1: launch_all<P, false, false, kMasterPossible>(l, stream, chunk); break;
+    case 2: launch_all<P, false, true, false>(l, stream, chunk); break;
+    case 3: launch_all<P, false, true, kMasterPossible>(l, stream, chunk); break;
+    case 4: launch_all<P, true, false, false>(l, stream, chunk); break;
+    case 5: launch_all<P, true, false, kMasterPossible>(l, stream, chunk); break;
+    case 6: launch_all<P, true, true, false>(l, stream, chunk); break;
+    default: launch_all<P, true, true, kMasterPossible>(l, stream, chunk); break;
   }
 }
 
@@ -168,13 +170,37 @@ class DeviceGuard {
   bool switched_ = false;
 };
 
+// Multiprocessors of the current device, asked once per device (an attribute query, no synchronisation).
+int sm_count() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cache[kMaxDevices];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) {
+    cudaGetLastError();
+    return 0;
+  }
+  if (dev >= kMaxDevices) dev = kMaxDevices - 1;
+  int n = cache[dev].load(std::memory_order_relaxed);
+  if (n == 0) {
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    cache[dev].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
 }  // namespace
 
 void run_cuda(const Launch &l, void *stream) {
   if (l.nsets == 0) return;
   DeviceGuard guard(l.sets[0].param.data);
+  int64_t total = 0;
+  for (int64_t k = 0; k < l.nsets; ++k) total += l.sets[k].param.numel;
+  const int64_t chunk = cuda_chunk_for(total, sm_count());
   RMSPROP_OPS_DISPATCH_PARAM_DTYPE(l.param_dtype, P, throw_not_implemented,
-                                   launch_flags<P>(l, static_cast<cudaStream_t>(stream)));
+                                   launch_flags<P>(l, static_cast<cudaStream_t>(stream), chunk));
 }
 
 bool cuda_available() {

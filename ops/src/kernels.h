@@ -51,9 +51,24 @@ inline void partition(int64_t total, int32_t nthreads, int32_t tid, int64_t alig
 
 // Shape of the CUDA kernel's launches. Kept here, not in the .cu file, so the launch plan below can be
 // tested (C API: rmsprop_ops_cuda_launch_plan) in builds and on machines without CUDA.
-constexpr int64_t kCudaChunk = 1 << 16;  // elements per block
-constexpr int kCudaMaxSets = 20;          // sets per launch: keeps the argument struct under 4 KB
-constexpr int kCudaMaxBlocks = 256;       // blocks per launch
+constexpr int64_t kCudaChunk = 1 << 16;    // most elements per block
+constexpr int64_t kCudaMinChunk = 2048;     // one pass of a 512-thread block over 4-element packs
+constexpr int kCudaBlocksPerSm = 4;         // 512-thread blocks an SM holds at 2048 resident threads
+constexpr int kCudaMaxSets = 20;            // sets per launch: keeps the argument struct under 4 KB
+constexpr int kCudaMaxBlocks = 256;         // blocks per launch
+
+// Elements per block for a call updating `total` elements on a device with `sm_count` multiprocessors
+// (0: unknown). Large chunks amortise each block's setup; but a fixed 64K chunk would give a 1M-element
+// tensor 16 blocks and leave most of a 100+ SM device idle. So: the largest chunk that still gives every
+// SM kCudaBlocksPerSm blocks, a multiple of kCudaMinChunk (whole packs, no pack straddles two chunks),
+// within [kCudaMinChunk, kCudaChunk].
+inline int64_t cuda_chunk_for(int64_t total, int sm_count) {
+  if (sm_count <= 0) return kCudaChunk;
+  const int64_t want_blocks = static_cast<int64_t>(sm_count) * kCudaBlocksPerSm;
+  // Rounded down, so that total / chunk >= want_blocks.
+  const int64_t chunk = total / want_blocks / kCudaMinChunk * kCudaMinChunk;
+  return chunk < kCudaMinChunk ? kCudaMinChunk : (chunk > kCudaChunk ? kCudaChunk : chunk);
+}
 
 // The CUDA launch plan, host arithmetic only: every (set, chunk) pair of a call, in order, packed into
 // launches of at most max_sets sets and max_blocks blocks; a set cut by a full launch is registered

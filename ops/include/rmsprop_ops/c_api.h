@@ -140,12 +140,17 @@ RMSPROP_OPS_API int rmsprop_ops_get_num_threads(void);
 RMSPROP_OPS_API void rmsprop_ops_partition(int64_t total, int32_t nthreads, int32_t tid, int64_t align,
                                            int64_t *begin, int64_t *end);
 
-/* The CUDA kernel's launch plan for tensors of the given sizes (pure host arithmetic, available in every
- * build, for tests of the 64-bit chunk arithmetic). Writes six values per launch into out (while room
- * remains: max_launches launches): sets in the launch, blocks in the launch, then (set, chunk) of its
- * first block and (set, chunk) of its last. Returns the number of launches. */
-RMSPROP_OPS_API int64_t rmsprop_ops_cuda_launch_plan(const int64_t *numels, int64_t nsets, int64_t *out,
-                                                     int64_t max_launches);
+/* Elements per CUDA block for a call updating `total` elements on a device with `sm_count`
+ * multiprocessors (0: unknown, the largest chunk): the grid is sized so every SM gets work. */
+RMSPROP_OPS_API int64_t rmsprop_ops_cuda_chunk(int64_t total, int32_t sm_count);
+
+/* The CUDA kernel's launch plan for tensors of the given sizes on a device with `sm_count`
+ * multiprocessors (pure host arithmetic, available in every build, for tests of the 64-bit chunk
+ * arithmetic). Writes six values per launch into out (while room remains: max_launches launches): sets
+ * in the launch, blocks in the launch, then (set, chunk) of its first block and (set, chunk) of its last.
+ * Returns the number of launches. */
+RMSPROP_OPS_API int64_t rmsprop_ops_cuda_launch_plan(const int64_t *numels, int64_t nsets, int32_t sm_count,
+                                                     int64_t *out, int64_t max_launches);
 
 #ifdef __cplusplus
 }
