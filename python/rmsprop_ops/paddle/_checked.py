@@ -189,6 +189,8 @@ def _checked(core_op, raw):
                 raise ValueError(f"{spec['name'][:-2]}: expected {n} tensors (one per Param), got {count}")
         for k, spec in enumerate(attrs):
             values[n_in + k] = _check_attr(spec, values[n_in + k], core_op, n)
+        if n == 0:  # empty lists: a valid no-op, which Paddle's in-place bookkeeping would refuse
+            return _outputs(sc, inputs, values)
         empty = _empty_sets(inputs, values, multi)
         if empty:
             if not multi or len(empty) == n:
