@@ -9,8 +9,12 @@ Paddle tensors have no read-only flag, and Paddle refuses to build a misaligned 
 
 from __future__ import annotations
 
+import ast
 import math
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -844,3 +848,19 @@ def test_zero_size_parameter_trains_like_paddle(fused):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert out[0][0].shape == (0, 3)
 
+
+
+# ------------------------------------------------------------------------------------------------------ fuzz
+FUZZ = os.path.join(os.path.dirname(__file__), "fuzz_paddle_boundary.py")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fuzz_op_boundary_in_subprocess(seed):
+    """Random shapes, dtypes, Python types, views, aliases and attributes (nan/inf included): each call
+    succeeds (equal to the core, bit for bit, where well-formed) or raises TypeError/ValueError having
+    modified nothing; a crash fails this test instead of killing pytest."""
+    proc = subprocess.run([sys.executable, FUZZ, str(seed), "300"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "fuzz ok" in proc.stdout
+    counts = ast.literal_eval(proc.stdout.split("fuzz ok", 1)[1].strip())
+    assert counts["raised"] > 0 and counts["succeeded"] > 0 and counts["compared"] > 0, counts
