@@ -864,3 +864,23 @@ def test_fuzz_op_boundary_in_subprocess(seed):
     assert "fuzz ok" in proc.stdout
     counts = ast.literal_eval(proc.stdout.split("fuzz ok", 1)[1].strip())
     assert counts["raised"] > 0 and counts["succeeded"] > 0 and counts["compared"] > 0, counts
+
+
+@pytest.mark.parametrize("attr,pattern", [
+    (dict(learning_rate=NAN), r"linear_\d+.b_0: ParamAttr learning_rate: expected a finite scale >= 0, got nan"),
+    (dict(learning_rate=-1.0), r"ParamAttr learning_rate: expected a finite scale >= 0, got -1"),
+    (dict(regularizer=paddle.regularizer.L2Decay(INF)), r"ParamAttr regularizer: weight_decay: expected a finite number"),
+    (dict(regularizer=paddle.regularizer.L1Decay(-0.5)), r"ParamAttr regularizer: weight_decay: expected a value >= 0"),
+], ids=["lr-nan", "lr-neg", "l2-inf", "l1-neg"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_param_attr_bad_values_stop_the_step_before_any_op(attr, pattern, fused):
+    """Per-parameter values set through ParamAttr bypass the constructor; they are checked for every
+    parameter before the first op runs, so no parameter is left updated (one op per parameter otherwise
+    updates the weight before failing on the bias)."""
+    layer = paddle.nn.Linear(3, 2, bias_attr=paddle.ParamAttr(**attr))
+    opt = RMSProp(0.01, parameters=layer.parameters(), momentum=0.5, fused=fused)
+    layer(paddle.ones([2, 3])).sum().backward()
+    opt._create_accumulators(None, layer.parameters())
+    snap = snapshot(_opt_state(layer, opt))
+    assert_raises(ValueError, pattern, lambda: opt.step())
+    assert_unchanged(snap)

@@ -326,10 +326,12 @@ class RMSProp(Optimizer):
     # ---- GradScaler: take the found-inf flag into the op instead of testing it on the host
     def _pir_create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []  # nothing left over from a pass that raised
+        _check_param_attrs(parameters_and_grads)
         return super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
 
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []
+        _check_param_attrs(parameters_and_grads)
         found_inf = self._get_auxiliary_var("found_inf")
         if framework.in_dygraph_mode() and isinstance(found_inf, paddle.Tensor):
             self._skip = found_inf
@@ -449,6 +451,25 @@ def _lr_mult(param):
         raise TypeError(f"{param.name}: fused=True needs a numeric per-parameter learning_rate, got "
                         f"{type(mult).__name__}; use fused=False")
     return float(mult)
+
+
+def _check_param_attrs(parameters_and_grads):
+    """Per-parameter values set through ``ParamAttr`` (learning-rate scale, regularizer) bypass the
+    constructor. Check them all before the first op runs: with one op per parameter, a value the core
+    refuses for a later parameter would otherwise leave the earlier ones updated."""
+    pairs = parameters_and_grads.get("params", []) if isinstance(parameters_and_grads, dict) else parameters_and_grads
+    for param, grad in pairs:
+        if grad is None:
+            continue
+        mult = (getattr(param, "optimize_attr", None) or {}).get("learning_rate", 1.0)
+        if isinstance(mult, numbers.Real) and not (math.isfinite(mult) and mult >= 0):
+            raise ValueError(f"{param.name}: ParamAttr learning_rate: expected a finite scale >= 0, got {mult!r}")
+        reg = getattr(param, "regularizer", None)
+        if type(reg) in (L1Decay, L2Decay):
+            try:
+                registry.check_attr("rmsprop", "weight_decay", reg._coeff)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{param.name}: ParamAttr regularizer: {e}") from None
 
 
 def _is_selected_rows(grad):
