@@ -122,8 +122,10 @@ def _core_expected(tensors, attrs, centered):
         arr["Param"], arr["Grad"], arr["MeanSquare"], lr=f32(attrs["learning_rate"]), rho=f32(attrs["rho"]),
         epsilon=f32(attrs["epsilon"]), momentum=f32(attrs["momentum"]), moment=arr["Moment"],
         centered=centered, mean_grad=arr.get("MeanGrad"), master_param=arr.get("MasterParam"),
-        weight_decay=f32(attrs["weight_decay"]), weight_decay_mode=["l2", "l1", "decoupled"][attrs["weight_decay_mode"]],
-        rescale_grad=f32(attrs["rescale_grad"]), clip_gradient=None if attrs["clip_gradient"] < 0 else f32(attrs["clip_gradient"]),
+        weight_decay=f32(attrs["weight_decay"]),
+        weight_decay_mode=["l2", "l1", "decoupled"][attrs["weight_decay_mode"]],
+        rescale_grad=f32(attrs["rescale_grad"]),
+        clip_gradient=None if attrs["clip_gradient"] < 0 else f32(attrs["clip_gradient"]),
         clip_weights=None if attrs["clip_weights"] < 0 else f32(attrs["clip_weights"]),
         eps_in_sqrt=attrs["eps_in_sqrt"], lr_in_momentum=attrs["lr_in_momentum"],
         clip_after_weight_decay=attrs["clip_after_weight_decay"])

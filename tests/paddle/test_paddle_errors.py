@@ -175,9 +175,11 @@ SINGLE = [
     ("skip-uint8", _set(SkipUpdate=T(np.array(0, "uint8"))), TypeError,
      r"SkipUpdate: expected a bool or numeric dtype, got uint8"),
     # shapes, per input
-    ("grad-shape", _set(Grad=T(np.ones(4, "float32"))), ValueError, r"grad: expected shape \(3,\) like param, got \(4,\)"),
+    ("grad-shape", _set(Grad=T(np.ones(4, "float32"))), ValueError,
+     r"grad: expected shape \(3,\) like param, got \(4,\)"),
     ("grad-rank", _set(Grad=T(np.ones((3, 1), "float32"))), ValueError, r"grad: expected shape \(3,\).*got \(3, 1\)"),
-    ("ms-shape", _set(MeanSquare=T(np.ones(2, "float32"))), ValueError, r"mean_square: expected shape \(3,\).*got \(2,\)"),
+    ("ms-shape", _set(MeanSquare=T(np.ones(2, "float32"))), ValueError,
+     r"mean_square: expected shape \(3,\).*got \(2,\)"),
     ("moment-shape", _set(Moment=T(np.ones(4, "float32"))), ValueError, r"moment: expected shape \(3,\).*got \(4,\)"),
     ("master-shape", _fp16(MasterParam=T(np.ones(4, "float32"))), ValueError, r"master_param: expected shape \(3,\)"),
     ("lr-two", _set(LearningRate=T(np.array([0.1, 0.2], "float32"))), ValueError,
@@ -221,14 +223,18 @@ SINGLE = [
     ("rescale-neg", _attr(rescale_grad=-2.0), ValueError, r"rescale_grad: expected a value > 0, got -2"),
     ("lr-over-f32", _attr(learning_rate=1e39), ValueError,
      r"learning_rate: expected a value representable as float32 .*got 1e\+39"),
-    ("clip-over-f32", _attr(clip_gradient=-1e300), ValueError, r"clip_gradient: expected a value representable as float32"),
+    ("clip-over-f32", _attr(clip_gradient=-1e300), ValueError,
+     r"clip_gradient: expected a value representable as float32"),
     ("gradscale-and-rescale", lambda t, a, k: (t.update(GradScale=T(np.float32(0.5))), a.update(rescale_grad=2.0)),
      ValueError, r"rescale_grad: expected the default 1 when a GradScale tensor is given.*got 2"),
     # values of scalar tensors on the CPU (read on the host: no device sync)
-    ("lr-tensor-nan", _set(LearningRate=T(np.float32(NAN))), ValueError, r"LearningRate: expected a finite number, got nan"),
-    ("lr-tensor-inf", _set(LearningRate=T(np.float64(INF))), ValueError, r"LearningRate: expected a finite number, got inf"),
+    ("lr-tensor-nan", _set(LearningRate=T(np.float32(NAN))), ValueError,
+     r"LearningRate: expected a finite number, got nan"),
+    ("lr-tensor-inf", _set(LearningRate=T(np.float64(INF))), ValueError,
+     r"LearningRate: expected a finite number, got inf"),
     ("lr-tensor-neg", _set(LearningRate=T(np.float32(-0.1))), ValueError, r"LearningRate: expected a value >= 0"),
-    ("gradscale-tensor-nan", _set(GradScale=T(np.float32(NAN))), ValueError, r"GradScale: expected a finite number, got nan"),
+    ("gradscale-tensor-nan", _set(GradScale=T(np.float32(NAN))), ValueError,
+     r"GradScale: expected a finite number, got nan"),
     ("gradscale-tensor-zero", _set(GradScale=T(np.float32(0))), ValueError, r"GradScale: expected a value > 0, got 0"),
     # memory: aliasing, overlap, strides, autograd leaves
     ("alias-param-ms", _alias("MeanSquare", "Param"), ValueError,
@@ -250,7 +256,8 @@ CENTERED = [
     ("mg-f64", _set(MeanGrad=lambda t: t["MeanGrad"].astype("float64")), TypeError,
      r"mean_grad: expected dtype float32.*got float64"),
     ("mg-shape", _set(MeanGrad=T(np.ones(4, "float32"))), ValueError, r"mean_grad: expected shape \(3,\).*got \(4,\)"),
-    ("mg-alias-moment", _alias("MeanGrad", "Moment"), ValueError, r"mean_grad: memory overlaps moment|moment: memory overlaps mean_grad"),
+    ("mg-alias-moment", _alias("MeanGrad", "Moment"), ValueError,
+     r"mean_grad: memory overlaps moment|moment: memory overlaps mean_grad"),
     ("mg-strided", _strided("MeanGrad", "transpose"), ValueError, r"MeanGrad: expected a contiguous tensor"),
 ]
 
@@ -392,7 +399,8 @@ MULTI = [
      r"Grad: expected a list of paddle.Tensor \(one per Param\), got Tensor"),
     ("param-none", _set(Param=None), TypeError, r"Param: expected a list of paddle.Tensor, got None"),
     ("grad-item-none", _item("Grad", 1, None), TypeError, r"Grad\[1\]: expected a paddle.Tensor, got NoneType"),
-    ("grad-item-numpy", _item("Grad", 2, np.ones(5, "float32")), TypeError, r"Grad\[2\]: expected a paddle.Tensor, got ndarray"),
+    ("grad-item-numpy", _item("Grad", 2, np.ones(5, "float32")), TypeError,
+     r"Grad\[2\]: expected a paddle.Tensor, got ndarray"),
     ("grad-item-shape", _item("Grad", 2, T(np.ones(6, "float32"))), ValueError,
      r"grads\[2\]: expected shape \(5,\) like params\[2\], got \(6,\)"),
     ("grad-item-dtype", _item("Grad", 1, lambda t: t["Grad"][1].astype("float64")), TypeError,
@@ -415,20 +423,27 @@ MULTI = [
      r"grads\[0\]: memory overlaps params\[0\]"),
     ("strided-param-item", _mstrided("Param", 1), ValueError, r"Param\[1\]: expected a contiguous tensor"),
     ("strided-moment-item", _mstrided("Moment", 2), ValueError, r"Moment\[2\]: expected a contiguous tensor"),
-    ("lr_mults-len", _attr(lr_mults=[1.0, 2.0]), ValueError, r"lr_mults: expected 3 values \(one per Param\) or \[\], got 2"),
+    ("lr_mults-len", _attr(lr_mults=[1.0, 2.0]), ValueError,
+     r"lr_mults: expected 3 values \(one per Param\) or \[\], got 2"),
     ("lr_mults-type", _attr(lr_mults="abc"), TypeError, r"lr_mults: expected a list of floats .*got str"),
     ("lr_mults-item-bool", _attr(lr_mults=[1.0, True, 1.0]), TypeError, r"lr_mults\[1\]: expected a float, got bool"),
-    ("lr_mults-nan", _attr(lr_mults=[1.0, NAN, 1.0]), ValueError, r"lr_mults\[1\]: expected a finite value >= 0, got nan"),
-    ("lr_mults-inf", _attr(lr_mults=[INF, 1.0, 1.0]), ValueError, r"lr_mults\[0\]: expected a finite value >= 0, got inf"),
-    ("lr_mults-neg", _attr(lr_mults=[1.0, 1.0, -1.0]), ValueError, r"lr_mults\[2\]: expected a finite value >= 0, got -1"),
+    ("lr_mults-nan", _attr(lr_mults=[1.0, NAN, 1.0]), ValueError,
+     r"lr_mults\[1\]: expected a finite value >= 0, got nan"),
+    ("lr_mults-inf", _attr(lr_mults=[INF, 1.0, 1.0]), ValueError,
+     r"lr_mults\[0\]: expected a finite value >= 0, got inf"),
+    ("lr_mults-neg", _attr(lr_mults=[1.0, 1.0, -1.0]), ValueError,
+     r"lr_mults\[2\]: expected a finite value >= 0, got -1"),
     ("weight_decays-nan", _attr(weight_decays=[0.0, NAN, 0.0]), ValueError,
      r"weight_decays\[1\]: expected a finite value >= 0, got nan"),
     ("weight_decays--inf", _attr(weight_decays=[-INF, 0.0, 0.0]), ValueError,
      r"weight_decays\[0\]: expected a finite value >= 0, got -inf"),
-    ("weight_decays-neg", _attr(weight_decays=[0.0, 0.0, -0.5]), ValueError, r"weight_decays\[2\]: expected a finite value >= 0"),
+    ("weight_decays-neg", _attr(weight_decays=[0.0, 0.0, -0.5]), ValueError,
+     r"weight_decays\[2\]: expected a finite value >= 0"),
     ("weight_decays-len", _attr(weight_decays=[0.0]), ValueError, r"weight_decays: expected 3 values"),
-    ("lr-tensor-nan", _set(LearningRate=T(np.float32(NAN))), ValueError, r"LearningRate: expected a finite number, got nan"),
-    ("skip-two", _set(SkipUpdate=T(np.array([True, True]))), ValueError, r"SkipUpdate: expected a tensor holding exactly one"),
+    ("lr-tensor-nan", _set(LearningRate=T(np.float32(NAN))), ValueError,
+     r"LearningRate: expected a finite number, got nan"),
+    ("skip-two", _set(SkipUpdate=T(np.array([True, True]))), ValueError,
+     r"SkipUpdate: expected a tensor holding exactly one"),
     ("moment-missing", _set(Moment=None), ValueError, r"moments\[0\]: expected an array \(momentum=0.5\d* > 0"),
 ] + [(f"{a}-{v}", _attr(**{a: v}), ValueError, rf"{a}: expected a finite number, got {v}")
      for a in FLOAT_ATTRS for v in (NAN, INF, -INF)]
@@ -603,9 +618,11 @@ CTOR = [
     ("params-dict", lambda p: dict(parameters={"params": p}), TypeError, r"parameters: expected a list.*got dict"),
     ("params-str", dict(parameters="weights"), TypeError, r"parameters: expected a list.*got str"),
     ("params-int", dict(parameters=3), TypeError, r"parameters: expected a list.*got int"),
-    ("params-ints", dict(parameters=[1, 2]), TypeError, r"parameters\[0\]: expected a parameter \(paddle Tensor\), got int"),
+    ("params-ints", dict(parameters=[1, 2]), TypeError,
+     r"parameters\[0\]: expected a parameter \(paddle Tensor\), got int"),
     ("params-numpy", dict(parameters=[np.ones(3)]), TypeError, r"parameters\[0\]: expected a parameter.*got ndarray"),
-    ("params-none-item", lambda p: dict(parameters=[p[0], None]), TypeError, r"parameters\[1\]: expected a parameter.*got NoneType"),
+    ("params-none-item", lambda p: dict(parameters=[p[0], None]), TypeError,
+     r"parameters\[1\]: expected a parameter.*got NoneType"),
     ("params-mixed", lambda p: dict(parameters=[p[0], {"params": [p[1]]}]), TypeError,
      r"parameters: expected a list of parameters or a list of parameter-group dicts, got a mix"),
     ("group-no-params", lambda p: dict(parameters=[{"weight": p}]), ValueError,
@@ -618,19 +635,24 @@ CTOR = [
     ("grad_clip-str", dict(grad_clip="norm"), TypeError,
      r"grad_clip: expected None or a paddle.nn.ClipGradByGlobalNorm, ClipGradByNorm or ClipGradByValue, got str"),
     ("grad_clip-float", dict(grad_clip=1.0), TypeError, r"grad_clip: expected None or .*got float"),
-    ("grad_clip-class", dict(grad_clip=paddle.nn.ClipGradByValue), TypeError, r"grad_clip: expected None or .*got type"),
+    ("grad_clip-class", dict(grad_clip=paddle.nn.ClipGradByValue), TypeError,
+     r"grad_clip: expected None or .*got type"),
     ("name-int", dict(name=3), TypeError, r"name: expected None or a str, got int"),
     # weight_decay
     ("wd-str", dict(weight_decay="0.1"), TypeError, r"weight_decay: expected a float, L1Decay or L2Decay, got str"),
     ("wd-neg", dict(weight_decay=-0.1), ValueError, r"weight_decay: expected a value >= 0"),
-    ("wd-l2-nan", dict(weight_decay=paddle.regularizer.L2Decay(NAN)), ValueError, r"weight_decay: expected a finite number, got nan"),
-    ("wd-l1-inf", dict(weight_decay=paddle.regularizer.L1Decay(INF)), ValueError, r"weight_decay: expected a finite number, got inf"),
-    ("wd-l2-neg", dict(weight_decay=paddle.regularizer.L2Decay(-1.0)), ValueError, r"weight_decay: expected a value >= 0"),
+    ("wd-l2-nan", dict(weight_decay=paddle.regularizer.L2Decay(NAN)), ValueError,
+     r"weight_decay: expected a finite number, got nan"),
+    ("wd-l1-inf", dict(weight_decay=paddle.regularizer.L1Decay(INF)), ValueError,
+     r"weight_decay: expected a finite number, got inf"),
+    ("wd-l2-neg", dict(weight_decay=paddle.regularizer.L2Decay(-1.0)), ValueError,
+     r"weight_decay: expected a value >= 0"),
     # learning_rate
     ("lr-none", dict(learning_rate=None), ValueError, r"learning_rate: expected a float or an LRScheduler, got None"),
     ("lr-str", dict(learning_rate="0.1"), TypeError, r"learning_rate: expected a float or an LRScheduler, got str"),
     ("lr-bool", dict(learning_rate=True), TypeError, r"learning_rate: expected a float or an LRScheduler, got bool"),
-    ("lr-tensor", dict(learning_rate=T(np.float32(0.1))), TypeError, r"learning_rate: expected a float or an LRScheduler, got Tensor"),
+    ("lr-tensor", dict(learning_rate=T(np.float32(0.1))), TypeError,
+     r"learning_rate: expected a float or an LRScheduler, got Tensor"),
     ("lr-neg", dict(learning_rate=-0.1), ValueError, r"learning_rate: expected a value >= 0, got -0.1"),
     # rule hyper-parameters
     ("rho-neg", dict(rho=-0.1), ValueError, r"rho: expected a value in \[0, 1\]"),
@@ -655,13 +677,15 @@ GROUPS = [
     ("g-rho-high", {"rho": 2.0}, ValueError, r"parameters\[0\]: rho: expected a value in \[0, 1\]"),
     ("g-eps-zero", {"epsilon": 0.0}, ValueError, r"parameters\[0\]: epsilon: expected a value > 0"),
     ("g-eps-inf", {"epsilon": INF}, ValueError, r"parameters\[0\]: epsilon: expected a finite number, got inf"),
-    ("g-momentum--inf", {"momentum": -INF}, ValueError, r"parameters\[0\]: momentum: expected a finite number, got -inf"),
+    ("g-momentum--inf", {"momentum": -INF}, ValueError,
+     r"parameters\[0\]: momentum: expected a finite number, got -inf"),
     ("g-lr-nan", {"learning_rate": NAN}, ValueError, r"parameters\[0\].learning_rate: expected a scale >= 0, got nan"),
     ("g-lr-inf", {"learning_rate": INF}, ValueError, r"parameters\[0\].learning_rate: expected a scale >= 0, got inf"),
     ("g-lr-neg", {"learning_rate": -1.0}, ValueError, r"parameters\[0\].learning_rate: expected a scale >= 0, got -1"),
     ("g-lr-str", {"learning_rate": "1"}, ValueError, r"parameters\[0\].learning_rate: expected a scale >= 0, got '1'"),
     ("g-wd-nan", {"weight_decay": NAN}, ValueError, r"weight_decay: expected a finite number, got nan"),
-    ("g-wd-str", {"weight_decay": "x"}, TypeError, r"parameters\[0\].weight_decay: expected a float, L1Decay or L2Decay, got str"),
+    ("g-wd-str", {"weight_decay": "x"}, TypeError,
+     r"parameters\[0\].weight_decay: expected a float, L1Decay or L2Decay, got str"),
     ("g-centered-str", {"centered": "yes"}, TypeError, r"parameters\[0\].centered: expected a bool, got str"),
 ]
 
@@ -869,7 +893,8 @@ def test_fuzz_op_boundary_in_subprocess(seed):
 @pytest.mark.parametrize("attr,pattern", [
     (dict(learning_rate=NAN), r"linear_\d+.b_0: ParamAttr learning_rate: expected a finite scale >= 0, got nan"),
     (dict(learning_rate=-1.0), r"ParamAttr learning_rate: expected a finite scale >= 0, got -1"),
-    (dict(regularizer=paddle.regularizer.L2Decay(INF)), r"ParamAttr regularizer: weight_decay: expected a finite number"),
+    (dict(regularizer=paddle.regularizer.L2Decay(INF)),
+     r"ParamAttr regularizer: weight_decay: expected a finite number"),
     (dict(regularizer=paddle.regularizer.L1Decay(-0.5)), r"ParamAttr regularizer: weight_decay: expected a value >= 0"),
 ], ids=["lr-nan", "lr-neg", "l2-inf", "l1-neg"])
 @pytest.mark.parametrize("fused", [False, True])
@@ -884,3 +909,19 @@ def test_param_attr_bad_values_stop_the_step_before_any_op(attr, pattern, fused)
     snap = snapshot(_opt_state(layer, opt))
     assert_raises(ValueError, pattern, lambda: opt.step())
     assert_unchanged(snap)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_param_attr_bad_value_in_a_static_program_is_rejected_while_building(fused):
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            x = paddle.static.data("x", [2, 3], "float32")
+            layer = paddle.nn.Linear(3, 2, bias_attr=paddle.ParamAttr(learning_rate=INF))
+            loss = layer(x).sum()
+            assert_raises(ValueError, r"b_0: ParamAttr learning_rate: expected a finite scale >= 0, got inf",
+                          lambda: RMSProp(0.01, fused=fused).minimize(loss))
+        assert not [op.name() for op in main.global_block().ops if "rmsprop" in op.name()]
+    finally:
+        paddle.disable_static()

@@ -30,10 +30,9 @@ from paddle.base import framework
 from .. import registry
 from ._codegen import _SCALAR_SLOTS, CORE_OPS, paddle_op_name
 
-_LIST_OPTIONAL = ("Moment", "MasterParam")
-
 __all__ = ["wrap_module"]
 
+_LIST_OPTIONAL = ("Moment", "MasterParam")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -63,7 +62,8 @@ def _check_input(spec, value, dygraph, inplace):
     if value is None:
         if optional:
             return 0
-        raise TypeError(f"{name}: expected {'a list of paddle.Tensor' if spec['name'].endswith('[]') else 'a paddle.Tensor'}, got None")
+        kind = "a list of paddle.Tensor" if spec["name"].endswith("[]") else "a paddle.Tensor"
+        raise TypeError(f"{name}: expected {kind}, got None")
     if spec["name"].endswith("[]"):
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"{name}: expected a list of paddle.Tensor (one per Param), got {_describe(value)}")
@@ -85,7 +85,7 @@ def _check_input(spec, value, dygraph, inplace):
     return 1
 
 
-def _as_attr_float(name, value, core_op):
+def _as_attr_float(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a float, got {_describe(value)} ({value!r})")
     value = float(value)
@@ -117,12 +117,12 @@ def _check_attr(spec, value, core_op, n):
             raise ValueError(f"{name}: expected {n} values (one per Param) or [], got {len(value)}")
         out = []
         for i, v in enumerate(value):
-            v = _as_attr_float(f"{name}[{i}]", v, core_op)
+            v = _as_attr_float(f"{name}[{i}]", v)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name}[{i}]: expected a finite value >= 0, got {v!r}")
             out.append(v)
         return out
-    value = _as_attr_float(name, value, core_op)
+    value = _as_attr_float(name, value)
     registry.check_attr(core_op, name, value)
     return value
 

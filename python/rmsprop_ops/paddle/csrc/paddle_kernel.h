@@ -62,7 +62,8 @@ inline int32_t dtype_code(paddle::DataType t) {
 inline int32_t device_code(const paddle::Tensor &t, const std::string &name) {
   if (t.is_cpu()) return RMSPROP_OPS_CPU;
   if (t.is_gpu()) return RMSPROP_OPS_CUDA;
-  fail(RMSPROP_OPS_VALUE_ERROR, name + ": expected a tensor on CPU or a CUDA GPU, got one on " + t.place().DebugString());
+  fail(RMSPROP_OPS_VALUE_ERROR,
+       name + ": expected a tensor on CPU or a CUDA GPU, got one on " + t.place().DebugString());
 }
 
 // A dtype the C ABI has no code for: name it here, where Paddle's name for it is known.
