@@ -101,13 +101,17 @@ class RMSProp(Optimizer):
         p   = p - mom
 
     Args:
-        learning_rate: float or ``paddle.optimizer.lr.LRScheduler``.
+        learning_rate: float (an int is converted; Paddle rejects it) or ``paddle.optimizer.lr.LRScheduler``.
+            ``set_lr`` values and every value a scheduler produces are checked like the constructor's
+            (finite, >= 0): a bad one raises ValueError before anything is written, where Paddle would
+            write nan into every parameter.
         rho, epsilon, momentum, centered: as in Paddle (defaults 0.95, 1e-6, 0.0, False). rho must lie in
             [0, 1] and epsilon be > 0 (Paddle accepts any rho >= 0 and epsilon == 0); violations raise
             ValueError here, at construction.
         parameters: list of parameters, or of parameter-group dicts (``params`` plus any of
             ``learning_rate`` (a scale), ``weight_decay``, ``grad_clip``, ``rho``, ``epsilon``, ``momentum``,
-            ``centered``). Required in dynamic mode; None in static mode means all parameters.
+            ``centered``). Required in dynamic mode; None in static mode means all parameters. An empty
+            list raises ValueError (Paddle's RMSProp fails at ``step()`` with an IndexError).
         weight_decay: float (L2 coefficient), ``paddle.regularizer.L1Decay`` or ``L2Decay``; a regularizer
             set in a parameter's ``ParamAttr`` takes precedence. L1/L2 decay is fused into the op.
         grad_clip: ``ClipGradByGlobalNorm``, ``ClipGradByNorm`` or ``ClipGradByValue``, in dynamic and
