@@ -925,3 +925,16 @@ def test_param_attr_bad_value_in_a_static_program_is_rejected_while_building(fus
         assert not [op.name() for op in main.global_block().ops if "rmsprop" in op.name()]
     finally:
         paddle.disable_static()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_sparse_gradients_are_refused_clearly(fused):
+    """Embedding(sparse=True) gives SelectedRows gradients, which the ops do not take (Paddle's RMSProp
+    does): a ValueError naming Grad, nothing written."""
+    emb = paddle.nn.Embedding(10, 3, sparse=True)
+    opt = RMSProp(0.1, parameters=emb.parameters(), fused=fused)
+    emb(paddle.to_tensor([1, 2])).sum().backward()
+    snap = snapshot(emb.weight)
+    assert_raises(ValueError, r"Grad(\[0\])?: expected a dense tensor, got another kind \(e.g. SelectedRows\)",
+                  lambda: opt.step())
+    assert_unchanged(snap)
