@@ -459,12 +459,16 @@ def _lr_mult(param):
 
 def _check_param_attrs(parameters_and_grads):
     """Per-parameter values set through ``ParamAttr`` (learning-rate scale, regularizer) bypass the
-    constructor. Check them all before the first op runs: with one op per parameter, a value the core
-    refuses for a later parameter would otherwise leave the earlier ones updated."""
+    constructor, and a gradient may be sparse. Check them all before the first op runs: with one op per
+    parameter, an input the op refuses for a later parameter would otherwise leave the earlier ones
+    updated."""
     pairs = parameters_and_grads.get("params", []) if isinstance(parameters_and_grads, dict) else parameters_and_grads
     for param, grad in pairs:
         if grad is None:
             continue
+        if isinstance(grad, paddle.Tensor) and grad.is_selected_rows():
+            raise ValueError(f"{param.name}: Grad: expected a dense tensor, got SelectedRows (a sparse gradient, "
+                             "e.g. from Embedding(sparse=True), which the op does not take)")
         mult = (getattr(param, "optimize_attr", None) or {}).get("learning_rate", 1.0)
         if isinstance(mult, numbers.Real) and not (math.isfinite(mult) and mult >= 0):
             raise ValueError(f"{param.name}: ParamAttr learning_rate: expected a finite scale >= 0, got {mult!r}")
