@@ -24,7 +24,8 @@ __all__ = ["load_ops", "cache_dir", "CompilerNotFoundError"]
 
 _MODULE_NAME = "rmsprop_ops_paddle_ops"
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
-_loaded = None
+_loaded = None  # Paddle's generated module of op functions
+_checked_ops = None
 
 
 class CompilerNotFoundError(RuntimeError):
@@ -146,7 +147,20 @@ def _quiet_paddle_log():
 
 
 def load_ops():
-    """The module of Python functions for the custom ops, compiling them first if needed."""
+    """The module of op functions (``rmsprop_ops_rmsprop`` etc.), compiling the ops first if needed.
+
+    Each function takes Paddle's generated op function's arguments (inputs, then attributes, in the
+    registry's order) and checks them before the call (see ``_checked``); ``load_ops().raw`` holds
+    Paddle's unchecked functions."""
+    global _checked_ops
+    if _checked_ops is None:
+        from ._checked import wrap_module
+
+        _checked_ops = wrap_module(_load_raw())
+    return _checked_ops
+
+
+def _load_raw():
     global _loaded
     if _loaded is not None:
         return _loaded

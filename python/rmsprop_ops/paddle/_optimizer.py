@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import re
 
 import paddle
 from paddle.base import framework
 from paddle.framework import in_dynamic_or_pir_mode, in_pir_mode
-from paddle.nn.clip import ClipGradByValue
+from paddle.nn.clip import ClipGradBase, ClipGradByValue
 from paddle.optimizer import Optimizer
 from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L1Decay, L2Decay
@@ -36,15 +37,20 @@ def _default(attr):
     return attr["default"]
 
 
-def _invoke(core_op, tensors, attrs):
-    """Call (dynamic) or append (static) the custom op, arguments placed by the registry's order."""
+def _invoke(core_op, tensors, attrs, checked=True):
+    """Call (dynamic) or append (static) the custom op, arguments placed by the registry's order.
+
+    The optimizer passes checked=False: it builds every argument itself from hyper-parameters validated
+    at construction (and learning rates validated where they are set), so the Python checks of
+    ``load_ops()`` would only add per-step overhead; the kernel and the core still check everything."""
     sc = _schema(core_op)
     args = [tensors.get(i["name"].removesuffix("[]")) for i in sc["inputs"]]
     unknown = set(attrs) - {a["name"] for a in sc["attrs"]}
     if unknown:
         raise AssertionError(f"attributes {sorted(unknown)} are not in the registry schema of {core_op!r}")
     args += [attrs.get(a["name"], _default(a)) for a in sc["attrs"]]
-    return getattr(load_ops(), paddle_op_name(core_op))(*args)
+    ops = load_ops()
+    return getattr(ops if checked else ops.raw, paddle_op_name(core_op))(*args)
 
 
 class _FusedValueClip:
@@ -95,13 +101,17 @@ class RMSProp(Optimizer):
         p   = p - mom
 
     Args:
-        learning_rate: float or ``paddle.optimizer.lr.LRScheduler``.
+        learning_rate: float (an int is converted; Paddle rejects it) or ``paddle.optimizer.lr.LRScheduler``.
+            ``set_lr`` values and every value a scheduler produces are checked like the constructor's
+            (finite, >= 0): a bad one raises ValueError before anything is written, where Paddle would
+            write nan into every parameter.
         rho, epsilon, momentum, centered: as in Paddle (defaults 0.95, 1e-6, 0.0, False). rho must lie in
             [0, 1] and epsilon be > 0 (Paddle accepts any rho >= 0 and epsilon == 0); violations raise
             ValueError here, at construction.
         parameters: list of parameters, or of parameter-group dicts (``params`` plus any of
             ``learning_rate`` (a scale), ``weight_decay``, ``grad_clip``, ``rho``, ``epsilon``, ``momentum``,
-            ``centered``). Required in dynamic mode; None in static mode means all parameters.
+            ``centered``). Required in dynamic mode; None in static mode means all parameters. An empty
+            list raises ValueError (Paddle's RMSProp fails at ``step()`` with an IndexError).
         weight_decay: float (L2 coefficient), ``paddle.regularizer.L1Decay`` or ``L2Decay``; a regularizer
             set in a parameter's ``ParamAttr`` takes precedence. L1/L2 decay is fused into the op.
         grad_clip: ``ClipGradByGlobalNorm``, ``ClipGradByNorm`` or ``ClipGradByValue``, in dynamic and
@@ -136,7 +146,13 @@ class RMSProp(Optimizer):
     def __init__(self, learning_rate, rho=0.95, epsilon=1.0e-6, momentum=0.0, centered=False, parameters=None,
                  weight_decay=None, grad_clip=None, name=None, *, fused=False, multi_precision=False,
                  eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None):
-        _check_lr(learning_rate)
+        learning_rate = _check_lr(learning_rate)
+        parameters = _check_parameters(parameters)
+        if grad_clip is not None and not isinstance(grad_clip, ClipGradBase):
+            raise TypeError("grad_clip: expected None or a paddle.nn.ClipGradByGlobalNorm, ClipGradByNorm or "
+                            f"ClipGradByValue, got {type(grad_clip).__name__} ({grad_clip!r})")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name: expected None or a str, got {type(name).__name__} ({name!r})")
         _check_rule("rho", rho)
         _check_rule("epsilon", epsilon)
         _check_rule("momentum", momentum)
@@ -148,10 +164,9 @@ class RMSProp(Optimizer):
         if clip_weights is not None:
             _check_rule("clip_weights", clip_weights)
         _check_weight_decay("weight_decay", weight_decay)
-        if isinstance(parameters, (list, tuple)):
-            for i, group in enumerate(parameters):
-                if isinstance(group, dict):
-                    _check_group(i, group)
+        for i, group in enumerate(parameters or []):
+            if isinstance(group, dict):
+                _check_group(i, group)
         self._value_clip = {}
         self._decay = {}
         super().__init__(learning_rate=learning_rate, parameters=parameters, weight_decay=weight_decay,
@@ -172,6 +187,30 @@ class RMSProp(Optimizer):
         self._pending = []
         self._skip = None
         load_ops()  # compile (once) now rather than in the middle of the first step
+
+    def set_lr(self, value):
+        """Set the learning rate (as ``paddle.optimizer.Optimizer.set_lr``); a negative or non-finite value
+        raises ValueError and leaves the optimizer's learning rate unchanged."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"set_lr: value: expected a float, got {type(value).__name__}")
+        try:
+            registry.check_attr("rmsprop", "learning_rate", float(value))
+        except ValueError as e:
+            raise ValueError(f"set_lr: value: {str(e).split(': ', 1)[1]}") from None
+        super().set_lr(float(value))
+
+    def _create_global_learning_rate(self):
+        # The rate an LRScheduler produces reaches the op as a tensor, whose value the core does not check
+        # on a device; check the host value here, once per step in dygraph (and at program build time).
+        if isinstance(self._learning_rate, LRScheduler):
+            value = self._learning_rate()
+            try:
+                registry.check_attr("rmsprop", "learning_rate", value)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"learning_rate: the {type(self._learning_rate).__name__} scheduler returned "
+                              f"{value!r} (last_epoch={self._learning_rate.last_epoch}); "
+                              f"{str(e).split(': ', 1)[1]}") from None
+        return super()._create_global_learning_rate()
 
     def _add_param_group(self, param_group):
         super()._add_param_group(param_group)
@@ -291,10 +330,12 @@ class RMSProp(Optimizer):
     # ---- GradScaler: take the found-inf flag into the op instead of testing it on the host
     def _pir_create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []  # nothing left over from a pass that raised
+        _check_param_attrs(parameters_and_grads)
         return super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
 
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []
+        _check_param_attrs(parameters_and_grads)
         found_inf = self._get_auxiliary_var("found_inf")
         if framework.in_dygraph_mode() and isinstance(found_inf, paddle.Tensor):
             self._skip = found_inf
@@ -375,7 +416,7 @@ class RMSProp(Optimizer):
             attrs["weight_decays"] = [e["decay"][0] for e in entries]
         else:
             attrs["weight_decay"] = entries[0]["decay"][0]
-        _invoke(core_op, tensors, attrs)
+        _invoke(core_op, tensors, attrs, checked=False)
         return None
 
     def _skip_flag(self):
@@ -416,6 +457,29 @@ def _lr_mult(param):
     return float(mult)
 
 
+def _check_param_attrs(parameters_and_grads):
+    """Per-parameter values set through ``ParamAttr`` (learning-rate scale, regularizer) bypass the
+    constructor, and a gradient may be sparse. Check them all before the first op runs: with one op per
+    parameter, an input the op refuses for a later parameter would otherwise leave the earlier ones
+    updated."""
+    pairs = parameters_and_grads.get("params", []) if isinstance(parameters_and_grads, dict) else parameters_and_grads
+    for param, grad in pairs:
+        if grad is None:
+            continue
+        if isinstance(grad, paddle.Tensor) and grad.is_selected_rows():
+            raise ValueError(f"{param.name}: Grad: expected a dense tensor, got SelectedRows (a sparse gradient, "
+                             "e.g. from Embedding(sparse=True), which the op does not take)")
+        mult = (getattr(param, "optimize_attr", None) or {}).get("learning_rate", 1.0)
+        if isinstance(mult, numbers.Real) and not (math.isfinite(mult) and mult >= 0):
+            raise ValueError(f"{param.name}: ParamAttr learning_rate: expected a finite scale >= 0, got {mult!r}")
+        reg = getattr(param, "regularizer", None)
+        if type(reg) in (L1Decay, L2Decay):
+            try:
+                registry.check_attr("rmsprop", "weight_decay", reg._coeff)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{param.name}: ParamAttr regularizer: {e}") from None
+
+
 def _is_selected_rows(grad):
     return in_dynamic_or_pir_mode() and hasattr(grad, "is_selected_rows") and grad.is_selected_rows()
 
@@ -432,13 +496,57 @@ def _check_rule(name, value):
 
 
 def _check_lr(lr):
+    """The learning rate as Paddle's Optimizer takes it: an LRScheduler or a float (ints and NumPy floats,
+    which Paddle rejects, are converted)."""
     if isinstance(lr, LRScheduler):
-        return
+        return lr
     if lr is None:
         raise ValueError("learning_rate: expected a float or an LRScheduler, got None")
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"learning_rate: expected a float or an LRScheduler, got {type(lr).__name__} ({lr!r})")
+        raise TypeError(f"learning_rate: expected a float or an LRScheduler, got {type(lr).__name__}")
     registry.check_attr("rmsprop", "learning_rate", lr)
+    return float(lr)
+
+
+def _check_params_list(where, params, single_ok=False):
+    if single_ok and isinstance(params, (paddle.Tensor, framework.Variable, paddle.pir.Value)):
+        return [params]  # Paddle accepts one parameter as a group's params
+    if isinstance(params, (paddle.Tensor, dict, str, bytes)) or not hasattr(params, "__iter__"):
+        raise TypeError(f"{where}: expected a list of parameters (paddle Tensors), got {type(params).__name__}")
+    params = list(params)
+    if not params:
+        raise ValueError(f"{where}: expected at least one parameter, got an empty list (Paddle's RMSProp "
+                         "fails on it with an IndexError)")
+    for i, p in enumerate(params):
+        if not isinstance(p, (paddle.Tensor, framework.Variable, paddle.pir.Value)):
+            raise TypeError(f"{where}[{i}]: expected a parameter (paddle Tensor), got {type(p).__name__}")
+    return params
+
+
+def _check_parameters(parameters):
+    """``parameters`` as a list (Paddle accepts any iterable): of Tensors, or of group dicts each with a
+    non-empty ``params`` list. None (all parameters, static mode only) is left to Paddle."""
+    if parameters is None:
+        return None
+    if isinstance(parameters, (paddle.Tensor, dict, str, bytes)) or not hasattr(parameters, "__iter__"):
+        raise TypeError("parameters: expected a list of parameters or of parameter-group dicts, got "
+                        f"{type(parameters).__name__}")
+    parameters = list(parameters)
+    if not parameters:
+        raise ValueError("parameters: expected at least one parameter or parameter group, got an empty list "
+                         "(Paddle's RMSProp fails on it with an IndexError)")
+    if all(isinstance(g, dict) for g in parameters):
+        out = []
+        for i, group in enumerate(parameters):
+            if "params" not in group:
+                raise ValueError(f"parameters[{i}]: expected a parameter group with a 'params' entry, got keys "
+                                 f"{sorted(group)}")
+            out.append(dict(group, params=_check_params_list(f"parameters[{i}]['params']", group["params"], True)))
+        return out
+    if any(isinstance(g, dict) for g in parameters):
+        raise TypeError("parameters: expected a list of parameters or a list of parameter-group dicts, got a "
+                        "mix of both")
+    return _check_params_list("parameters", parameters)
 
 
 def _check_weight_decay(name, wd):
@@ -464,7 +572,7 @@ def _check_group(i, group):
         _check_bool(f"parameters[{i}].centered", group["centered"])
     if "learning_rate" in group:
         lr = group["learning_rate"]
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or lr < 0:
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr >= 0):
             raise ValueError(f"parameters[{i}].learning_rate: expected a scale >= 0, got {lr!r}")
     if "weight_decay" in group:
         _check_weight_decay(f"parameters[{i}].weight_decay", group["weight_decay"])

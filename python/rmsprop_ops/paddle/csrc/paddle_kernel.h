@@ -61,25 +61,42 @@ inline int32_t dtype_code(paddle::DataType t) {
 
 inline int32_t device_code(const paddle::Tensor &t, const std::string &name) {
   if (t.is_cpu()) return RMSPROP_OPS_CPU;
-  PD_CHECK(t.is_gpu(), "rmsprop_ops: ", name, " must be on CPU or a CUDA GPU, got place ", t.place().DebugString());
-  return RMSPROP_OPS_CUDA;
+  if (t.is_gpu()) return RMSPROP_OPS_CUDA;
+  fail(RMSPROP_OPS_VALUE_ERROR,
+       name + ": expected a tensor on CPU or a CUDA GPU, got one on " + t.place().DebugString());
 }
+
+// A dtype the C ABI has no code for: name it here, where Paddle's name for it is known.
+inline int32_t checked_dtype_code(const paddle::Tensor &t, const std::string &name, const char *expected) {
+  const int32_t code = dtype_code(t.dtype());
+  if (code == RMSPROP_OPS_UNKNOWN)
+    fail(RMSPROP_OPS_TYPE_ERROR, name + ": expected " + expected + ", got " + phi::DataTypeToString(t.dtype()));
+  return code;
+}
+
+// Zero-size tensors own no allocation (data() is unusable), yet the core must still see their dtype and
+// shape; it never dereferences a tensor of numel 0, so any aligned address stands in for their data.
+alignas(16) inline char kNoElements[16];
 
 // Shapes must outlive the rmsprop_ops_tensor that points at them, so the converter owns them.
 class Converter {
  public:
   rmsprop_ops_tensor operator()(const paddle::Tensor *t, const std::string &name) {
     rmsprop_ops_tensor out{};
-    if (t == nullptr || !t->initialized()) return out;  // absent optional input
-    PD_CHECK(t->is_dense_tensor(), "rmsprop_ops: ", name, " must be a dense tensor");
-    PD_CHECK(t->is_contiguous(), "rmsprop_ops: ", name, " must be contiguous");
+    if (t == nullptr) return out;  // absent optional input
+    check_arg(t->is_dense_tensor(), name, ": expected a dense tensor, got another kind (e.g. SelectedRows)");
+    check_arg(t->numel() == 0 || t->initialized(), name, ": expected a tensor holding memory, got an "
+              "uninitialized one with ", t->numel(), " elements");
+    // Paddle hands a custom op a contiguous copy of a strided input, so the update of a strided view would
+    // be lost; rmsprop_ops.paddle.load_ops() rejects those before the call, this catches other callers.
+    check_arg(t->numel() == 0 || t->is_contiguous(), name, ": expected a contiguous tensor, got a strided view");
     shapes_.push_back(t->shape());
     const auto &shape = shapes_.back();
-    out.data = const_cast<void *>(t->data());
+    out.data = t->numel() == 0 ? static_cast<void *>(kNoElements) : const_cast<void *>(t->data());
     out.numel = t->numel();
     out.shape = shape.data();
     out.ndim = static_cast<int32_t>(shape.size());
-    out.dtype = dtype_code(t->dtype());
+    out.dtype = checked_dtype_code(*t, name, "a floating-point dtype (float32, float64, float16, bfloat16)");
     out.writable = 1;
     out.device = device_code(*t, name);
     return out;
@@ -91,12 +108,38 @@ class Converter {
   explicit Converter(size_t n) { shapes_.reserve(n); }
 };
 
-inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const std::string &name) {
+// Reads a one-element CPU tensor as a double (no synchronisation needed on the host).
+inline double host_value(const paddle::Tensor &t) {
+  switch (t.dtype()) {
+    case paddle::DataType::FLOAT32: return static_cast<double>(*t.data<float>());
+    case paddle::DataType::FLOAT64: return *t.data<double>();
+    case paddle::DataType::FLOAT16: return static_cast<double>(static_cast<float>(*t.data<phi::dtype::float16>()));
+    case paddle::DataType::BFLOAT16: return static_cast<double>(static_cast<float>(*t.data<phi::dtype::bfloat16>()));
+    default: return 0.0;
+  }
+}
+
+// A scalar input tensor. `range_attr`, when given, is the registry attribute whose range a CPU tensor's
+// value must satisfy; a GPU tensor is read only by the kernel (checking it would cost a host sync).
+inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const std::string &name,
+                                 const char *expected, const char *range_attr = nullptr) {
   rmsprop_ops_scalar s{value, nullptr, RMSPROP_OPS_FLOAT64};
-  if (t == nullptr || !t->initialized()) return s;
-  check_arg(t->numel() == 1, name, " must hold exactly one element, got ", t->numel());
+  if (t == nullptr) return s;
+  check_arg(t->numel() == 1, name, ": expected a tensor holding exactly one element, got ", t->numel());
+  check_arg(t->initialized(), name, ": expected a tensor holding memory, got an uninitialized one");
   s.ptr = t->data();
-  s.dtype = dtype_code(t->dtype());
+  s.dtype = checked_dtype_code(*t, name, expected);
+  const bool is_float = s.dtype == RMSPROP_OPS_FLOAT32 || s.dtype == RMSPROP_OPS_FLOAT64 ||
+                        s.dtype == RMSPROP_OPS_FLOAT16 || s.dtype == RMSPROP_OPS_BFLOAT16;
+  if (range_attr != nullptr && is_float && t->is_cpu()) {
+    char err[512];
+    if (rmsprop_ops_check_attr("rmsprop", range_attr, host_value(*t), err, sizeof err) != RMSPROP_OPS_OK) {
+      std::string msg(err);  // "learning_rate: expected ..., got ...": name the input instead
+      const std::string attr_prefix = std::string(range_attr) + ": ";
+      if (msg.rfind(attr_prefix, 0) == 0) msg.erase(0, attr_prefix.size());
+      fail(RMSPROP_OPS_VALUE_ERROR, name + ": " + msg);
+    }
+  }
   return s;
 }
 
@@ -104,26 +147,24 @@ inline std::string slot_name(const char *base, bool multi, size_t i) {
   return multi ? std::string(base) + "[" + std::to_string(i) + "]" : std::string(base);
 }
 
-inline void check_list(const std::vector<paddle::Tensor *> &v, size_t n, const char *name) {
-  check_arg(v.empty() || v.size() == n, name, " must be absent or hold one tensor per Param (",
-           n, "), got ", v.size());
+inline void check_list(const std::vector<paddle::Tensor *> &v, size_t n, const char *name, bool optional) {
+  if (optional && v.empty()) return;
+  check_arg(v.size() == n, name, ": expected ", n, " tensors (one per Param)", optional ? " or none" : "",
+            ", got ", v.size());
 }
 
 // One call of the core for every tensor in `s`.
 inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
   const size_t n = s.param.size();
-  check_arg(s.grad.size() == n, "Grad must hold one tensor per Param (", n, "), got ", s.grad.size());
-  check_arg(s.mean_square.size() == n, "MeanSquare must hold one tensor per Param (", n, "), got ",
-           s.mean_square.size());
-  check_list(s.moment, n, "Moment");
-  check_list(s.master_param, n, "MasterParam");
-  if (centered)
-    check_arg(s.mean_grad.size() == n, "MeanGrad must hold one tensor per Param (", n, "), got ",
-             s.mean_grad.size());
-  check_arg(a.lr_mults.empty() || a.lr_mults.size() == n, "lr_mults must be empty or hold ", n,
-           " values, got ", a.lr_mults.size());
-  check_arg(a.weight_decays.empty() || a.weight_decays.size() == n, "weight_decays must be empty or hold ",
-           n, " values, got ", a.weight_decays.size());
+  check_list(s.grad, n, "Grad", false);
+  check_list(s.mean_square, n, "MeanSquare", false);
+  check_list(s.moment, n, "Moment", true);
+  check_list(s.master_param, n, "MasterParam", true);
+  if (centered) check_list(s.mean_grad, n, "MeanGrad", false);
+  check_arg(a.lr_mults.empty() || a.lr_mults.size() == n, "lr_mults: expected ", n, " values (one per Param) "
+            "or none, got ", a.lr_mults.size());
+  check_arg(a.weight_decays.empty() || a.weight_decays.size() == n, "weight_decays: expected ", n,
+            " values (one per Param) or none, got ", a.weight_decays.size());
   if (n == 0) return;
 
   Converter conv(6 * n);
@@ -146,15 +187,16 @@ inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
 
   rmsprop_ops_hparams hp;
   rmsprop_ops_default_hparams(&hp);
-  hp.lr = scalar(s.learning_rate, a.learning_rate, "LearningRate");
-  hp.rescale_grad = scalar(s.grad_scale, 1.0, "GradScale");
+  hp.lr = scalar(s.learning_rate, a.learning_rate, "LearningRate", "a floating-point dtype", "learning_rate");
+  hp.rescale_grad = scalar(s.grad_scale, 1.0, "GradScale", "a floating-point dtype", "rescale_grad");
   // GradScale multiplies rescale_grad; the core has one rescale scalar, so a GradScale tensor is only
   // accepted with the default rescale_grad attribute.
   if (hp.rescale_grad.ptr != nullptr)
-    check_arg(a.rescale_grad == 1.f, "give either a GradScale tensor or a rescale_grad attribute, not both");
+    check_arg(a.rescale_grad == 1.f, "rescale_grad: expected the default 1 when a GradScale tensor is given "
+              "(the two would multiply), got ", a.rescale_grad);
   else
     hp.rescale_grad.value = a.rescale_grad;
-  hp.skip_update = scalar(s.skip_update, 0.0, "SkipUpdate");
+  hp.skip_update = scalar(s.skip_update, 0.0, "SkipUpdate", "a bool or numeric dtype");
   hp.rho = a.rho;
   hp.epsilon = a.epsilon;
   hp.momentum = a.momentum;
