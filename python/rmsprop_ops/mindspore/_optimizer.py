@@ -228,16 +228,19 @@ class RMSProp(Optimizer):
             gradients = self.decay_weight(gradients)
         gradients = self.gradients_centralization(gradients)
         params = self._parameters
+        # The step counter advances after the launches, so that a launch the kernel refuses (a schedule
+        # giving a NaN lr) leaves every Parameter of the optimizer as it was.
         if self._single:
             lr = self.get_lr()
-            self.assignadd(self.global_step, self.global_step_increase_tensor)
             if self.centered:
-                return self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment, *self.mg)
-            return self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment)
+                out = self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment, *self.mg)
+            else:
+                out = self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment)
+            self.assignadd(self.global_step, self.global_step_increase_tensor)
+            return out
         lrs = ()
         for r in self._cluster_lr_index:
             lrs = lrs + (self._lr_at(r),)
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
         outs = ()
         for idx, lr, cfg, op in zip(self._cluster_index, lrs, self._configs, self._ops):
             ps, gs, ss, ms_ = (), (), (), ()
@@ -253,6 +256,7 @@ class RMSProp(Optimizer):
                 outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_, *mgs),)
             else:
                 outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_),)
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
         return outs
 
     def _lr_at(self, r):
