@@ -117,7 +117,10 @@ rmsprop_ops_tensor describe(void *data, int ndim, const int64_t *shape, const ch
   rmsprop_ops_tensor t{};
   t.data = data;
   t.ndim = ndim;
-  t.shape = shape;
+  // MindSpore passes no shape array for a 0-d tensor; the core would then compare element counts only
+  // (a 0-d grad would pass for a (1,) param) and print "(1 elements)" instead of "()".
+  static const int64_t kNoDims[1] = {0};
+  t.shape = ndim == 0 ? kNoDims : shape;
   t.numel = 1;
   for (int d = 0; d < ndim; ++d) t.numel *= shape[d];
   t.dtype = dtype_code(dtype);
@@ -152,7 +155,10 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   const int64_t n = static_cast<int64_t>(cfg[kCount]);
   const bool centered = cfg[kCentered] != 0.0;
   const int64_t per_set = centered ? 5 : 4;
-  if (n < 0 || static_cast<int64_t>(cfg.size()) != kHeader + n || nparam != 2 + per_set * n + 1)
+  if (static_cast<int64_t>(cfg.size()) != kHeader + n)
+    return fail(RMSPROP_OPS_VALUE_ERROR, "config: expected " + std::to_string(kHeader + n) + " values for " +
+                                             std::to_string(n) + " tensors, got " + std::to_string(cfg.size()));
+  if (nparam != 2 + per_set * n + 1)
     return fail(RMSPROP_OPS_VALUE_ERROR, "expected " + std::to_string(2 + per_set * n + 1) + " arguments for " +
                                              std::to_string(n) + " tensors, got " + std::to_string(nparam));
 
@@ -163,7 +169,7 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   int64_t lr_numel = 1;
   for (int d = 0; d < ndims[0]; ++d) lr_numel *= shapes[0][d];
   if (lr_numel != 1)
-    return fail(RMSPROP_OPS_VALUE_ERROR, "learning_rate: expected a scalar tensor, got " + std::to_string(lr_numel) +
+    return fail(RMSPROP_OPS_VALUE_ERROR, "lr: expected a scalar tensor, got " + std::to_string(lr_numel) +
                                              " elements");
 #ifndef RMSPROP_OPS_MS_CUDA
   double lr_value = 0.0;
