@@ -10,6 +10,7 @@ unchecked input straight into the kernel, so its table runs in a subprocess (ms_
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import os
@@ -637,3 +638,15 @@ def test_schedule_refusal_inside_a_train_cell_leaves_the_network_unchanged(capfd
         train(T((4, 3)), T((4, 2), fill=0.0))
     assert rms.last_error() == "lr: expected a finite value >= 0, got nan"
     snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fuzz_functional_boundary_in_subprocess(seed):
+    script = os.path.join(os.path.dirname(__file__), "fuzz_ms_boundary.py")
+    env = dict(os.environ, GLOG_v="3")
+    proc = subprocess.run([sys.executable, script, str(seed), "400"], capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "fuzz ok" in proc.stdout
+    outcomes = ast.literal_eval(proc.stdout.split("outcomes:", 1)[1].splitlines()[0].strip())
+    assert outcomes.get("ok", 0) >= 20 and sum(outcomes.values()) >= 400, outcomes  # both paths exercised
