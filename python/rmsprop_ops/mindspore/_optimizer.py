@@ -241,6 +241,8 @@ class RMSProp(Optimizer):
         lrs = ()
         for r in self._cluster_lr_index:
             lrs = lrs + (self._lr_at(r),)
+        if self.dynamic_lr and len(lrs) > 1:
+            lrs = self._all_or_none(lrs)
         outs = ()
         for idx, lr, cfg, op in zip(self._cluster_index, lrs, self._configs, self._ops):
             ps, gs, ss, ms_ = (), (), (), ()
@@ -258,6 +260,20 @@ class RMSProp(Optimizer):
                 outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_),)
         self.assignadd(self.global_step, self.global_step_increase_tensor)
         return outs
+
+    def _all_or_none(self, lrs):
+        """Every launch gets a refusable lr when one schedule's is (the kernel refuses NaN, inf and negative
+        values), so that no group is updated before a refused launch: NaN and inf spread through 0 * lr, a
+        negative value through the minimum."""
+        poison = lrs[0] * 0.0
+        low = lrs[0]
+        for lr in lrs[1:]:
+            poison = poison + lr * 0.0
+            low = F.minimum(low, lr)
+        out = ()
+        for lr in lrs:
+            out = out + (F.select(low < 0.0, low, lr + poison),)
+        return out
 
     def _lr_at(self, r):
         if self.is_group_lr:
