@@ -8,6 +8,7 @@ after the gradient computation and keeps it even though its output is unused.
 from __future__ import annotations
 
 import ctypes
+import numbers
 import re
 
 import numpy as np
@@ -146,6 +147,9 @@ def make_op(n=None, centered=False, target: str | None = None):
     op = ops.Custom(f"{kernel_library(target)}:{FUNC_NAME}", out_shape=out_shape, out_dtype=out_dtype,
                     func_type="aot")
     op.add_prim_attr("side_effect_mem", True)
+    # Keep the library loaded for the process: MindSpore may unload it after a failed launch, which would
+    # lose last_error() and the launch counters.
+    kernel_handle(target)
     return op
 
 
@@ -191,6 +195,24 @@ def _as_list(name, value):
     raise TypeError(f"{name}: expected a list or tuple of Parameters/Tensors, got {type(value).__name__}")
 
 
+def _tensor_list(name, value, n=None):
+    """The list ``value``, checked to hold ``n`` Tensors (Parameters for the lists updated in place).
+
+    The update is in place, so the written lists must be Parameters: a plain Tensor may share memory with
+    a NumPy array (``Tensor.from_numpy``), possibly read-only, while a Parameter owns its memory.
+    """
+    from mindspore import Parameter, Tensor
+
+    items = _as_list(name, value)
+    if n is not None and len(items) != n:
+        raise ValueError(f"{name}: expected {n} tensors like params, got {len(items)}")
+    kind, what = (Tensor, "a mindspore Tensor") if name == "grads" else (Parameter, "a mindspore Parameter")
+    for k, t in enumerate(items):
+        if not isinstance(t, kind):
+            raise TypeError(f"{name}[{k}]: expected {what}, got {type(t).__name__}")
+    return items
+
+
 def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon=1e-10, momentum=0.0,
                    centered=False, mean_grads=None, weight_decay=0.0, rescale_grad=1.0):
     r"""One in-place RMSProp step on lists of MindSpore Parameters, in one custom-op launch.
@@ -204,9 +226,10 @@ def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon
         param -= mom
 
     Args:
-        params, grads, mean_squares, moments: lists of equal length; params and state are Parameters (or
-            Tensors) of one floating dtype, grads of the params' dtype and shapes.
-        lr: the learning rate, a number or a scalar Tensor (read by the kernel where it lives).
+        params, grads, mean_squares, moments: lists of equal length; params and state are Parameters
+            (they are written in place) of one floating dtype, grads Tensors of the params' dtype and shapes.
+        lr: the learning rate, a finite number >= 0 or a float32/float64 scalar Tensor (read by the kernel
+            where it lives; on CPU its value is checked too).
         rho, epsilon, momentum: as in ``mindspore.nn.RMSProp`` (``decay`` is ``rho`` there).
         centered: needs ``mean_grads``.
         weight_decay: a number or one value per parameter.
@@ -229,27 +252,40 @@ def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon
     from mindspore import Tensor
     from mindspore import dtype as mstype
 
-    params, grads = _as_list("params", params), _as_list("grads", grads)
-    mean_squares, moments = _as_list("mean_squares", mean_squares), _as_list("moments", moments)
+    params = _tensor_list("params", params)
     n = len(params)
-    for name, lst in (("grads", grads), ("mean_squares", mean_squares), ("moments", moments)):
-        if len(lst) != n:
-            raise ValueError(f"{name}: expected {n} tensors like params, got {len(lst)}")
+    grads = _tensor_list("grads", grads, n)
+    mean_squares, moments = _tensor_list("mean_squares", mean_squares, n), _tensor_list("moments", moments, n)
+    if not isinstance(centered, bool):
+        raise TypeError(f"centered: expected a bool, got {type(centered).__name__} ({centered!r})")
     mgs = []
     if centered:
         if mean_grads is None:
             raise ValueError("mean_grads: expected a list (centered=True needs the mean gradient), got None")
-        mgs = _as_list("mean_grads", mean_grads)
-        if len(mgs) != n:
-            raise ValueError(f"mean_grads: expected {n} tensors like params, got {len(mgs)}")
+        mgs = _tensor_list("mean_grads", mean_grads, n)
     elif mean_grads is not None:
         raise ValueError("mean_grads: expected None when centered=False, got a list")
-    wds = list(weight_decay) if isinstance(weight_decay, (list, tuple)) else [weight_decay] * n
-    if not isinstance(lr, Tensor):
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+    if isinstance(weight_decay, (list, tuple)):
+        wds = list(weight_decay)
+        for k, w in enumerate(wds):
+            _check_finite(**{f"weight_decay[{k}]": w})
+    else:
+        _check_finite(weight_decay=weight_decay)
+        wds = [weight_decay] * n
+    if isinstance(lr, Tensor):
+        if lr.size != 1:
+            raise ValueError(f"lr: expected a scalar Tensor, got shape {tuple(lr.shape)}")
+        if lr.dtype not in (mstype.float32, mstype.float64):
+            raise TypeError(f"lr: expected a float32 or float64 Tensor, got {lr.dtype}")
+    else:
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
             raise TypeError(f"lr: expected a number or a scalar Tensor, got {type(lr).__name__}")
+        try:
+            registry.check_attr("rmsprop", "learning_rate", float(lr))
+        except ValueError as e:
+            raise ValueError(f"lr{str(e)[len('learning_rate'):]}") from None
         # A number is taken in the params' precision, as MindSpore casts lr to the gradient's dtype.
-        wide = bool(params) and getattr(params[0], "dtype", None) == mstype.float64
+        wide = bool(params) and params[0].dtype == mstype.float64
         lr = Tensor(float(lr), mstype.float64 if wide else mstype.float32)
     _check_finite(rho=rho, epsilon=epsilon, momentum=momentum, rescale_grad=rescale_grad)
     config = make_config(n, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
@@ -260,11 +296,13 @@ def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon
         # PyNative runs ops asynchronously: reading the output waits for the launch, so a failure is
         # raised here rather than at some later, unrelated operation.
         op(lr, config, *params, *grads, *mean_squares, *moments, *mgs).asnumpy()
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
+        # MindSpore reports a failed launch as RuntimeError, or TypeError in GRAPH_MODE context.
         raise_from_kernel(e, target)
 
 
 def _check_finite(**values):
+    """Type checks of the number hyper-parameters; the core checks their range and finiteness."""
     for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise TypeError(f"{name}: expected a float, got {type(v).__name__} ({v!r})")

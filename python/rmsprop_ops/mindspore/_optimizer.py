@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import warnings
 
-from mindspore import jit
+import numpy as np
+from mindspore import Tensor, jit
 from mindspore import dtype as mstype
 from mindspore.common.initializer import initializer
 from mindspore.common.parameter import Parameter, ParameterTuple
-from mindspore.nn.optim.optimizer import Optimizer, opt_init_args_register
+from mindspore.nn.optim.optimizer import Optimizer, _ConvertToCell, _IteratorLearningRate, opt_init_args_register
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 from mindspore.ops import operations as P
@@ -112,6 +113,8 @@ class RMSProp(Optimizer):
             except ValueError as e:
                 raise ValueError(f"For '{self.cls_name}', the argument '{name}' is out of range: {e}") from None
 
+        self._check_lr_values()
+
         self.centered = centered
         self.momentum = momentum
         self.epsilon = epsilon
@@ -133,6 +136,21 @@ class RMSProp(Optimizer):
         self.ms = self._state("mean_square", "ones")
         self.moment = self._state("moment", "zeros")
         self._init_kernel(weight_decay)
+
+    def _check_lr_values(self):
+        """Stricter than MindSpore: a learning rate given as numbers (a Tensor, a list, per group) must be
+        finite and >= 0; MindSpore checks only a plain float. A LearningRateSchedule is checked by the
+        kernel (on CPU) when it runs."""
+        for lr in self.learning_rate if self.is_group_lr else (self.learning_rate,):
+            if isinstance(lr, (_ConvertToCell, _IteratorLearningRate)):  # MindSpore's wrappers of numbers
+                lr = lr.learning_rate
+            if not isinstance(lr, Tensor):
+                continue
+            values = lr.asnumpy().astype(np.float64).ravel()
+            bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
+            if bad.size:
+                raise ValueError(f"For '{self.cls_name}', the argument 'learning_rate' must hold finite values "
+                                 f">= 0, but got {values[bad[0]]} (value {bad[0]} of {values.size}).")
 
     def _state(self, prefix, init):
         """Clones of the params as MindSpore makes them; the core keeps 16-bit params' state in float32."""
@@ -180,8 +198,26 @@ class RMSProp(Optimizer):
         self._configs = tuple(configs)
         self._ops = tuple(make_op(len(idx), self.centered) for idx in index)
 
+    def __call__(self, *args, **kwargs):
+        # A direct call from Python (a step inside a compiled cell never comes here): a graph sees NumPy
+        # arrays and None only as constants, so their type is checked here, where nn.RMSProp also raises
+        # TypeError (for None it raises AttributeError, which names nothing).
+        grads = args[0] if len(args) == 1 and not kwargs else kwargs.get("gradients", ())
+        if isinstance(grads, (tuple, list)):
+            for k, g in enumerate(grads):
+                if not isinstance(g, Tensor):
+                    raise TypeError(f"For '{self.cls_name}', the argument 'gradients[{k}]' must be a Tensor, but "
+                                    f"got {type(g).__name__}.")
+        return super().__call__(*args, **kwargs)
+
     @jit
     def construct(self, gradients):
+        # Checked while the graph compiles; the types are nn.RMSProp's for the same mistakes.
+        if not isinstance(gradients, tuple):
+            raise RuntimeError(f"For '{self.cls_name}', the argument 'gradients' must be a tuple of Tensors.")
+        if len(gradients) != len(self._parameters):
+            raise RuntimeError(f"For '{self.cls_name}', the argument 'gradients' must hold one Tensor per "
+                               f"parameter: expected {len(self._parameters)}, got {len(gradients)}.")
         gradients = self.flatten_gradients(gradients)
         if self.use_kernel:
             return self._kernel_step(gradients)
@@ -192,16 +228,21 @@ class RMSProp(Optimizer):
             gradients = self.decay_weight(gradients)
         gradients = self.gradients_centralization(gradients)
         params = self._parameters
+        # The step counter advances after the launches, so that a launch the kernel refuses (a schedule
+        # giving a NaN lr) leaves every Parameter of the optimizer as it was.
         if self._single:
             lr = self.get_lr()
-            self.assignadd(self.global_step, self.global_step_increase_tensor)
             if self.centered:
-                return self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment, *self.mg)
-            return self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment)
+                out = self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment, *self.mg)
+            else:
+                out = self._ops[0](lr, self._configs[0], *params, *gradients, *self.ms, *self.moment)
+            self.assignadd(self.global_step, self.global_step_increase_tensor)
+            return out
         lrs = ()
         for r in self._cluster_lr_index:
             lrs = lrs + (self._lr_at(r),)
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        if self.dynamic_lr and len(lrs) > 1:
+            lrs = self._all_or_none(lrs)
         outs = ()
         for idx, lr, cfg, op in zip(self._cluster_index, lrs, self._configs, self._ops):
             ps, gs, ss, ms_ = (), (), (), ()
@@ -217,7 +258,22 @@ class RMSProp(Optimizer):
                 outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_, *mgs),)
             else:
                 outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_),)
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
         return outs
+
+    def _all_or_none(self, lrs):
+        """Every launch gets a refusable lr when one schedule's is (the kernel refuses NaN, inf and negative
+        values), so that no group is updated before a refused launch: NaN and inf spread through 0 * lr, a
+        negative value through the minimum."""
+        poison = lrs[0] * 0.0
+        low = lrs[0]
+        for lr in lrs[1:]:
+            poison = poison + lr * 0.0
+            low = F.minimum(low, lr)
+        out = ()
+        for lr in lrs:
+            out = out + (F.select(low < 0.0, low, lr + poison),)
+        return out
 
     def _lr_at(self, r):
         if self.is_group_lr:

@@ -17,6 +17,7 @@
 // Every argument is validated by the core before anything is written; on failure the core's status code
 // is returned to MindSpore and its message is kept for rmsprop_ops_ms_last_error().
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -83,11 +84,43 @@ int read_config(const void *src, int64_t count, std::vector<double> &out, void *
   return RMSPROP_OPS_OK;
 }
 
+#ifndef RMSPROP_OPS_MS_CUDA
+// On the CPU the learning-rate tensor is host memory, so its value is checked as the core checks a number
+// (a NaN or negative lr would otherwise be applied). On a GPU it is not read: that would need a sync.
+// Returns false for a dtype the core rejects anyway (it names the dtype).
+bool host_scalar(const void *p, int32_t dtype, double *out) {
+  uint16_t h = 0;
+  switch (dtype) {
+    case RMSPROP_OPS_FLOAT32: *out = *static_cast<const float *>(p); return true;
+    case RMSPROP_OPS_FLOAT64: *out = *static_cast<const double *>(p); return true;
+    case RMSPROP_OPS_BFLOAT16: {
+      std::memcpy(&h, p, sizeof h);
+      const uint32_t bits = static_cast<uint32_t>(h) << 16;
+      float f;
+      std::memcpy(&f, &bits, sizeof f);
+      *out = f;
+      return true;
+    }
+    case RMSPROP_OPS_FLOAT16: {
+      std::memcpy(&h, p, sizeof h);
+      const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+      const double v = e == 0 ? std::ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp(m | 0x400, e - 25);
+      *out = (h & 0x8000) ? -v : v;
+      return true;
+    }
+    default: return false;
+  }
+}
+#endif
+
 rmsprop_ops_tensor describe(void *data, int ndim, const int64_t *shape, const char *dtype) {
   rmsprop_ops_tensor t{};
   t.data = data;
   t.ndim = ndim;
-  t.shape = shape;
+  // MindSpore passes no shape array for a 0-d tensor; the core would then compare element counts only
+  // (a 0-d grad would pass for a (1,) param) and print "(1 elements)" instead of "()".
+  static const int64_t kNoDims[1] = {0};
+  t.shape = ndim == 0 ? kNoDims : shape;
   t.numel = 1;
   for (int d = 0; d < ndim; ++d) t.numel *= shape[d];
   t.dtype = dtype_code(dtype);
@@ -122,7 +155,10 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   const int64_t n = static_cast<int64_t>(cfg[kCount]);
   const bool centered = cfg[kCentered] != 0.0;
   const int64_t per_set = centered ? 5 : 4;
-  if (n < 0 || static_cast<int64_t>(cfg.size()) != kHeader + n || nparam != 2 + per_set * n + 1)
+  if (static_cast<int64_t>(cfg.size()) != kHeader + n)
+    return fail(RMSPROP_OPS_VALUE_ERROR, "config: expected " + std::to_string(kHeader + n) + " values for " +
+                                             std::to_string(n) + " tensors, got " + std::to_string(cfg.size()));
+  if (nparam != 2 + per_set * n + 1)
     return fail(RMSPROP_OPS_VALUE_ERROR, "expected " + std::to_string(2 + per_set * n + 1) + " arguments for " +
                                              std::to_string(n) + " tensors, got " + std::to_string(nparam));
 
@@ -133,8 +169,16 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   int64_t lr_numel = 1;
   for (int d = 0; d < ndims[0]; ++d) lr_numel *= shapes[0][d];
   if (lr_numel != 1)
-    return fail(RMSPROP_OPS_VALUE_ERROR, "learning_rate: expected a scalar tensor, got " + std::to_string(lr_numel) +
+    return fail(RMSPROP_OPS_VALUE_ERROR, "lr: expected a scalar tensor, got " + std::to_string(lr_numel) +
                                              " elements");
+#ifndef RMSPROP_OPS_MS_CUDA
+  double lr_value = 0.0;
+  if (host_scalar(params[0], hp.lr.dtype, &lr_value) && !(std::isfinite(lr_value) && lr_value >= 0.0)) {
+    char got[64];
+    std::snprintf(got, sizeof got, "%g", lr_value);
+    return fail(RMSPROP_OPS_VALUE_ERROR, std::string("lr: expected a finite value >= 0, got ") + got);
+  }
+#endif
   hp.rescale_grad.value = cfg[kRescale];
   hp.rho = cfg[kRho];
   hp.epsilon = cfg[kEpsilon];
