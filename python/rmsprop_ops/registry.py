@@ -41,8 +41,14 @@ def schema(name: str) -> dict:
     raise ValueError(f"name: expected one of {list_ops()}, got {name!r}")
 
 
-def check_attr(op: str, attr: str, value) -> None:
-    """Raise ValueError (naming ``attr``) unless ``value`` is valid for the attribute of ``op``."""
+def check_attr(op: str, attr: str, value, *, name: str | None = None) -> None:
+    """Raise ValueError unless ``value`` is valid for the attribute of ``op``; the message names ``name``
+    (default ``attr``), e.g. ``check_attr("rmsprop", "learning_rate", x, name="set_lr: value")``."""
     from ._checks import as_float
 
-    _core.check_attr(op, attr, as_float(attr, value))
+    name = name or attr
+    try:
+        _core.check_attr(op, attr, as_float(name, value))
+    except ValueError as e:
+        text = str(e)
+        raise ValueError(name + text[len(attr):] if text.startswith(attr) else text) from None

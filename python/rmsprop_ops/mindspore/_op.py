@@ -280,10 +280,7 @@ def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon
     else:
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
             raise TypeError(f"lr: expected a number or a scalar Tensor, got {type(lr).__name__}")
-        try:
-            registry.check_attr("rmsprop", "learning_rate", float(lr))
-        except ValueError as e:
-            raise ValueError(f"lr{str(e)[len('learning_rate'):]}") from None
+        registry.check_attr("rmsprop", "learning_rate", float(lr), name="lr")
         # A number is taken in the params' precision, as MindSpore casts lr to the gradient's dtype.
         wide = bool(params) and params[0].dtype == mstype.float64
         lr = Tensor(float(lr), mstype.float64 if wide else mstype.float32)

@@ -193,10 +193,7 @@ class RMSProp(Optimizer):
         raises ValueError and leaves the optimizer's learning rate unchanged."""
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"set_lr: value: expected a float, got {type(value).__name__}")
-        try:
-            registry.check_attr("rmsprop", "learning_rate", float(value))
-        except ValueError as e:
-            raise ValueError(f"set_lr: value: {str(e).split(': ', 1)[1]}") from None
+        registry.check_attr("rmsprop", "learning_rate", float(value), name="set_lr: value")
         super().set_lr(float(value))
 
     def _create_global_learning_rate(self):
