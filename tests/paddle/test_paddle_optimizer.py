@@ -91,14 +91,17 @@ def _model():
 
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("before_first_step", [False, True])
-def test_state_dict_restores_exactly_into_a_new_optimizer(fused, before_first_step):
+def test_state_dict_restores_exactly_into_a_new_optimizer(fused, before_first_step, tmp_path):
+    # Through paddle.save / paddle.load files, as a user checkpoints: .pdparams and .pdopt.
     data = H.batches(12)
     a = _model()
     sched_a = paddle.optimizer.lr.StepDecay(0.02, step_size=3, gamma=0.5)
     opt_a = RMSProp(sched_a, parameters=a.parameters(), centered=True, momentum=0.9, fused=fused)
     _train(a, opt_a, data[:6], sched_a)
-    state, weights = opt_a.state_dict(), {k: v.numpy().copy() for k, v in a.state_dict().items()}
-    state = {k: (v.clone() if isinstance(v, paddle.Tensor) else v) for k, v in state.items()}
+    paddle.save(opt_a.state_dict(), str(tmp_path / "ckpt.pdopt"))
+    paddle.save(a.state_dict(), str(tmp_path / "ckpt.pdparams"))
+    state = paddle.load(str(tmp_path / "ckpt.pdopt"))
+    weights = {k: v.numpy() for k, v in paddle.load(str(tmp_path / "ckpt.pdparams")).items()}
 
     b = _model()
     b.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()})
