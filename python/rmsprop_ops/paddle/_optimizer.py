@@ -128,6 +128,10 @@ class RMSProp(Optimizer):
         eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
             see ``rmsprop_ops.rmsprop_``.
 
+    Sparse (SelectedRows) gradients, e.g. from ``paddle.nn.Embedding(sparse=True)``, are taken in dynamic
+    mode with Paddle's sparse rule: duplicate rows are summed and absent rows count as a zero gradient (their
+    state decays and they move by their moment), computed by densifying the gradient for the same op.
+
     Under ``paddle.amp.GradScaler`` an overflowed step is skipped inside the op (its SkipUpdate input
     reads the found-inf flag on the device), without a host synchronisation in the optimizer.
 
