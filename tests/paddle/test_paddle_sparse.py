@@ -57,12 +57,17 @@ def _clip(kind):
     return H.make_clip(kind)
 
 
-def run_dynamic(opt_cls, wd=None, clip=None, sparse=True, **kw):
+def run_dynamic(opt_cls, wd=None, clip=None, sparse=True, groups=False, **kw):
     paddle.disable_static()
     emb, lin, params = _layers(sparse)
     for p, v in zip(params, _init()):
         p.set_value(v)
-    opt = opt_cls(learning_rate=0.01, parameters=params, weight_decay=wd, grad_clip=_clip(clip), **kw)
+    parameters = params
+    if groups:
+        parameters = [{"params": [emb.weight], "learning_rate": 0.5, "rho": 0.8, "momentum": 0.3,
+                       "weight_decay": paddle.regularizer.L2Decay(0.03)},
+                      {"params": params[1:]}]
+    opt = opt_cls(learning_rate=0.01, parameters=parameters, weight_decay=wd, grad_clip=_clip(clip), **kw)
     history = []
     for step in range(STEPS):
         _loss(emb, lin, paddle.to_tensor(_ids(step)), paddle.to_tensor(_targets(step))).backward()
@@ -164,6 +169,13 @@ def test_dynamic_sparse_value_clip_matches_the_dense_gradient(clip, fused):
     ref = run_dynamic(paddle.optimizer.RMSProp, sparse=False, **kw)
     ours = run_dynamic(RMSProp, fused=fused, **kw)
     _assert_same(ours, ref)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("clip", [None, "global_norm"])
+def test_dynamic_sparse_parity_with_parameter_groups(clip, fused):
+    kw = dict(groups=True, clip=clip, centered=True, momentum=0.9)
+    _assert_same(run_dynamic(RMSProp, fused=fused, **kw), run_dynamic(paddle.optimizer.RMSProp, **kw))
 
 
 def test_dynamic_sparse_gradient_is_left_as_it_was():
