@@ -57,7 +57,7 @@ def _clip(kind):
     return H.make_clip(kind)
 
 
-def run_dynamic(opt_cls, wd=None, clip=None, sparse=True, groups=False, **kw):
+def run_dynamic(opt_cls, wd=None, clip=None, sparse=True, groups=False, scaler=False, **kw):
     paddle.disable_static()
     emb, lin, params = _layers(sparse)
     for p, v in zip(params, _init()):
@@ -69,10 +69,16 @@ def run_dynamic(opt_cls, wd=None, clip=None, sparse=True, groups=False, **kw):
                       {"params": params[1:]}]
     opt = opt_cls(learning_rate=0.01, parameters=parameters, weight_decay=wd, grad_clip=_clip(clip), **kw)
     history = []
+    amp = paddle.amp.GradScaler(init_loss_scaling=1024.0) if scaler else None
     for step in range(STEPS):
-        _loss(emb, lin, paddle.to_tensor(_ids(step)), paddle.to_tensor(_targets(step))).backward()
+        loss = _loss(emb, lin, paddle.to_tensor(_ids(step)), paddle.to_tensor(_targets(step)))
+        (amp.scale(loss) if scaler else loss).backward()
         assert emb.weight.grad.is_selected_rows() == sparse
-        opt.step()
+        if scaler:
+            amp.step(opt)
+            amp.update()
+        else:
+            opt.step()
         opt.clear_grad()
         history.append([p.numpy().copy() for p in params])
     return history, [a.numpy().copy() for a in H.accumulators(opt, params)]
@@ -175,6 +181,13 @@ def test_dynamic_sparse_value_clip_matches_the_dense_gradient(clip, fused):
 @pytest.mark.parametrize("clip", [None, "global_norm"])
 def test_dynamic_sparse_parity_with_parameter_groups(clip, fused):
     kw = dict(groups=True, clip=clip, centered=True, momentum=0.9)
+    _assert_same(run_dynamic(RMSProp, fused=fused, **kw), run_dynamic(paddle.optimizer.RMSProp, **kw))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_dynamic_sparse_parity_under_grad_scaler(fused):
+    """GradScaler unscales the SelectedRows gradient before the step; ours then densifies it."""
+    kw = dict(scaler=True, centered=True, momentum=0.9)
     _assert_same(run_dynamic(RMSProp, fused=fused, **kw), run_dynamic(paddle.optimizer.RMSProp, **kw))
 
 
