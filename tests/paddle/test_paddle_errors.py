@@ -928,14 +928,43 @@ def test_param_attr_bad_value_in_a_static_program_is_rejected_while_building(fus
 
 
 @pytest.mark.parametrize("fused", [False, True])
-def test_sparse_gradients_are_refused_clearly(fused):
-    """Embedding(sparse=True) gives SelectedRows gradients, which the ops do not take (Paddle's RMSProp
-    does): a ValueError naming the parameter and Grad before any op runs, so the Linear before it is not
-    updated either."""
-    lin = paddle.nn.Linear(3, 1)
+def test_bad_param_attr_next_to_a_sparse_gradient_stops_the_step_before_any_op(fused):
+    """Embedding(sparse=True) gives a SelectedRows gradient, which the optimizer densifies; the checks
+    still come first, so a bad ParamAttr on the Linear after it leaves the embedding, its gradient and
+    the state untouched."""
     emb = paddle.nn.Embedding(10, 3, sparse=True)
-    opt = RMSProp(0.1, parameters=lin.parameters() + emb.parameters(), fused=fused)
-    lin(emb(paddle.to_tensor([1, 2]))).sum().backward()
-    snap = snapshot(lin.parameters(), emb.weight)
-    assert_raises(ValueError, r"embedding_\d+.w_0: Grad: expected a dense tensor, got SelectedRows", lambda: opt.step())
+    lin = paddle.nn.Linear(3, 1, bias_attr=paddle.ParamAttr(learning_rate=NAN))
+    opt = RMSProp(0.1, parameters=emb.parameters() + lin.parameters(), momentum=0.5, fused=fused)
+    lin(emb(paddle.to_tensor([1, 2, 1]))).sum().backward()
+    assert emb.weight.grad.is_selected_rows()
+    opt._create_accumulators(None, emb.parameters() + lin.parameters())
+    accs = [v for per in opt._accumulators.values() for v in per.values()]
+    snap = snapshot(emb.weight, lin.parameters(), [p.grad for p in lin.parameters()], accs,
+                    emb.weight.grad._get_tensor_from_selected_rows())
+    assert_raises(ValueError, r"b_0: ParamAttr learning_rate: expected a finite scale >= 0, got nan",
+                  lambda: opt.step())
     assert_unchanged(snap)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_selected_rows_value_in_a_static_program_is_refused_while_building(fused):
+    """Paddle's PIR backward gives Embedding(sparse=True) a dense gradient, and PIR has no op turning a
+    SelectedRows value into a dense one (pd_op.add_n refuses it); a hand-built program with a SelectedRows
+    gradient gets a ValueError naming the parameter and Grad, and no update op."""
+    from paddle.base.libpaddle.pir import create_selected_rows_type_by_dense_tensor
+
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            ids = paddle.static.data("ids", [2, 3], "int64")
+            emb = paddle.nn.Embedding(10, 3, sparse=True)
+            loss = emb(ids).sum()
+            (param, grad), = paddle.static.append_backward(loss)
+            grad.set_type(create_selected_rows_type_by_dense_tensor(grad.type()))
+            assert grad.is_selected_row_type()
+            assert_raises(ValueError, r"embedding_\d+.w_0: Grad: expected a dense tensor, got a SelectedRows value",
+                          lambda: RMSProp(0.1, fused=fused).apply_gradients([(param, grad)]))
+        assert not [op.name() for op in main.global_block().ops if "rmsprop" in op.name()]
+    finally:
+        paddle.disable_static()

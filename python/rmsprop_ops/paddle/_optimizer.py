@@ -8,8 +8,9 @@ import numbers
 import re
 
 import paddle
+from paddle import _C_ops
 from paddle.base import framework
-from paddle.framework import in_dynamic_or_pir_mode, in_pir_mode
+from paddle.framework import in_pir_mode
 from paddle.nn.clip import ClipGradBase, ClipGradByValue
 from paddle.optimizer import Optimizer
 from paddle.optimizer.lr import LRScheduler
@@ -78,7 +79,9 @@ class _AsymmetricValueClip(_FusedValueClip):
         out = []
         for p, g in params_grads:
             if g is not None and getattr(p, "need_clip", True) is not False:
-                g = paddle.clip(g, min=self.clip.min, max=self.clip.max)
+                # paddle.clip fails on a dygraph SelectedRows gradient (so does Paddle's ClipGradByValue);
+                # the rows are merged before clipping either way, so clipping the dense copy is the same.
+                g = paddle.clip(_dense(p, g), min=self.clip.min, max=self.clip.max)
             out.append((p, g))
         return out
 
@@ -124,6 +127,10 @@ class RMSProp(Optimizer):
             parameters, like Paddle's Adam/Momentum ``multi_precision`` (Paddle's RMSProp has none).
         eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
             see ``rmsprop_ops.rmsprop_``.
+
+    Sparse (SelectedRows) gradients, e.g. from ``paddle.nn.Embedding(sparse=True)``, are taken in dynamic
+    mode with Paddle's sparse rule: duplicate rows are summed and absent rows count as a zero gradient (their
+    state decays and they move by their moment), computed by densifying the gradient for the same op.
 
     Under ``paddle.amp.GradScaler`` an overflowed step is skipped inside the op (its SkipUpdate input
     reads the found-inf flag on the device), without a host synchronisation in the optimizer.
@@ -318,7 +325,7 @@ class RMSProp(Optimizer):
         if reg is None:
             self._decay[param.name] = (0.0, 0)
             return grad
-        if type(reg) in (L2Decay, L1Decay) and not _is_selected_rows(grad):
+        if type(reg) in (L2Decay, L1Decay):
             self._decay[param.name] = (float(reg._coeff), _WD_MODE["l1" if type(reg) is L1Decay else "l2"])
             return grad
         self._decay[param.name] = (0.0, 0)
@@ -333,6 +340,7 @@ class RMSProp(Optimizer):
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []
         _check_param_attrs(parameters_and_grads)
+        parameters_and_grads = _densify_grads(parameters_and_grads)
         found_inf = self._get_auxiliary_var("found_inf")
         if framework.in_dygraph_mode() and isinstance(found_inf, paddle.Tensor):
             self._skip = found_inf
@@ -456,16 +464,19 @@ def _lr_mult(param):
 
 def _check_param_attrs(parameters_and_grads):
     """Per-parameter values set through ``ParamAttr`` (learning-rate scale, regularizer) bypass the
-    constructor, and a gradient may be sparse. Check them all before the first op runs: with one op per
-    parameter, an input the op refuses for a later parameter would otherwise leave the earlier ones
+    constructor, and a static gradient may be sparse. Check them all before the first op runs: with one op
+    per parameter, an input the op refuses for a later parameter would otherwise leave the earlier ones
     updated."""
-    pairs = parameters_and_grads.get("params", []) if isinstance(parameters_and_grads, dict) else parameters_and_grads
-    for param, grad in pairs:
+    for param, grad in _pairs(parameters_and_grads):
         if grad is None:
             continue
-        if isinstance(grad, paddle.Tensor) and grad.is_selected_rows():
-            raise ValueError(f"{param.name}: Grad: expected a dense tensor, got SelectedRows (a sparse gradient, "
-                             "e.g. from Embedding(sparse=True), which the op does not take)")
+        if isinstance(grad, paddle.pir.Value) and grad.is_selected_row_type():
+            # PIR has no op that scatters SelectedRows into a dense tensor (pd_op.add_n takes dense inputs
+            # only), and Paddle's own PIR backward never makes one here: Embedding(sparse=True) gets the
+            # dense pd_op.embedding_grad. Only a hand-built program can get this far.
+            raise ValueError(f"{param.name}: Grad: expected a dense tensor, got a SelectedRows value (a PIR "
+                             "static program offers no op turning it into a dense tensor; dynamic mode "
+                             "takes sparse gradients)")
         mult = (getattr(param, "optimize_attr", None) or {}).get("learning_rate", 1.0)
         if isinstance(mult, numbers.Real) and not (math.isfinite(mult) and mult >= 0):
             raise ValueError(f"{param.name}: ParamAttr learning_rate: expected a finite scale >= 0, got {mult!r}")
@@ -477,8 +488,38 @@ def _check_param_attrs(parameters_and_grads):
                 raise type(e)(f"{param.name}: ParamAttr regularizer: {e}") from None
 
 
-def _is_selected_rows(grad):
-    return in_dynamic_or_pir_mode() and hasattr(grad, "is_selected_rows") and grad.is_selected_rows()
+def _pairs(parameters_and_grads):
+    if isinstance(parameters_and_grads, dict):
+        return parameters_and_grads.get("params", [])
+    return parameters_and_grads
+
+
+def _densify_grads(parameters_and_grads):
+    """Dynamic mode: the (param, grad) pairs with each SelectedRows gradient (``Embedding(sparse=True)``)
+    replaced by its dense equivalent, so both the per-parameter and the fused op take it unchanged.
+
+    Paddle's sparse RMSProp kernel (``RmspropSparseKernel``) first merges the gradient, summing duplicate
+    rows (``MergeAdd``), then updates every element of the parameter, reading rows absent from the gradient
+    as 0 (``SparseRmspropGradFunctor``): mean_square, mean_grad and moment of untouched rows still decay and
+    the parameter still moves by its moment. That is the dense update with the merged rows scattered into
+    zeros, which is what this builds (with the same merge op, so duplicate rows are summed in Paddle's
+    order; adding to 0 is exact)."""
+    pairs = _pairs(parameters_and_grads)
+    if not any(isinstance(g, paddle.Tensor) and g.is_selected_rows() for _, g in pairs):
+        return parameters_and_grads
+    dense = [(p, _dense(p, g)) for p, g in pairs]
+    if isinstance(parameters_and_grads, dict):
+        return dict(parameters_and_grads, params=dense)
+    return dense
+
+
+def _dense(param, grad):
+    """A dygraph SelectedRows gradient as a dense tensor of the parameter's shape; others unchanged."""
+    if not (isinstance(grad, paddle.Tensor) and grad.is_selected_rows()):
+        return grad
+    with paddle.no_grad():
+        merged = _C_ops.merge_selected_rows(grad)
+        return _C_ops.add_n([paddle.zeros(param.shape, grad.dtype), merged])
 
 
 def _check_bool(name, value):
