@@ -968,3 +968,44 @@ def test_selected_rows_value_in_a_static_program_is_refused_while_building(fused
         assert not [op.name() for op in main.global_block().ops if "rmsprop" in op.name()]
     finally:
         paddle.disable_static()
+
+
+def test_raw_ops_refuse_a_selected_rows_input_in_dygraph_and_in_a_program():
+    """A SelectedRows value handed straight to the custom ops: in a PIR program it used to crash Paddle's
+    op builder (segfault), so the check runs in a subprocess and must end in a ValueError naming Grad."""
+    script = r"""
+import re, paddle
+from rmsprop_ops.paddle import load_ops
+from paddle.base.libpaddle.pir import create_selected_rows_type_by_dense_tensor
+ops = load_ops()
+attrs = (0.1, 0.9, 1e-6, 0.0, True, True, 0.0, 0, 1.0, -1.0, True, -1.0)
+emb = paddle.nn.Embedding(10, 3, sparse=True)
+emb(paddle.to_tensor([1, 2, 1])).sum().backward()
+p, ms, mom = paddle.ones([10, 3]), paddle.ones([10, 3]), paddle.zeros([10, 3])
+for fn, args, extra in ((ops.rmsprop_ops_rmsprop, (p, emb.weight.grad, ms, mom), ()),
+                        (ops.rmsprop_ops_rmsprop_multi, ([p], [emb.weight.grad], [ms], [mom]), ([], []))):
+    try:
+        fn(*args, None, None, None, None, *attrs, *extra)
+    except ValueError as e:
+        assert re.search(r"Grad(\[0\])?: expected a dense tensor, got SelectedRows", str(e)), str(e)
+    else:
+        raise SystemExit("no error in dygraph")
+assert float(p.sum()) == 30.0 and float(ms.sum()) == 30.0 and float(mom.sum()) == 0.0
+paddle.enable_static()
+main, startup = paddle.static.Program(), paddle.static.Program()
+with paddle.static.program_guard(main, startup):
+    ids = paddle.static.data("ids", [2, 3], "int64")
+    loss = paddle.nn.Embedding(10, 3, sparse=True)(ids).sum()
+    (param, grad), = paddle.static.append_backward(loss)
+    grad.set_type(create_selected_rows_type_by_dense_tensor(grad.type()))
+    s1, s2 = paddle.create_parameter([10, 3], "float32"), paddle.create_parameter([10, 3], "float32")
+    try:
+        ops.rmsprop_ops_rmsprop(param, grad, s1, s2, None, None, None, None, *attrs)
+    except ValueError as e:
+        assert "Grad: expected a dense tensor, got SelectedRows" in str(e), str(e)
+    else:
+        raise SystemExit("no error in a program")
+print("OK")
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "OK" in r.stdout, (r.returncode, r.stdout[-2000:], r.stderr[-3000:])

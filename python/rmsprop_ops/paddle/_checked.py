@@ -57,6 +57,16 @@ def _check_inplace_dygraph(name, t):
                          "param.detach(), which shares its memory")
 
 
+def _check_dense(name, t):
+    # A SelectedRows (sparse) value would crash Paddle's PIR builder of the custom op; in dynamic mode the
+    # kernel refuses it, but only after Paddle has prepared the call. Refuse both here, by name.
+    sparse = (t.is_selected_row_type() if isinstance(t, paddle.pir.Value)
+              else isinstance(t, paddle.Tensor) and t.is_selected_rows())
+    if sparse:
+        raise ValueError(f"{name}: expected a dense tensor, got SelectedRows (a sparse gradient; "
+                         "rmsprop_ops.paddle.RMSProp densifies those in dynamic mode)")
+
+
 def _check_input(spec, value, dygraph, inplace):
     name, optional = spec["name"].removesuffix("[]"), spec["optional"]
     if value is None:
@@ -70,11 +80,13 @@ def _check_input(spec, value, dygraph, inplace):
         for i, t in enumerate(value):
             if not _is_tensor(t):
                 raise TypeError(f"{name}[{i}]: expected a paddle.Tensor, got {_describe(t)}")
+            _check_dense(f"{name}[{i}]", t)
             if dygraph and inplace:
                 _check_inplace_dygraph(f"{name}[{i}]", t)
         return len(value)
     if not _is_tensor(value):
         raise TypeError(f"{name}: expected a paddle.Tensor, got {_describe(value)}")
+    _check_dense(name, value)
     if name in _SCALAR_SLOTS:
         # Checked here too: Paddle drops a zero-size optional input before the kernel sees it.
         shape = list(value.shape)
