@@ -62,7 +62,7 @@ def _key(flavor: str) -> str:
     import mindspore
 
     h = hashlib.sha256()
-    for path in (_SOURCE, os.path.join(rmsprop_ops.get_include(), "rmsprop_ops", "c_api.h")):
+    for path in (_SOURCE, *(os.path.join(rmsprop_ops.get_include(), "rmsprop_ops", h) for h in ("c_api.h", "dtypes.h"))):
         with open(path, "rb") as f:
             h.update(f.read())
     lib = rmsprop_ops.get_library()

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "rmsprop_ops/c_api.h"
+#include "rmsprop_ops/dtypes.h"  // load_scalar: the core's one reader of a scalar argument
 
 #ifdef RMSPROP_OPS_MS_CUDA
 #include <cuda_runtime_api.h>
@@ -83,35 +84,6 @@ int read_config(const void *src, int64_t count, std::vector<double> &out, void *
 #endif
   return RMSPROP_OPS_OK;
 }
-
-#ifndef RMSPROP_OPS_MS_CUDA
-// On the CPU the learning-rate tensor is host memory, so its value is checked as the core checks a number
-// (a NaN or negative lr would otherwise be applied). On a GPU it is not read: that would need a sync.
-// Returns false for a dtype the core rejects anyway (it names the dtype).
-bool host_scalar(const void *p, int32_t dtype, double *out) {
-  uint16_t h = 0;
-  switch (dtype) {
-    case RMSPROP_OPS_FLOAT32: *out = *static_cast<const float *>(p); return true;
-    case RMSPROP_OPS_FLOAT64: *out = *static_cast<const double *>(p); return true;
-    case RMSPROP_OPS_BFLOAT16: {
-      std::memcpy(&h, p, sizeof h);
-      const uint32_t bits = static_cast<uint32_t>(h) << 16;
-      float f;
-      std::memcpy(&f, &bits, sizeof f);
-      *out = f;
-      return true;
-    }
-    case RMSPROP_OPS_FLOAT16: {
-      std::memcpy(&h, p, sizeof h);
-      const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-      const double v = e == 0 ? std::ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp(m | 0x400, e - 25);
-      *out = (h & 0x8000) ? -v : v;
-      return true;
-    }
-    default: return false;
-  }
-}
-#endif
 
 rmsprop_ops_tensor describe(void *data, int ndim, const int64_t *shape, const char *dtype) {
   rmsprop_ops_tensor t{};
@@ -172,8 +144,13 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
     return fail(RMSPROP_OPS_VALUE_ERROR, "lr: expected a scalar tensor, got " + std::to_string(lr_numel) +
                                              " elements");
 #ifndef RMSPROP_OPS_MS_CUDA
-  double lr_value = 0.0;
-  if (host_scalar(params[0], hp.lr.dtype, &lr_value) && !(std::isfinite(lr_value) && lr_value >= 0.0)) {
+  // On the CPU the lr tensor is host memory, so its value is checked as the core checks a number (a NaN
+  // or negative lr would otherwise be applied); on a GPU reading it would need a sync. Other dtypes are
+  // left to the core, which names them.
+  const bool float_lr = hp.lr.dtype == RMSPROP_OPS_FLOAT32 || hp.lr.dtype == RMSPROP_OPS_FLOAT64 ||
+                        hp.lr.dtype == RMSPROP_OPS_FLOAT16 || hp.lr.dtype == RMSPROP_OPS_BFLOAT16;
+  const double lr_value = rmsprop_ops::load_scalar(hp.lr);
+  if (float_lr && !(std::isfinite(lr_value) && lr_value >= 0.0)) {
     char got[64];
     std::snprintf(got, sizeof got, "%g", lr_value);
     return fail(RMSPROP_OPS_VALUE_ERROR, std::string("lr: expected a finite value >= 0, got ") + got);

@@ -49,17 +49,20 @@ def _cache_root() -> str:
 def _inputs():
     with open(os.path.join(_CSRC, "paddle_kernel.h"), encoding="utf-8") as f:
         header = f.read()
-    with open(os.path.join(_runtime.get_include(), "rmsprop_ops", "c_api.h"), encoding="utf-8") as f:
-        c_api = f.read()
-    return render_source(), header, c_api
+    # The core headers the ops include: the C ABI, and dtypes.h for its scalar reader.
+    core_headers = ""
+    for name in ("c_api.h", "dtypes.h"):
+        with open(os.path.join(_runtime.get_include(), "rmsprop_ops", name), encoding="utf-8") as f:
+            core_headers += f.read()
+    return render_source(), header, core_headers
 
 
 def cache_dir() -> str:
     """The directory holding (or about to hold) the compiled ops for this Paddle and this package."""
-    source, header, c_api = _inputs()
+    source, header, core_headers = _inputs()
     version, cuda = _paddle_facts()
     h = hashlib.sha256()
-    for part in (source, header, c_api, _runtime.get_library(), version, str(cuda), sys.version):
+    for part in (source, header, core_headers, _runtime.get_library(), version, str(cuda), sys.version):
         h.update(part.encode())
         h.update(b"\0")
     return os.path.join(_cache_root(), f"paddle-{version}-{h.hexdigest()[:16]}")

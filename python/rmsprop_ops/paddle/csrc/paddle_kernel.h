@@ -13,6 +13,7 @@
 #include "paddle/common/enforce.h"
 #include "paddle/extension.h"
 #include "rmsprop_ops/c_api.h"
+#include "rmsprop_ops/dtypes.h"  // load_scalar: the core's one reader of a scalar argument
 
 namespace rmsprop_ops_paddle {
 
@@ -108,17 +109,6 @@ class Converter {
   explicit Converter(size_t n) { shapes_.reserve(n); }
 };
 
-// Reads a one-element CPU tensor as a double (no synchronisation needed on the host).
-inline double host_value(const paddle::Tensor &t) {
-  switch (t.dtype()) {
-    case paddle::DataType::FLOAT32: return static_cast<double>(*t.data<float>());
-    case paddle::DataType::FLOAT64: return *t.data<double>();
-    case paddle::DataType::FLOAT16: return static_cast<double>(static_cast<float>(*t.data<phi::dtype::float16>()));
-    case paddle::DataType::BFLOAT16: return static_cast<double>(static_cast<float>(*t.data<phi::dtype::bfloat16>()));
-    default: return 0.0;
-  }
-}
-
 // A scalar input tensor. `range_attr`, when given, is the registry attribute whose range a CPU tensor's
 // value must satisfy; a GPU tensor is read only by the kernel (checking it would cost a host sync).
 inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const std::string &name,
@@ -133,7 +123,8 @@ inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const st
                         s.dtype == RMSPROP_OPS_FLOAT16 || s.dtype == RMSPROP_OPS_BFLOAT16;
   if (range_attr != nullptr && is_float && t->is_cpu()) {
     char err[512];
-    if (rmsprop_ops_check_attr("rmsprop", range_attr, host_value(*t), err, sizeof err) != RMSPROP_OPS_OK) {
+    const double v = rmsprop_ops::load_scalar(s);
+    if (rmsprop_ops_check_attr("rmsprop", range_attr, v, err, sizeof err) != RMSPROP_OPS_OK) {
       std::string msg(err);  // "learning_rate: expected ..., got ...": name the input instead
       const std::string attr_prefix = std::string(range_attr) + ": ";
       if (msg.rfind(attr_prefix, 0) == 0) msg.erase(0, attr_prefix.size());
