@@ -23,14 +23,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 import numpy as np
 import paddle
 
-from _common import VARIANTS, interleaved, machine, write_json
+from _common import SHAPES, VARIANTS, interleaved, machine, write_json
 
 import bench_paddle
+from rmsprop_ops.paddle._build import _cache_root
 
 NOOP_SOURCE = r"""
 #include "paddle/extension.h"
@@ -53,14 +53,13 @@ PD_BUILD_OP(rmsprop_ops_bench_noop_)
     .SetInferDtypeFn(PD_INFER_DTYPE(NoopDtype));
 """
 
-N_PARAMS, NUMEL = 1000, 1 << 14
+N_PARAMS, NUMEL = len(SHAPES["1000x16K"]), SHAPES["1000x16K"][0]
 
 
 def load_noop():
     from paddle.utils.cpp_extension import load
 
-    root = os.environ.get("RMSPROP_OPS_PADDLE_CACHE") or os.path.join(tempfile.gettempdir(), "rmsprop_ops_bench")
-    build = os.path.join(root, "bench_noop")
+    build = os.path.join(_cache_root(), "bench_noop")
     os.makedirs(build, exist_ok=True)
     src = os.path.join(build, "noop.cc")
     with open(src, "w") as f:
@@ -110,7 +109,7 @@ def main():
         ours, builtin = med["ours (fused)"], med["paddle.optimizer.RMSProp"]
         per_param, packed = med["no-op, per-parameter state"], med["no-op, packed state"]
         projected = ours - per_param + packed
-        row = dict(variant=vname, **{k: t for k, t in med.items()}, kernel_and_adapter=ours - per_param,
+        row = dict(variant=vname, **med, kernel_and_adapter=ours - per_param,
                    projected_packed=projected, ratio_now=builtin / ours, ratio_packed=builtin / projected)
         rows.append(row)
         for k, t in med.items():
