@@ -219,13 +219,19 @@ def test_forked_child_gets_a_working_thread_pool():
         np.testing.assert_array_equal(g, e["param"])
 
 
-CHUNK, MIN_CHUNK, MAX_SETS, MAX_BLOCKS, BLOCKS_PER_SM = 1 << 16, 2048, 20, 256, 4
+CHUNK, MIN_CHUNK, BLOCKS_PER_SM = 1 << 16, 2048, 4
+# 256 sets / 1024 blocks per launch where nvcc was 12.1 or newer, else (and in CPU-only builds) 20 / 256.
+MAX_SETS, MAX_BLOCKS = _core.cuda_launch_limits()
+
+
+def test_cuda_launch_limits():
+    assert (MAX_SETS, MAX_BLOCKS) in ((20, 256), (256, 1024))
 
 
 @pytest.mark.parametrize("sm_count", [0, 1, 132, 1000])
 @pytest.mark.parametrize("total", [0, 1, 2047, 2048, 2049, 1 << 20, 1 << 24, 2**31 + 17, 2**40 + 3])
 def test_cuda_chunk_fills_every_sm_with_the_largest_chunk(total, sm_count):
-    chunk = _core.cuda_chunk(total, sm_count)
+    chunk = _core.cuda_chunk(total, 1, sm_count)
     if sm_count == 0:  # device unknown: the largest chunk
         assert chunk == CHUNK
         return
@@ -245,7 +251,8 @@ def test_cuda_chunk_fills_every_sm_with_the_largest_chunk(total, sm_count):
     [1],
     [CHUNK * MAX_BLOCKS],
     [CHUNK * MAX_BLOCKS + 1, 5, 0, 7],
-    [3] * 45,
+    [3] * (2 * MAX_SETS + 5),          # split by the sets-per-launch limit
+    [1 << 14] * 1000,
     [2**31 + 17, 2**33, 1],            # beyond int32 elements: 64-bit chunk arithmetic
     [2**40 + 3],                       # 16M chunks: the block's chunk index still fits its int32
     [CHUNK + 1] * 300,
@@ -254,7 +261,7 @@ def test_cuda_chunk_fills_every_sm_with_the_largest_chunk(total, sm_count):
 def test_cuda_launch_plan_covers_every_chunk_once_in_order(numels, sm_count):
     # Pure host arithmetic of the CUDA kernel's batching, available in every build (no GPU needed).
     plan = _core.cuda_launch_plan(numels, sm_count)
-    chunk = _core.cuda_chunk(sum(numels), sm_count)
+    chunk = _core.cuda_chunk(sum(numels), len(numels), sm_count)
     chunks = [(n + chunk - 1) // chunk for n in numels]
     start = np.concatenate([[0], np.cumsum(chunks, dtype=np.int64)])
     index = lambda k, ch: int(start[k]) + ch  # noqa: E731  (position of (set, chunk) in the global order)
@@ -268,3 +275,15 @@ def test_cuda_launch_plan_covers_every_chunk_once_in_order(numels, sm_count):
         expected_next = index(k1, c1) + 1
         assert c1 < 2**31  # the kernel's per-block chunk index is an int32
     assert expected_next == int(start[-1])
+
+
+@pytest.mark.parametrize("n", [1 << 12, 1 << 14, 1 << 16])
+def test_cuda_each_launch_of_many_small_tensors_fills_the_device(n):
+    # 1000 tensors take several launches, run one after the other: each must keep every SM busy.
+    sm_count = 132
+    plan = _core.cuda_launch_plan([n] * 1000, sm_count)
+    chunk = _core.cuda_chunk(n * 1000, 1000, sm_count)
+    assert len(plan) > 1
+    for nsets, nblocks, *_ in plan[:-1]:
+        assert nblocks >= min(sm_count * BLOCKS_PER_SM, MAX_BLOCKS, nsets * -(-n // chunk))
+        assert nblocks >= sm_count * BLOCKS_PER_SM or nblocks == MAX_BLOCKS or chunk == MIN_CHUNK

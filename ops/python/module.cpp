@@ -353,6 +353,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", [] { return rmsprop_ops_get_num_threads(); });
   m.def("partition", &partition);
   m.def("cuda_launch_plan", &cuda_launch_plan, py::arg("numels"), py::arg("sm_count") = 0);
-  m.def("cuda_chunk", &rmsprop_ops_cuda_chunk, py::arg("total"), py::arg("sm_count"));
+  m.def("cuda_chunk", &rmsprop_ops_cuda_chunk, py::arg("total"), py::arg("nsets"), py::arg("sm_count"));
+  m.def("cuda_launch_limits", [] {
+    int32_t sets = 0, blocks = 0;
+    rmsprop_ops_cuda_launch_limits(&sets, &blocks);
+    return py::make_tuple(sets, blocks);
+  });
   m.def("abi_version", [] { return rmsprop_ops_abi_version(); });
 }

@@ -294,7 +294,14 @@ void rmsprop_ops_partition(int64_t total, int32_t nthreads, int32_t tid, int64_t
   partition(total, nthreads, tid, align, begin, end);
 }
 
-int64_t rmsprop_ops_cuda_chunk(int64_t total, int32_t sm_count) { return cuda_chunk_for(total, sm_count); }
+int64_t rmsprop_ops_cuda_chunk(int64_t total, int64_t nsets, int32_t sm_count) {
+  return cuda_call_chunk(total, nsets, sm_count);
+}
+
+void rmsprop_ops_cuda_launch_limits(int32_t *max_sets, int32_t *max_blocks) {
+  if (max_sets != nullptr) *max_sets = kCudaMaxSets;
+  if (max_blocks != nullptr) *max_blocks = kCudaMaxBlocks;
+}
 
 int64_t rmsprop_ops_cuda_launch_plan(const int64_t *numels, int64_t nsets, int32_t sm_count, int64_t *out,
                                      int64_t max_launches) {
@@ -302,7 +309,7 @@ int64_t rmsprop_ops_cuda_launch_plan(const int64_t *numels, int64_t nsets, int32
   int64_t total = 0;
   for (int64_t k = 0; k < nsets; ++k) total += numels[k];
   plan_launches(
-      nsets, [&](int64_t k) { return numels[k]; }, cuda_chunk_for(total, sm_count), kCudaMaxSets, kCudaMaxBlocks,
+      nsets, [&](int64_t k) { return numels[k]; }, cuda_call_chunk(total, nsets, sm_count), kCudaMaxSets, kCudaMaxBlocks,
       [&](int64_t k, int slot) {
         sets_in = slot + 1;
         last_set = k;

@@ -2,8 +2,8 @@
 // multi_tensor_apply: the host packs (set, chunk) pairs for up to kMaxBlocks blocks and kMaxSets sets
 // into the kernel's argument struct, one launch per batch. The learning rate, the gradient rescale and
 // the skip flag may be device scalars and are read by the kernel, so nothing synchronises with the host.
-// The chunk (elements per block) is chosen per call from the device's SM count (cuda_chunk_for in
-// kernels.h), so a small call still spreads over every SM.
+// The chunk (elements per block) is chosen per call from the device's SM count (cuda_call_chunk in
+// kernels.h), so a small call, or each launch of a call of many small tensors, spreads over every SM.
 //
 // The build passes --fmad=false (and the CPU build -ffp-contract=off), so both kernels round every
 // operation of the rule the same way: same inputs, same bits.
@@ -33,6 +33,10 @@ struct Batch {
   int16_t block_set[kMaxBlocks];
   int32_t block_chunk[kMaxBlocks];
 };
+
+// The batch, the hyper-parameters and the chunk are the kernel's parameters.
+static_assert(sizeof(Batch<double>) + sizeof(rmsprop_ops_hparams) + sizeof(int64_t) <= kCudaParamBytes,
+              "the launch batch must fit the kernel parameter space");
 
 template <typename T>
 __device__ __forceinline__ bool aligned_for(const T *p) {
@@ -198,7 +202,7 @@ void run_cuda(const Launch &l, void *stream) {
   DeviceGuard guard(l.sets[0].param.data);
   int64_t total = 0;
   for (int64_t k = 0; k < l.nsets; ++k) total += l.sets[k].param.numel;
-  const int64_t chunk = cuda_chunk_for(total, sm_count());
+  const int64_t chunk = cuda_call_chunk(total, l.nsets, sm_count());
   RMSPROP_OPS_DISPATCH_PARAM_DTYPE(l.param_dtype, P, throw_not_implemented,
                                    launch_flags<P>(l, static_cast<cudaStream_t>(stream), chunk));
 }

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define RMSPROP_OPS_ABI_VERSION 1
+#define RMSPROP_OPS_ABI_VERSION 2
 
 #if defined(_WIN32)
 #define RMSPROP_OPS_API __declspec(dllexport)
@@ -140,9 +140,14 @@ RMSPROP_OPS_API int rmsprop_ops_get_num_threads(void);
 RMSPROP_OPS_API void rmsprop_ops_partition(int64_t total, int32_t nthreads, int32_t tid, int64_t align,
                                            int64_t *begin, int64_t *end);
 
-/* Elements per CUDA block for a call updating `total` elements on a device with `sm_count`
- * multiprocessors (0: unknown, the largest chunk): the grid is sized so every SM gets work. */
-RMSPROP_OPS_API int64_t rmsprop_ops_cuda_chunk(int64_t total, int32_t sm_count);
+/* Elements per CUDA block for a call updating `nsets` sets totalling `total` elements on a device with
+ * `sm_count` multiprocessors (0: unknown, the largest chunk): each launch's grid is sized so every SM
+ * gets work. */
+RMSPROP_OPS_API int64_t rmsprop_ops_cuda_chunk(int64_t total, int64_t nsets, int32_t sm_count);
+
+/* Most sets and most blocks in one launch of the CUDA kernel in this build (more from CUDA 12.1 on,
+ * whose kernels take larger parameters). */
+RMSPROP_OPS_API void rmsprop_ops_cuda_launch_limits(int32_t *max_sets, int32_t *max_blocks);
 
 /* The CUDA kernel's launch plan for tensors of the given sizes on a device with `sm_count`
  * multiprocessors (pure host arithmetic, available in every build, for tests of the 64-bit chunk
