@@ -66,3 +66,15 @@ def test_c_program_against_installed_header_and_library(tmp_path):
     np.testing.assert_array_equal(np.array(out[0].split(), np.float32), p)
     code, msg = out[1].split(" ", 1)
     assert int(code) == 2 and msg.startswith("epsilon: expected a value > 0, got 0")
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="needs binutils' nm")
+def test_core_library_exports_the_c_abi_alone():
+    # Anything else exported (C++ instantiations, a statically linked libstdc++ or CUDA runtime) can
+    # interpose on the process's own copies: a static libstdc++ exported this way crashed the interpreter.
+    out = subprocess.run(["nm", "-D", "--defined-only", rmsprop_ops.get_library()], capture_output=True,
+                         text=True, check=True).stdout
+    names = {line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()}
+    assert names, "no dynamic symbols read"
+    assert {n for n in names if not n.startswith("rmsprop_ops_")} == set()
+    assert {"rmsprop_ops_update", "rmsprop_ops_registry_json", "rmsprop_ops_abi_version"} <= names
