@@ -133,6 +133,58 @@ def test_torch_tensors_through_dlpack():
     assert torch.all(p < 1) and torch.all(ms > 0)
 
 
+def _torch_multi(torch, sets, wrap):
+    rmsprop_ops.rmsprop_multi_(*([wrap(torch.from_numpy(s[k])) for s in sets] for k in ("param", "grad", "mean_square")),
+                               moments=[wrap(torch.from_numpy(s["moment"])) for s in sets],
+                               mean_grads=[wrap(torch.from_numpy(s["mean_grad"])) for s in sets], **HYPER)
+
+
+@pytest.mark.parametrize("wrap", ["tensor", "parameter", "protocol"])
+def test_torch_tensor_lists_update_in_place_like_numpy(wrap):
+    # torch tensors take the to_dlpack fast path (_dlpack.py); "protocol" hides them behind __dlpack__
+    # alone. nn.Parameters, which Tensor.__dlpack__ refuses (they require grad), are updated in place too.
+    torch = pytest.importorskip("torch")
+    wrap_fn = {"tensor": lambda t: t, "parameter": torch.nn.Parameter, "protocol": DLPackOnly}[wrap]
+    got, want = make_sets(4, [1, 33, 4097]), make_sets(4, [1, 33, 4097])
+    for _ in range(3):
+        _torch_multi(torch, got, wrap_fn)
+        rmsprop_ops.rmsprop_multi_([s["param"] for s in want], [s["grad"] for s in want],
+                                   [s["mean_square"] for s in want], moments=[s["moment"] for s in want],
+                                   mean_grads=[s["mean_grad"] for s in want], **HYPER)
+    assert_sets_equal(snapshot(got), snapshot(want))
+
+
+def test_torch_bad_tensors_get_the_argument_named_and_nothing_changes():
+    torch = pytest.importorskip("torch")
+    sets = make_sets(5, [8, 8])
+    before = snapshot(sets)
+    p = [torch.from_numpy(s["param"]) for s in sets]
+    g = [torch.from_numpy(s["grad"]) for s in sets]
+    ms = [torch.from_numpy(s["mean_square"]) for s in sets]
+    with pytest.raises(ValueError, match=r"grads\[1\]: expected a C-contiguous"):
+        rmsprop_ops.rmsprop_multi_(p, [g[0], torch.zeros(16)[::2]], ms, lr=0.1, rho=0.9, epsilon=1e-6)
+    with pytest.raises(TypeError, match=r"mean_squares\[0\].*int32"):
+        rmsprop_ops.rmsprop_multi_(p, g, [torch.zeros(8, dtype=torch.int32), ms[1]], lr=0.1, rho=0.9, epsilon=1e-6)
+    with pytest.raises(TypeError, match=r"grads\[0\]: expected an array exportable through DLPack"):  # sparse
+        rmsprop_ops.rmsprop_multi_(p, [g[0].to_sparse(), g[1]], ms, lr=0.1, rho=0.9, epsilon=1e-6)
+    assert_sets_equal(snapshot(sets), before)
+
+
+def test_dlpack_capsule_inputs():
+    torch = pytest.importorskip("torch")
+    from torch.utils.dlpack import to_dlpack
+
+    got, want = make_sets(6, [17]), make_sets(6, [17])
+    caps = {k: to_dlpack(torch.from_numpy(got[0][k])) for k in ("param", "grad", "mean_square")}
+    rmsprop_ops.rmsprop_(caps["param"], caps["grad"], caps["mean_square"], lr=0.1, rho=0.9, epsilon=1e-6)
+    w = want[0]
+    rmsprop_ops.rmsprop_(w["param"], w["grad"], w["mean_square"], lr=0.1, rho=0.9, epsilon=1e-6)
+    assert_sets_equal(snapshot(got), snapshot(want))
+    with pytest.raises(TypeError, match="param: expected an unconsumed 'dltensor' DLPack capsule"):
+        rmsprop_ops.rmsprop_(caps["param"], to_dlpack(torch.zeros(17)), to_dlpack(torch.zeros(17)), lr=0.1,
+                             rho=0.9, epsilon=1e-6)
+
+
 def test_registry_lists_ops_and_schema():
     from rmsprop_ops import registry
 

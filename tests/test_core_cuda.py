@@ -81,3 +81,49 @@ def test_cuda_skip_flag_on_device_leaves_everything_untouched():
     rmsprop_ops.rmsprop_(p, torch.ones_like(p), ms, lr=0.1, rho=0.9, epsilon=1e-6,
                          skip_update=torch.tensor([True], device="cuda"))
     assert bool((p == 1).all()) and bool((ms == 0).all())
+
+
+class DLPackOnly:
+    """A CUDA tensor seen through the DLPack protocol alone (no torch fast path)."""
+
+    def __init__(self, t):
+        self._t = t
+
+    def __dlpack__(self, **kw):
+        return self._t.__dlpack__(**kw)
+
+    def __dlpack_device__(self):
+        return self._t.__dlpack_device__()
+
+
+@pytest.mark.parametrize("path", ["torch", "protocol"])
+def test_update_runs_behind_the_work_queued_on_the_current_stream(path):
+    # Everything is queued on a side stream behind a 25 ms sleep: an update not ordered behind it would run
+    # before the gradients are written. torch tensors are updated on torch's current stream (the side
+    # stream); protocol arrays on the legacy default stream, made to wait by __dlpack__(stream=1).
+    sizes = [70_000, 5, 4096]
+    rng = np.random.default_rng(3)
+    host = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    want_p = [np.ones(n, np.float32) for n in sizes]
+    want_ms = [np.zeros(n, np.float32) for n in sizes]
+    rmsprop_ops.rmsprop_multi_(want_p, host, want_ms, lr=0.1, rho=0.9, epsilon=1e-6)
+    src = [torch.from_numpy(h).cuda() for h in host]
+    torch.cuda.synchronize()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        p = [torch.nn.Parameter(torch.ones(n, device="cuda")) for n in sizes]  # requires grad, as in training
+        ms = [torch.zeros(n, device="cuda") for n in sizes]
+        torch.cuda._sleep(50_000_000)
+        g = [x.clone() for x in src]  # device to device, queued behind the sleep
+        args = (p, g, ms) if path == "torch" else ([DLPackOnly(x.detach()) for x in p], [DLPackOnly(x) for x in g],
+                                                     [DLPackOnly(x) for x in ms])
+        rmsprop_ops.rmsprop_multi_(*args, lr=0.1, rho=0.9, epsilon=1e-6)
+        if path == "protocol":
+            # The protocol orders the producer's work before the update (on the legacy default stream),
+            # not the update before the producer's later work: that is the caller's to order.
+            side.wait_stream(torch.cuda.default_stream())
+        got_p = [x.detach().clone() for x in p]
+        got_ms = [x.clone() for x in ms]
+    side.synchronize()
+    for a, b in zip(got_p + got_ms, want_p + want_ms):
+        np.testing.assert_array_equal(a.cpu().numpy(), b)

@@ -106,17 +106,30 @@ void from_numpy(const py::array &a, const std::string &name, bool tensor, Held &
   h.t.device = RMSPROP_OPS_CPU;
 }
 
-void from_dlpack(py::handle obj, const std::string &name, bool tensor, Held &h) {
+void from_capsule(PyObject *cap, const std::string &name, bool tensor, Held &h);
+
+// `stream`: the cudaStream_t the update will run on (0: the legacy default stream, DLPack's 1), which the
+// producer orders its pending work before.
+void from_dlpack(py::handle obj, const std::string &name, bool tensor, Held &h, intptr_t stream) {
   py::tuple dev = obj.attr("__dlpack_device__")();
   const int dev_type = dev[0].cast<int>();
   py::object cap_obj;
-  if (dev_type == kDLCUDA || dev_type == kDLCUDAManaged)
-    cap_obj = obj.attr("__dlpack__")(py::arg("stream") = 1);  // we launch on the legacy default stream
-  else
-    cap_obj = obj.attr("__dlpack__")();
+  try {
+    if (dev_type == kDLCUDA || dev_type == kDLCUDAManaged)
+      cap_obj = obj.attr("__dlpack__")(py::arg("stream") = stream == 0 ? intptr_t{1} : stream);
+    else
+      cap_obj = obj.attr("__dlpack__")();
+  } catch (py::error_already_set &e) {  // the producer's refusal (sparse, requires grad, ...), named
+    type_error(name + ": expected an array exportable through DLPack, but __dlpack__() raised " + e.what());
+  }
   PyObject *cap = cap_obj.ptr();
   if (!PyCapsule_IsValid(cap, "dltensor"))
     type_error(name + ": __dlpack__() did not return an unconsumed 'dltensor' capsule");
+  from_capsule(cap, name, tensor, h);
+}
+
+// Takes over an unconsumed legacy DLPack capsule (renamed 'used_dltensor', as the protocol asks).
+void from_capsule(PyObject *cap, const std::string &name, bool tensor, Held &h) {
   auto *m = static_cast<DLManagedTensor *>(PyCapsule_GetPointer(cap, "dltensor"));
   PyCapsule_SetName(cap, "used_dltensor");
   h.dl = m;  // from here on we own it: ~Held calls its deleter
@@ -148,18 +161,26 @@ void from_dlpack(py::handle obj, const std::string &name, bool tensor, Held &h) 
                 std::to_string(t.device.device_type));
 }
 
-void parse_array(py::handle obj, const std::string &name, bool tensor, Held &h) {
+void parse_array(py::handle obj, const std::string &name, bool tensor, Held &h, intptr_t stream) {
   if (py::isinstance<py::array>(obj)) {
     from_numpy(py::reinterpret_borrow<py::array>(obj), name, tensor, h);
+  } else if (PyCapsule_CheckExact(obj.ptr())) {
+    // A capsule made by the caller (the torch fast path of _dlpack.py): the producer's work is already
+    // ordered before `stream`.
+    if (!PyCapsule_IsValid(obj.ptr(), "dltensor"))
+      type_error(name + ": expected an unconsumed 'dltensor' DLPack capsule, got a capsule named '" +
+                 std::string(PyCapsule_GetName(obj.ptr()) ? PyCapsule_GetName(obj.ptr()) : "") + "'");
+    from_capsule(obj.ptr(), name, tensor, h);
   } else if (py::hasattr(obj, "__dlpack__") && py::hasattr(obj, "__dlpack_device__")) {
-    from_dlpack(obj, name, tensor, h);
+    from_dlpack(obj, name, tensor, h, stream);
   } else {
     type_error(name + ": expected a NumPy array or a DLPack-capable array, got " + type_name(obj));
   }
 }
 
 // A hyper-parameter that may be a Python number or a 0-d / 1-element array (read by the kernel).
-void parse_scalar(py::handle obj, const std::string &name, rmsprop_ops_scalar &s, std::vector<std::unique_ptr<Held>> &keep) {
+void parse_scalar(py::handle obj, const std::string &name, rmsprop_ops_scalar &s, std::vector<std::unique_ptr<Held>> &keep,
+                  intptr_t stream) {
   s.ptr = nullptr;
   s.dtype = RMSPROP_OPS_FLOAT64;
   if (py::isinstance<py::bool_>(obj) || py::isinstance<py::int_>(obj) || py::isinstance<py::float_>(obj)) {
@@ -168,7 +189,7 @@ void parse_scalar(py::handle obj, const std::string &name, rmsprop_ops_scalar &s
   }
   if (py::isinstance<py::array>(obj) || py::hasattr(obj, "__dlpack__")) {
     auto h = std::make_unique<Held>();
-    parse_array(obj, name, false, *h);
+    parse_array(obj, name, false, *h, stream);
     if (h->t.numel != 1)
       value_error(name + ": expected a number or a one-element array, got an array of " +
                   std::to_string(h->t.numel) + " elements");
@@ -231,7 +252,7 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
             double epsilon, double momentum, bool centered, bool eps_in_sqrt, bool lr_in_momentum,
             py::object weight_decay, int weight_decay_mode, py::object rescale_grad, double clip_gradient,
             double clip_weights, bool clip_after_weight_decay, py::object skip_update, bool list_names,
-            bool check_only, bool bandwidth_probe) {
+            intptr_t stream, bool check_only, bool bandwidth_probe) {
   const bool single = !list_names;
   auto nm = [&](const char *single_name, const char *list_name, size_t k) {
     return single ? std::string(single_name) : std::string(list_name) + "[" + std::to_string(k) + "]";
@@ -253,7 +274,7 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   auto tensor = [&](py::handle obj, const std::string &name) -> rmsprop_ops_tensor {
     if (obj.is_none()) return rmsprop_ops_tensor{};
     auto h = std::make_unique<Held>();
-    parse_array(obj, name, true, *h);
+    parse_array(obj, name, true, *h, stream);
     rmsprop_ops_tensor t = h->t;
     keep.push_back(std::move(h));
     return t;
@@ -276,9 +297,9 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   }
   rmsprop_ops_hparams hp;
   rmsprop_ops_default_hparams(&hp);
-  parse_scalar(lr, "lr", hp.lr, keep);
-  parse_scalar(rescale_grad, "rescale_grad", hp.rescale_grad, keep);
-  parse_scalar(skip_update, "skip_update", hp.skip_update, keep);
+  parse_scalar(lr, "lr", hp.lr, keep, stream);
+  parse_scalar(rescale_grad, "rescale_grad", hp.rescale_grad, keep, stream);
+  parse_scalar(skip_update, "skip_update", hp.skip_update, keep, stream);
   hp.rho = rho;
   hp.epsilon = epsilon;
   hp.momentum = momentum;
@@ -305,7 +326,8 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   int code;
   {
     py::gil_scoped_release release;
-    code = rmsprop_ops_update(sets.data(), static_cast<int64_t>(n), &hp, nullptr, flags, err, sizeof err);
+    code = rmsprop_ops_update(sets.data(), static_cast<int64_t>(n), &hp, reinterpret_cast<void *>(stream), flags,
+                              err, sizeof err);
   }
   raise_status(code, err);
 }
@@ -344,7 +366,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("lr_in_momentum"), py::arg("weight_decay"), py::arg("weight_decay_mode"),
         py::arg("rescale_grad"), py::arg("clip_gradient"), py::arg("clip_weights"),
         py::arg("clip_after_weight_decay"), py::arg("skip_update"), py::arg("list_names"),
-        py::arg("check_only") = false, py::arg("bandwidth_probe") = false);
+        py::arg("stream") = 0, py::arg("check_only") = false, py::arg("bandwidth_probe") = false);
   m.def("check_attr", &check_attr, py::arg("op"), py::arg("attr"), py::arg("value"));
   m.def("registry_json", [] { return std::string(rmsprop_ops_registry_json()); });
   m.def("built_with_cuda", [] { return rmsprop_ops_built_with_cuda() != 0; });

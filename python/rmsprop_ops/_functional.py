@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import _core
+from . import _core, _dlpack
 from ._checks import as_bool, as_float, as_optional_clip, weight_decay_mode_code
 
 __all__ = ["rmsprop_", "rmsprop_multi_"]
@@ -48,6 +48,10 @@ def _call(params, grads, mean_squares, moments, mean_grads, master_params, *, lr
           clip_gradient, clip_weights, clip_after_weight_decay, skip_update, list_names):
     n = len(params) if isinstance(params, (list, tuple)) else 0
     lr_value, lr_mults = _split_lr(lr, n)
+    stream = 0
+    fast = _dlpack.torch_capsules([params, grads, mean_squares, moments, mean_grads, master_params])
+    if fast is not None:
+        (params, grads, mean_squares, moments, mean_grads, master_params), stream = fast
     _core.update(
         params, grads, mean_squares, moments, mean_grads, master_params,
         lr=lr_value, lr_mults=lr_mults,
@@ -59,7 +63,7 @@ def _call(params, grads, mean_squares, moments, mean_grads, master_params, *, lr
         clip_gradient=as_optional_clip("clip_gradient", clip_gradient),
         clip_weights=as_optional_clip("clip_weights", clip_weights),
         clip_after_weight_decay=as_bool("clip_after_weight_decay", clip_after_weight_decay),
-        skip_update=_skip(skip_update), list_names=list_names)
+        skip_update=_skip(skip_update), list_names=list_names, stream=stream)
 
 
 def rmsprop_(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, moment=None, centered=False,
