@@ -272,7 +272,8 @@ def test_forked_child_gets_a_working_thread_pool():
 
 
 CHUNK, MIN_CHUNK, BLOCKS_PER_SM = 1 << 16, 2048, 4
-# 256 sets / 1024 blocks per launch where nvcc was 12.1 or newer, else (and in CPU-only builds) 20 / 256.
+# 256 sets / 1024 blocks per launch where nvcc allowed 32 KB kernel parameters, else (and in CPU-only
+# builds) 20 / 256.
 MAX_SETS, MAX_BLOCKS = _core.cuda_launch_limits()
 
 

@@ -28,8 +28,8 @@ def torch_capsules(lists):
     out = []
     try:
         for xs in lists:
-            if xs is None:
-                out.append(None)
+            if not isinstance(xs, (list, tuple)):  # None, or a wrong type the core will name
+                out.append(xs)
                 continue
             caps = []
             for x in xs:

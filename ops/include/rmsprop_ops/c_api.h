@@ -145,8 +145,8 @@ RMSPROP_OPS_API void rmsprop_ops_partition(int64_t total, int32_t nthreads, int3
  * gets work. */
 RMSPROP_OPS_API int64_t rmsprop_ops_cuda_chunk(int64_t total, int64_t nsets, int32_t sm_count);
 
-/* Most sets and most blocks in one launch of the CUDA kernel in this build (more from CUDA 12.1 on,
- * whose kernels take larger parameters). */
+/* Most sets and most blocks in one launch of the CUDA kernel in this build (more where nvcc and every
+ * target architecture allow 32 KB of kernel parameters: CUDA 12.1+, Volta and newer). */
 RMSPROP_OPS_API void rmsprop_ops_cuda_launch_limits(int32_t *max_sets, int32_t *max_blocks);
 
 /* The CUDA kernel's launch plan for tensors of the given sizes on a device with `sm_count`
