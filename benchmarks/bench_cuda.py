@@ -7,7 +7,7 @@ Two times per candidate, medians over interleaved repetitions (each after a 256 
   the host needs to queue it, between two CUDA events, so the host's launch cost overlaps the sleep and the
   events time the kernels back to back, as in a training step whose host runs ahead of the device.
 - ``wall_ms``: one step called from Python until the device is done, the host's argument handling included
-  (for 1000 tensors this is the DLPack conversion of 5000 tensors, not the kernel).
+  (for 1000 tensors mostly the hand-over of 4000-5000 tensors to the core, not the kernel).
 
 Achieved bandwidth counts every byte the rule must move once (fp32, momentum: param, grad, mean square and
 moment read, param, mean square and moment written: 28 bytes per element; centered adds the mean gradient:
@@ -19,7 +19,6 @@ moment read, param, mean square and moment written: 28 bytes per element; center
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time

@@ -61,3 +61,17 @@ def quadratic_problem(seed, shapes, steps):
     curv = [rng.uniform(0.1, 3.0, s).astype(np.float32) for s in shapes]
     noise = [[(rng.standard_normal(s) * 0.5).astype(np.float32) for s in shapes] for _ in range(steps)]
     return params, curv, noise
+
+
+class DLPackOnly:
+    """An array (NumPy, torch CPU or CUDA) seen through the DLPack protocol alone: forces the core's
+    protocol path, past the NumPy and torch fast paths."""
+
+    def __init__(self, a):
+        self._a = a
+
+    def __dlpack__(self, **kw):
+        return self._a.__dlpack__(**kw)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()

@@ -9,7 +9,7 @@ import pytest
 
 import rmsprop_ops
 
-from _cases import BF16, make_case
+from _cases import BF16, DLPackOnly, make_case
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not (rmsprop_ops.cuda_available() and torch.cuda.is_available()),
@@ -81,19 +81,6 @@ def test_cuda_skip_flag_on_device_leaves_everything_untouched():
     rmsprop_ops.rmsprop_(p, torch.ones_like(p), ms, lr=0.1, rho=0.9, epsilon=1e-6,
                          skip_update=torch.tensor([True], device="cuda"))
     assert bool((p == 1).all()) and bool((ms == 0).all())
-
-
-class DLPackOnly:
-    """A CUDA tensor seen through the DLPack protocol alone (no torch fast path)."""
-
-    def __init__(self, t):
-        self._t = t
-
-    def __dlpack__(self, **kw):
-        return self._t.__dlpack__(**kw)
-
-    def __dlpack_device__(self):
-        return self._t.__dlpack_device__()
 
 
 @pytest.mark.parametrize("path", ["torch", "protocol"])

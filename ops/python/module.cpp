@@ -106,28 +106,6 @@ void from_numpy(const py::array &a, const std::string &name, bool tensor, Held &
   h.t.device = RMSPROP_OPS_CPU;
 }
 
-void from_capsule(PyObject *cap, const std::string &name, bool tensor, Held &h);
-
-// `stream`: the cudaStream_t the update will run on (0: the legacy default stream, DLPack's 1), which the
-// producer orders its pending work before.
-void from_dlpack(py::handle obj, const std::string &name, bool tensor, Held &h, intptr_t stream) {
-  py::tuple dev = obj.attr("__dlpack_device__")();
-  const int dev_type = dev[0].cast<int>();
-  py::object cap_obj;
-  try {
-    if (dev_type == kDLCUDA || dev_type == kDLCUDAManaged)
-      cap_obj = obj.attr("__dlpack__")(py::arg("stream") = stream == 0 ? intptr_t{1} : stream);
-    else
-      cap_obj = obj.attr("__dlpack__")();
-  } catch (py::error_already_set &e) {  // the producer's refusal (sparse, requires grad, ...), named
-    type_error(name + ": expected an array exportable through DLPack, but __dlpack__() raised " + e.what());
-  }
-  PyObject *cap = cap_obj.ptr();
-  if (!PyCapsule_IsValid(cap, "dltensor"))
-    type_error(name + ": __dlpack__() did not return an unconsumed 'dltensor' capsule");
-  from_capsule(cap, name, tensor, h);
-}
-
 // Takes over an unconsumed legacy DLPack capsule (renamed 'used_dltensor', as the protocol asks).
 void from_capsule(PyObject *cap, const std::string &name, bool tensor, Held &h) {
   auto *m = static_cast<DLManagedTensor *>(PyCapsule_GetPointer(cap, "dltensor"));
@@ -159,6 +137,26 @@ void from_capsule(PyObject *cap, const std::string &name, bool tensor, Held &h) 
   else
     value_error(name + ": expected a cpu or cuda array, got DLPack device type " +
                 std::to_string(t.device.device_type));
+}
+
+// `stream`: the cudaStream_t the update will run on (0: the legacy default stream, DLPack's 1), which the
+// producer orders its pending work before.
+void from_dlpack(py::handle obj, const std::string &name, bool tensor, Held &h, intptr_t stream) {
+  py::tuple dev = obj.attr("__dlpack_device__")();
+  const int dev_type = dev[0].cast<int>();
+  py::object cap_obj;
+  try {
+    if (dev_type == kDLCUDA || dev_type == kDLCUDAManaged)
+      cap_obj = obj.attr("__dlpack__")(py::arg("stream") = stream == 0 ? intptr_t{1} : stream);
+    else
+      cap_obj = obj.attr("__dlpack__")();
+  } catch (py::error_already_set &e) {  // the producer's refusal (sparse, requires grad, ...), named
+    type_error(name + ": expected an array exportable through DLPack, but __dlpack__() raised " + e.what());
+  }
+  PyObject *cap = cap_obj.ptr();
+  if (!PyCapsule_IsValid(cap, "dltensor"))
+    type_error(name + ": __dlpack__() did not return an unconsumed 'dltensor' capsule");
+  from_capsule(cap, name, tensor, h);
 }
 
 void parse_array(py::handle obj, const std::string &name, bool tensor, Held &h, intptr_t stream) {
