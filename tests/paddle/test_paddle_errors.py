@@ -415,6 +415,9 @@ MULTI = [
     ("param-item-int", lambda t, a, k: (_item("Param", 0, T(np.ones(3, "int32")))(t, a, k),
                                         _item("Grad", 0, T(np.ones(3, "int32")))(t, a, k)),
      TypeError, r"params\[0\]: expected a floating-point dtype.*got int32"),
+    ("param-item-complex", lambda t, a, k: (_item("Param", 1, T(np.ones(2, "complex64")))(t, a, k),
+                                            _item("Grad", 1, T(np.ones(2, "complex64")))(t, a, k)),
+     TypeError, r"Param\[1\]: expected a floating-point dtype.*got complex64"),
     ("alias-params", lambda t, a, k: [_item(n, 2, lambda t, n=n: t[n][0] if n == "Param" else t[n][0].clone())(t, a, k)
                                        for n in t], ValueError, r"params\[2\]: memory overlaps params\[0\]"),
     ("alias-ms-param", _item("MeanSquare", 0, lambda t: t["Param"][0]), ValueError,

@@ -60,18 +60,27 @@ inline int32_t dtype_code(paddle::DataType t) {
   }
 }
 
-inline int32_t device_code(const paddle::Tensor &t, const std::string &name) {
+// Where a tensor sits in the op's arguments ("Param[3]"). The name is built only for an error message: a
+// fused step converts thousands of tensors, and formatting every name cost more than the checks.
+struct Slot {
+  const char *base;
+  bool multi;
+  size_t index;
+  std::string str() const { return multi ? std::string(base) + "[" + std::to_string(index) + "]" : base; }
+};
+
+inline int32_t device_code(const paddle::Tensor &t, const Slot &slot) {
   if (t.is_cpu()) return RMSPROP_OPS_CPU;
   if (t.is_gpu()) return RMSPROP_OPS_CUDA;
   fail(RMSPROP_OPS_VALUE_ERROR,
-       name + ": expected a tensor on CPU or a CUDA GPU, got one on " + t.place().DebugString());
+       slot.str() + ": expected a tensor on CPU or a CUDA GPU, got one on " + t.place().DebugString());
 }
 
 // A dtype the C ABI has no code for: name it here, where Paddle's name for it is known.
-inline int32_t checked_dtype_code(const paddle::Tensor &t, const std::string &name, const char *expected) {
+inline int32_t checked_dtype_code(const paddle::Tensor &t, const Slot &slot, const char *expected) {
   const int32_t code = dtype_code(t.dtype());
   if (code == RMSPROP_OPS_UNKNOWN)
-    fail(RMSPROP_OPS_TYPE_ERROR, name + ": expected " + expected + ", got " + phi::DataTypeToString(t.dtype()));
+    fail(RMSPROP_OPS_TYPE_ERROR, slot.str() + ": expected " + expected + ", got " + phi::DataTypeToString(t.dtype()));
   return code;
 }
 
@@ -79,35 +88,32 @@ inline int32_t checked_dtype_code(const paddle::Tensor &t, const std::string &na
 // shape; it never dereferences a tensor of numel 0, so any aligned address stands in for their data.
 alignas(16) inline char kNoElements[16];
 
-// Shapes must outlive the rmsprop_ops_tensor that points at them, so the converter owns them.
-class Converter {
- public:
-  rmsprop_ops_tensor operator()(const paddle::Tensor *t, const std::string &name) {
-    rmsprop_ops_tensor out{};
-    if (t == nullptr) return out;  // absent optional input
-    check_arg(t->is_dense_tensor(), name, ": expected a dense tensor, got another kind (e.g. SelectedRows)");
-    check_arg(t->numel() == 0 || t->initialized(), name, ": expected a tensor holding memory, got an "
-              "uninitialized one with ", t->numel(), " elements");
-    // Paddle hands a custom op a contiguous copy of a strided input, so the update of a strided view would
-    // be lost; rmsprop_ops.paddle.load_ops() rejects those before the call, this catches other callers.
-    check_arg(t->numel() == 0 || t->is_contiguous(), name, ": expected a contiguous tensor, got a strided view");
-    shapes_.push_back(t->shape());
-    const auto &shape = shapes_.back();
-    out.data = t->numel() == 0 ? static_cast<void *>(kNoElements) : const_cast<void *>(t->data());
-    out.numel = t->numel();
-    out.shape = shape.data();
-    out.ndim = static_cast<int32_t>(shape.size());
-    out.dtype = checked_dtype_code(*t, name, "a floating-point dtype (float32, float64, float16, bfloat16)");
-    out.writable = 1;
-    out.device = device_code(*t, name);
-    return out;
-  }
-
- private:
-  std::vector<std::vector<int64_t>> shapes_;  // a deque would do too; reserve keeps pointers stable
- public:
-  explicit Converter(size_t n) { shapes_.reserve(n); }
-};
+// The shape points into the tensor's own metadata, which outlives the call (Paddle cannot resize an
+// argument while its kernel runs), so nothing is copied.
+inline rmsprop_ops_tensor tensor_arg(const paddle::Tensor *t, const Slot &slot) {
+  rmsprop_ops_tensor out{};
+  if (t == nullptr) return out;  // absent optional input
+  if (!t->is_dense_tensor())
+    fail(RMSPROP_OPS_VALUE_ERROR, slot.str() + ": expected a dense tensor, got another kind (e.g. SelectedRows)");
+  const int64_t numel = t->numel();
+  if (numel != 0 && !t->initialized())
+    fail(RMSPROP_OPS_VALUE_ERROR, slot.str() + ": expected a tensor holding memory, got an uninitialized one "
+         "with " + std::to_string(numel) + " elements");
+  // Paddle hands a custom op a contiguous copy of a strided input, so the update of a strided view would
+  // be lost; rmsprop_ops.paddle.load_ops() rejects those before the call, this catches other callers.
+  if (numel != 0 && !t->is_contiguous())
+    fail(RMSPROP_OPS_VALUE_ERROR, slot.str() + ": expected a contiguous tensor, got a strided view");
+  const auto &dims = t->dims();
+  if (dims.size() < 0) fail(RMSPROP_OPS_VALUE_ERROR, slot.str() + ": expected a tensor with a shape, got one without");
+  out.data = numel == 0 ? static_cast<void *>(kNoElements) : const_cast<void *>(t->data());
+  out.numel = numel;
+  out.shape = dims.Get();
+  out.ndim = dims.size();
+  out.dtype = checked_dtype_code(*t, slot, "a floating-point dtype (float32, float64, float16, bfloat16)");
+  out.writable = 1;
+  out.device = device_code(*t, slot);
+  return out;
+}
 
 // A scalar input tensor. `range_attr`, when given, is the registry attribute whose range a CPU tensor's
 // value must satisfy; a GPU tensor is read only by the kernel (checking it would cost a host sync).
@@ -118,7 +124,7 @@ inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const st
   check_arg(t->numel() == 1, name, ": expected a tensor holding exactly one element, got ", t->numel());
   check_arg(t->initialized(), name, ": expected a tensor holding memory, got an uninitialized one");
   s.ptr = t->data();
-  s.dtype = checked_dtype_code(*t, name, expected);
+  s.dtype = checked_dtype_code(*t, {name.c_str(), false, 0}, expected);
   const bool is_float = s.dtype == RMSPROP_OPS_FLOAT32 || s.dtype == RMSPROP_OPS_FLOAT64 ||
                         s.dtype == RMSPROP_OPS_FLOAT16 || s.dtype == RMSPROP_OPS_BFLOAT16;
   if (range_attr != nullptr && is_float && t->is_cpu()) {
@@ -132,10 +138,6 @@ inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const st
     }
   }
   return s;
-}
-
-inline std::string slot_name(const char *base, bool multi, size_t i) {
-  return multi ? std::string(base) + "[" + std::to_string(i) + "]" : std::string(base);
 }
 
 inline void check_list(const std::vector<paddle::Tensor *> &v, size_t n, const char *name, bool optional) {
@@ -158,18 +160,17 @@ inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
             " values (one per Param) or none, got ", a.weight_decays.size());
   if (n == 0) return;
 
-  Converter conv(6 * n);
   std::vector<rmsprop_ops_tensor_set> sets(n);
   for (size_t i = 0; i < n; ++i) {
     rmsprop_ops_tensor_set &t = sets[i];
-    t.param = conv(s.param[i], slot_name("Param", multi, i));
-    t.grad = conv(s.grad[i], slot_name("Grad", multi, i));
+    t.param = tensor_arg(s.param[i], {"Param", multi, i});
+    t.grad = tensor_arg(s.grad[i], {"Grad", multi, i});
     t.grad.writable = 0;
-    t.mean_square = conv(s.mean_square[i], slot_name("MeanSquare", multi, i));
-    t.moment = s.moment.empty() ? rmsprop_ops_tensor{} : conv(s.moment[i], slot_name("Moment", multi, i));
-    t.mean_grad = centered ? conv(s.mean_grad[i], slot_name("MeanGrad", multi, i)) : rmsprop_ops_tensor{};
+    t.mean_square = tensor_arg(s.mean_square[i], {"MeanSquare", multi, i});
+    t.moment = s.moment.empty() ? rmsprop_ops_tensor{} : tensor_arg(s.moment[i], {"Moment", multi, i});
+    t.mean_grad = centered ? tensor_arg(s.mean_grad[i], {"MeanGrad", multi, i}) : rmsprop_ops_tensor{};
     t.master_param =
-        s.master_param.empty() ? rmsprop_ops_tensor{} : conv(s.master_param[i], slot_name("MasterParam", multi, i));
+        s.master_param.empty() ? rmsprop_ops_tensor{} : tensor_arg(s.master_param[i], {"MasterParam", multi, i});
     t.lr_mult = a.lr_mults.empty() ? 1.0 : static_cast<double>(a.lr_mults[i]);
     t.weight_decay = a.weight_decays.empty() ? static_cast<double>(a.weight_decay)
                                              : static_cast<double>(a.weight_decays[i]);
