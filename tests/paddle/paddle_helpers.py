@@ -19,7 +19,7 @@ def init_values(shapes, dtype="float32"):
 
 
 def make_weight_decay(kind):
-    """(optimizer weight_decay, ParamAttr regularizer for the first layer's weight)."""
+    """(optimizer weight_decay, ParamAttr regularizer, or ParamAttr keywords, for the first layer's weight)."""
     L1, L2 = paddle.regularizer.L1Decay, paddle.regularizer.L2Decay
     return {
         None: (None, None),
@@ -27,6 +27,9 @@ def make_weight_decay(kind):
         "l1": (L1(0.02), None),
         "l2": (L2(0.02), None),
         "paramattr": (L2(0.02), L1(0.05)),  # the ParamAttr regularizer wins for that weight
+        # Same decay kind with another coefficient and a learning-rate multiplier on that weight: one fused
+        # op then carries per-parameter lists (dyadic values, exact in float32).
+        "paramattr_l2_lr": (L2(2.0**-6), dict(regularizer=L2(2.0**-4), learning_rate=0.5)),
         # Coefficients exact in float32: the op's attributes are float32 (like Paddle's rmsprop op) while
         # Paddle's decay scale op keeps float64, so only these compare exactly in float64.
         "l2_dyadic": (L2(2.0**-6), None),
@@ -50,7 +53,8 @@ def make_lr(kind):
 
 
 def build_layers(reg_attr):
-    l1 = paddle.nn.Linear(IN, HID, weight_attr=paddle.ParamAttr(regularizer=reg_attr) if reg_attr else None)
+    attr = reg_attr if isinstance(reg_attr, dict) else dict(regularizer=reg_attr)
+    l1 = paddle.nn.Linear(IN, HID, weight_attr=paddle.ParamAttr(**attr) if reg_attr else None)
     l2 = paddle.nn.Linear(HID, OUT)
     return l1, l2
 

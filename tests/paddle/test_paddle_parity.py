@@ -88,6 +88,23 @@ def test_static_parity(case):
     assert ours == expected
 
 
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_parity_with_per_parameter_learning_rate_and_decay(mode, centered, fused):
+    # One weight with ParamAttr(learning_rate=0.5, regularizer=L2Decay(2**-4)), the rest the optimizer's
+    # L2Decay(2**-6): the fused op takes them as per-parameter lists, only where values differ.
+    kw = dict(steps=STEPS, wd="paramattr_l2_lr", lr="scheduler", centered=centered, momentum=0.9)
+    if mode == "dynamic":
+        h_ref, a_ref, _ = H.run_dynamic(paddle.optimizer.RMSProp, **kw)
+        h, a, _ = H.run_dynamic(RMSProp, fused=fused, **kw)
+    else:
+        h_ref, a_ref, _, _, _ = H.run_static(_make(paddle.optimizer.RMSProp), **kw)
+        h, a, ops, _, _ = H.run_static(_make(RMSProp, fused=fused), **kw)
+        assert len([o for o in ops if o.startswith("custom_op.rmsprop_ops_")]) == (1 if fused else 4)
+    _assert_same((h, a), (h_ref, a_ref), FP32)
+
+
 def test_paddle_static_lacks_clip_by_value():
     """Why ours fuses ClipGradByValue: Paddle's own PIR static path raises for it."""
     with pytest.raises(NotImplementedError):

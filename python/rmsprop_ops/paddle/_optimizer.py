@@ -416,11 +416,14 @@ class RMSProp(Optimizer):
             tensors["MeanGrad"] = pick("mg")
         if entries[0]["master"] is not None:
             tensors["MasterParam"] = pick("master")
+        attrs["weight_decay"] = entries[0]["decay"][0]
         if multi:
-            attrs["lr_mults"] = [e["lr_mult"] for e in entries]
-            attrs["weight_decays"] = [e["decay"][0] for e in entries]
-        else:
-            attrs["weight_decay"] = entries[0]["decay"][0]
+            # Per-tensor lists only where values differ: every attribute is printed into the program (and
+            # into Executor.run's cache key on every call), 2 numbers per parameter for nothing otherwise.
+            lr_mults = [e["lr_mult"] for e in entries]
+            decays = [e["decay"][0] for e in entries]
+            attrs["lr_mults"] = [] if all(m == 1.0 for m in lr_mults) else lr_mults
+            attrs["weight_decays"] = [] if all(d == decays[0] for d in decays) else decays
         _invoke(core_op, tensors, attrs, checked=False)
         return None
 
