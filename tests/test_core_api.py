@@ -157,6 +157,32 @@ def test_torch_bad_tensors_get_the_argument_named_and_nothing_changes():
     assert_sets_equal(snapshot(sets), before)
 
 
+@pytest.mark.parametrize("source", ["numpy", "protocol", "torch"])
+def test_shapes_beyond_eight_dims_are_read_whole(source):
+    # The front end keeps up to 8 dims inline and the rest on the heap: a 10-d tensor must update like
+    # its flat twin, and a difference in its last dims must still be seen.
+    wrap = {"numpy": lambda a: a, "protocol": DLPackOnly}.get(source)
+    if wrap is None:
+        torch = pytest.importorskip("torch")
+        wrap = torch.from_numpy
+    shape = (1,) * 8 + (2, 3)
+    got, want = make_sets(7, [6]), make_sets(7, [6])
+    g = got[0]
+    rmsprop_ops.rmsprop_(*(wrap(g[k].reshape(shape)) for k in ("param", "grad", "mean_square")),
+                         moment=wrap(g["moment"].reshape(shape)), mean_grad=wrap(g["mean_grad"].reshape(shape)),
+                         **HYPER)
+    w = want[0]
+    rmsprop_ops.rmsprop_(w["param"], w["grad"], w["mean_square"], moment=w["moment"], mean_grad=w["mean_grad"],
+                         **HYPER)
+    assert_sets_equal(snapshot(got), snapshot(want))
+    before = snapshot(got)
+    with pytest.raises(ValueError, match=r"grad: expected shape \(1, 1, 1, 1, 1, 1, 1, 1, 2, 3\) like param, "
+                                         r"got \(1, 1, 1, 1, 1, 1, 1, 1, 3, 2\)"):
+        rmsprop_ops.rmsprop_(wrap(g["param"].reshape(shape)), wrap(g["grad"].reshape((1,) * 8 + (3, 2))),
+                             wrap(g["mean_square"].reshape(shape)), lr=0.1, rho=0.9, epsilon=1e-6)
+    assert_sets_equal(snapshot(got), before)
+
+
 def test_dlpack_capsule_inputs():
     torch = pytest.importorskip("torch")
     from torch.utils.dlpack import to_dlpack

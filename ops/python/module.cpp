@@ -6,7 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
-#include <memory>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -43,22 +43,53 @@ struct DLManagedTensor {
 enum { kDLInt = 0, kDLUInt = 1, kDLFloat = 2, kDLBfloat = 4, kDLBool = 6 };
 enum { kDLCPU = 1, kDLCUDA = 2, kDLCUDAHost = 3, kDLCUDAManaged = 13 };
 
-// One argument as the C API sees it, plus whatever keeps its memory alive until the call returns.
+// One argument as the C API sees it, plus whatever keeps its memory alive until the call returns (the
+// call runs without the GIL, so another thread could drop the caller's last reference meanwhile). Kept
+// in a std::deque, which never moves an element, so t.shape may point into dims.
 struct Held {
+  static constexpr int kInlineDims = 8;
   rmsprop_ops_tensor t{};
-  std::vector<int64_t> shape;
+  int64_t dims[kInlineDims];
+  std::vector<int64_t> more_dims;
+  py::object owner;
   DLManagedTensor *dl = nullptr;
+  Held() = default;
+  Held(const Held &) = delete;
+  Held &operator=(const Held &) = delete;
   ~Held() {
     if (dl != nullptr && dl->deleter != nullptr) dl->deleter(dl);
   }
+  template <typename T>
+  void set_shape(const T *shape, int32_t ndim) {
+    int64_t *out = dims;
+    if (ndim > kInlineDims) {
+      more_dims.resize(static_cast<size_t>(ndim));
+      out = more_dims.data();
+    }
+    for (int32_t d = 0; d < ndim; ++d) out[d] = static_cast<int64_t>(shape[d]);
+    t.shape = out;
+    t.ndim = ndim;
+  }
 };
+
+// An argument's name for error messages ("grads[3]", or "grad" in a single-tensor call). Formatted only
+// when a message needs it: a step over thousands of tensors would otherwise build thousands of strings.
+struct ArgName {
+  const char *single;
+  const char *list;
+  size_t index;
+  bool in_list;
+  std::string str() const { return in_list ? std::string(list) + "[" + std::to_string(index) + "]" : single; }
+};
+
+ArgName scalar_name(const char *name) { return ArgName{name, name, 0, false}; }
 
 std::string type_name(py::handle h) { return py::str(py::type::of(h).attr("__name__")); }
 
 [[noreturn]] void type_error(const std::string &msg) { throw py::type_error(msg); }
 [[noreturn]] void value_error(const std::string &msg) { throw py::value_error(msg); }
 
-int32_t numpy_dtype(const py::dtype &dt, const std::string &name, bool tensor) {
+int32_t numpy_dtype(const py::dtype &dt, const ArgName &name, bool tensor) {
   const char kind = dt.kind();
   const auto size = dt.itemsize();
   if (kind == 'f' && size == 4) return RMSPROP_OPS_FLOAT32;
@@ -71,10 +102,10 @@ int32_t numpy_dtype(const py::dtype &dt, const std::string &name, bool tensor) {
     if (kind == 'i' && size == 4) return RMSPROP_OPS_INT32;
     if (kind == 'i' && size == 8) return RMSPROP_OPS_INT64;
   }
-  type_error(name + ": expected a floating-point array (float32, float64, float16, bfloat16), got dtype " + dname);
+  type_error(name.str() + ": expected a floating-point array (float32, float64, float16, bfloat16), got dtype " + dname);
 }
 
-int32_t dlpack_dtype(const DLDataType &dt, const std::string &name, bool tensor) {
+int32_t dlpack_dtype(const DLDataType &dt, const ArgName &name, bool tensor) {
   if (dt.lanes == 1) {
     if (dt.code == kDLFloat && dt.bits == 32) return RMSPROP_OPS_FLOAT32;
     if (dt.code == kDLFloat && dt.bits == 64) return RMSPROP_OPS_FLOAT64;
@@ -88,60 +119,57 @@ int32_t dlpack_dtype(const DLDataType &dt, const std::string &name, bool tensor)
   }
   static const char *const codes[] = {"int", "uint", "float", "opaque", "bfloat", "complex", "bool"};
   const std::string code = dt.code < 7 ? codes[dt.code] : "code" + std::to_string(dt.code);
-  type_error(name + ": expected a floating-point array (float32, float64, float16, bfloat16), got dtype " + code +
+  type_error(name.str() + ": expected a floating-point array (float32, float64, float16, bfloat16), got dtype " + code +
              std::to_string(dt.bits) + (dt.lanes != 1 ? "x" + std::to_string(dt.lanes) : ""));
 }
 
-void from_numpy(const py::array &a, const std::string &name, bool tensor, Held &h) {
+void from_numpy(const py::array &a, const ArgName &name, bool tensor, Held &h) {
   h.t.dtype = numpy_dtype(a.dtype(), name, tensor);
   if (!(a.flags() & py::array::c_style))
-    value_error(name + ": expected a C-contiguous array (the update is in place, so a contiguous copy would "
+    value_error(name.str() + ": expected a C-contiguous array (the update is in place, so a contiguous copy would "
                        "not update yours), got one with strides " + std::string(py::str(a.attr("strides"))));
-  h.shape.assign(a.shape(), a.shape() + a.ndim());
+  h.owner = a;
+  h.set_shape(a.shape(), static_cast<int32_t>(a.ndim()));
   h.t.data = const_cast<void *>(a.data());
   h.t.numel = a.size();
-  h.t.ndim = static_cast<int32_t>(a.ndim());
-  h.t.shape = h.shape.data();
   h.t.writable = a.writeable() ? 1 : 0;
   h.t.device = RMSPROP_OPS_CPU;
 }
 
 // Takes over an unconsumed legacy DLPack capsule (renamed 'used_dltensor', as the protocol asks).
-void from_capsule(PyObject *cap, const std::string &name, bool tensor, Held &h) {
+void from_capsule(PyObject *cap, const ArgName &name, bool tensor, Held &h) {
   auto *m = static_cast<DLManagedTensor *>(PyCapsule_GetPointer(cap, "dltensor"));
   PyCapsule_SetName(cap, "used_dltensor");
   h.dl = m;  // from here on we own it: ~Held calls its deleter
   const DLTensor &t = m->dl_tensor;
   h.t.dtype = dlpack_dtype(t.dtype, name, tensor);
-  h.shape.assign(t.shape, t.shape + t.ndim);
+  h.set_shape(t.shape, t.ndim);
   int64_t numel = 1;
   for (int32_t d = 0; d < t.ndim; ++d) numel *= t.shape[d];
   if (t.strides != nullptr && numel > 0) {
     int64_t expect = 1;
     for (int32_t d = t.ndim - 1; d >= 0; --d) {
       if (t.shape[d] != 1 && t.strides[d] != expect)
-        value_error(name + ": expected a C-contiguous array (the update is in place, so a contiguous copy "
+        value_error(name.str() + ": expected a C-contiguous array (the update is in place, so a contiguous copy "
                            "would not update yours), got a strided one");
       expect *= t.shape[d];
     }
   }
   h.t.data = static_cast<char *>(t.data) + t.byte_offset;
   h.t.numel = numel;
-  h.t.ndim = t.ndim;
-  h.t.shape = h.shape.data();
   h.t.writable = 1;  // the legacy protocol carries no read-only flag
   if (t.device.device_type == kDLCPU || t.device.device_type == kDLCUDAHost)
     h.t.device = RMSPROP_OPS_CPU;
   else if (t.device.device_type == kDLCUDA || t.device.device_type == kDLCUDAManaged)
     h.t.device = RMSPROP_OPS_CUDA;
   else
-    value_error(name + ": expected a cpu or cuda array, got DLPack device type " +
+    value_error(name.str() + ": expected a cpu or cuda array, got DLPack device type " +
                 std::to_string(t.device.device_type));
 }
 
 // `stream`: the cudaStream_t the update will run on (0: the legacy default stream, DLPack's 1), which the
 // producer orders its pending work before.
-void from_dlpack(py::handle obj, const std::string &name, bool tensor, Held &h, intptr_t stream) {
+void from_dlpack(py::handle obj, const ArgName &name, bool tensor, Held &h, intptr_t stream) {
   py::tuple dev = obj.attr("__dlpack_device__")();
   const int dev_type = dev[0].cast<int>();
   py::object cap_obj;
@@ -151,34 +179,35 @@ void from_dlpack(py::handle obj, const std::string &name, bool tensor, Held &h, 
     else
       cap_obj = obj.attr("__dlpack__")();
   } catch (py::error_already_set &e) {  // the producer's refusal (sparse, requires grad, ...), named
-    type_error(name + ": expected an array exportable through DLPack, but __dlpack__() raised " + e.what());
+    type_error(name.str() + ": expected an array exportable through DLPack, but __dlpack__() raised " + e.what());
   }
   PyObject *cap = cap_obj.ptr();
   if (!PyCapsule_IsValid(cap, "dltensor"))
-    type_error(name + ": __dlpack__() did not return an unconsumed 'dltensor' capsule");
+    type_error(name.str() + ": __dlpack__() did not return an unconsumed 'dltensor' capsule");
   from_capsule(cap, name, tensor, h);
 }
 
-void parse_array(py::handle obj, const std::string &name, bool tensor, Held &h, intptr_t stream) {
+void parse_array(py::handle obj, const ArgName &name, bool tensor, Held &h, intptr_t stream) {
   if (py::isinstance<py::array>(obj)) {
     from_numpy(py::reinterpret_borrow<py::array>(obj), name, tensor, h);
   } else if (PyCapsule_CheckExact(obj.ptr())) {
     // A capsule made by the caller (the torch fast path of _dlpack.py): the producer's work is already
     // ordered before `stream`.
     if (!PyCapsule_IsValid(obj.ptr(), "dltensor"))
-      type_error(name + ": expected an unconsumed 'dltensor' DLPack capsule, got a capsule named '" +
+      type_error(name.str() + ": expected an unconsumed 'dltensor' DLPack capsule, got a capsule named '" +
                  std::string(PyCapsule_GetName(obj.ptr()) ? PyCapsule_GetName(obj.ptr()) : "") + "'");
     from_capsule(obj.ptr(), name, tensor, h);
   } else if (py::hasattr(obj, "__dlpack__") && py::hasattr(obj, "__dlpack_device__")) {
     from_dlpack(obj, name, tensor, h, stream);
   } else {
-    type_error(name + ": expected a NumPy array or a DLPack-capable array, got " + type_name(obj));
+    type_error(name.str() + ": expected a NumPy array or a DLPack-capable array, got " + type_name(obj));
   }
 }
 
 // A hyper-parameter that may be a Python number or a 0-d / 1-element array (read by the kernel).
-void parse_scalar(py::handle obj, const std::string &name, rmsprop_ops_scalar &s, std::vector<std::unique_ptr<Held>> &keep,
+void parse_scalar(py::handle obj, const char *name_str, rmsprop_ops_scalar &s, std::deque<Held> &keep,
                   intptr_t stream) {
+  const ArgName name = scalar_name(name_str);
   s.ptr = nullptr;
   s.dtype = RMSPROP_OPS_FLOAT64;
   if (py::isinstance<py::bool_>(obj) || py::isinstance<py::int_>(obj) || py::isinstance<py::float_>(obj)) {
@@ -186,18 +215,17 @@ void parse_scalar(py::handle obj, const std::string &name, rmsprop_ops_scalar &s
     return;
   }
   if (py::isinstance<py::array>(obj) || py::hasattr(obj, "__dlpack__")) {
-    auto h = std::make_unique<Held>();
-    parse_array(obj, name, false, *h, stream);
-    if (h->t.numel != 1)
-      value_error(name + ": expected a number or a one-element array, got an array of " +
-                  std::to_string(h->t.numel) + " elements");
-    s.ptr = h->t.data;
-    s.dtype = h->t.dtype;
+    Held &h = keep.emplace_back();
+    parse_array(obj, name, false, h, stream);
+    if (h.t.numel != 1)
+      value_error(name.str() + ": expected a number or a one-element array, got an array of " +
+                  std::to_string(h.t.numel) + " elements");
+    s.ptr = h.t.data;
+    s.dtype = h.t.dtype;
     s.value = 0.0;
-    keep.push_back(std::move(h));
     return;
   }
-  type_error(name + ": expected a number or a one-element array, got " + type_name(obj));
+  type_error(name.str() + ": expected a number or a one-element array, got " + type_name(obj));
 }
 
 std::vector<py::handle> as_list(py::handle obj, const std::string &name, size_t n, bool optional) {
@@ -251,9 +279,8 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
             py::object weight_decay, int weight_decay_mode, py::object rescale_grad, double clip_gradient,
             double clip_weights, bool clip_after_weight_decay, py::object skip_update, bool list_names,
             intptr_t stream, bool check_only, bool bandwidth_probe) {
-  const bool single = !list_names;
   auto nm = [&](const char *single_name, const char *list_name, size_t k) {
-    return single ? std::string(single_name) : std::string(list_name) + "[" + std::to_string(k) + "]";
+    return ArgName{single_name, list_name, k, list_names};
   };
   if (!py::isinstance<py::list>(params) && !py::isinstance<py::tuple>(params))
     type_error("params: expected a list or tuple of arrays, got " + type_name(params));
@@ -267,22 +294,19 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   const auto lr_mult = per_tensor(lr_mults, "lr", n, 1.0);
   const auto wds = per_tensor(weight_decay, "weight_decay", n, 0.0);
 
-  std::vector<std::unique_ptr<Held>> keep;
-  keep.reserve(n * 4 + 3);
-  auto tensor = [&](py::handle obj, const std::string &name) -> rmsprop_ops_tensor {
+  std::deque<Held> keep;
+  auto tensor = [&](py::handle obj, const ArgName &name) -> rmsprop_ops_tensor {
     if (obj.is_none()) return rmsprop_ops_tensor{};
-    auto h = std::make_unique<Held>();
-    parse_array(obj, name, true, *h, stream);
-    rmsprop_ops_tensor t = h->t;
-    keep.push_back(std::move(h));
-    return t;
+    Held &h = keep.emplace_back();
+    parse_array(obj, name, true, h, stream);
+    return h.t;
   };
   std::vector<rmsprop_ops_tensor_set> sets(n);
   for (size_t k = 0; k < n; ++k) {
     rmsprop_ops_tensor_set &s = sets[k];
-    if (P[k].is_none()) type_error(nm("param", "params", k) + ": expected an array, got None");
-    if (G[k].is_none()) type_error(nm("grad", "grads", k) + ": expected an array, got None");
-    if (MS[k].is_none()) type_error(nm("mean_square", "mean_squares", k) + ": expected an array, got None");
+    if (P[k].is_none()) type_error(nm("param", "params", k).str() + ": expected an array, got None");
+    if (G[k].is_none()) type_error(nm("grad", "grads", k).str() + ": expected an array, got None");
+    if (MS[k].is_none()) type_error(nm("mean_square", "mean_squares", k).str() + ": expected an array, got None");
     s.param = tensor(P[k], nm("param", "params", k));
     s.grad = tensor(G[k], nm("grad", "grads", k));
     s.mean_square = tensor(MS[k], nm("mean_square", "mean_squares", k));
@@ -310,9 +334,9 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   // A scalar read by the kernel must live where the tensors live.
   const int32_t dev = n > 0 ? sets[0].param.device : RMSPROP_OPS_CPU;
   for (const auto &h : keep) {
-    const void *d = h->t.data;
+    const void *d = h.t.data;
     const bool is_scalar = d == hp.lr.ptr || d == hp.rescale_grad.ptr || d == hp.skip_update.ptr;
-    if (is_scalar && h->t.device != dev)
+    if (is_scalar && h.t.device != dev)
       value_error(std::string("lr, rescale_grad, skip_update: arrays must be on the params' device (") +
                   (dev == RMSPROP_OPS_CUDA ? "cuda" : "cpu") + ")");
   }

@@ -31,10 +31,8 @@ def torch_capsules(lists):
             if not isinstance(xs, (list, tuple)):  # None, or a wrong type the core will name
                 out.append(xs)
                 continue
-            caps = []
-            for x in xs:
-                caps.append(to_dlpack(x) if isinstance(x, torch.Tensor) else x)
-            out.append(caps)
+            tensor = torch.Tensor
+            out.append([to_dlpack(x) if isinstance(x, tensor) else x for x in xs])
     except (BufferError, RuntimeError, TypeError, ValueError):  # sparse, meta, ...: to the protocol path
         return None
     device = params[0].device
