@@ -102,7 +102,8 @@ int32_t numpy_dtype(const py::dtype &dt, const ArgName &name, bool tensor) {
     if (kind == 'i' && size == 4) return RMSPROP_OPS_INT32;
     if (kind == 'i' && size == 8) return RMSPROP_OPS_INT64;
   }
-  type_error(name.str() + ": expected a floating-point array (float32, float64, float16, bfloat16), got dtype " + dname);
+  type_error(name.str() + ": expected a floating-point array (float32, float64, float16, bfloat16), got dtype " +
+             dname);
 }
 
 int32_t dlpack_dtype(const DLDataType &dt, const ArgName &name, bool tensor) {
