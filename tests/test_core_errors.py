@@ -55,6 +55,10 @@ SINGLE_CASES = [
     ("lr-neg", dict(lr=-0.1), ValueError, "lr: expected a value >= 0"),
     ("lr-inf", dict(lr=float("inf")), ValueError, "lr: expected a finite number"),
     ("lr-int-array", dict(lr=np.array(1)), TypeError, "lr: expected a floating-point scalar"),
+    # An array lr lives in host memory on the CPU, so it is checked like a number.
+    ("lr-neg-array", dict(lr=np.array(-0.1)), ValueError, "lr: expected a value >= 0"),
+    ("lr-nan-array", dict(lr=np.array([np.nan], np.float32)), ValueError, "lr: expected a finite number"),
+    ("rescale-neg-array", dict(rescale_grad=np.array(-1.0)), ValueError, "rescale_grad: expected a value > 0"),
     ("lr-long-array", dict(lr=np.ones(3)), ValueError, "lr: expected a number or a one-element array"),
     ("lr-none", dict(lr=None), TypeError, "lr: expected a float"),
     ("wd-neg", dict(weight_decay=-0.1), ValueError, "weight_decay: expected a finite value >= 0"),

@@ -96,6 +96,7 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
   l.momentum = first.moment.data != nullptr;
   l.master = first.master_param.data != nullptr;
   const int32_t device = first.param.device;
+  if (device == RMSPROP_OPS_CPU) validate_host_scalars(*hp);  // scalars live where the tensors live
   std::vector<Range> ranges;
   ranges.reserve(static_cast<size_t>(nsets) * 4);
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "kernels.h"
+#include "rmsprop_ops/dtypes.h"
 
 namespace rmsprop_ops {
 namespace {
@@ -162,12 +163,21 @@ std::string check_attr_value(const AttrSpec &spec, double value, const char *sho
   return head + "expected a value " + range + ", got " + fmt(value);
 }
 
-void validate_hparams(const rmsprop_ops_hparams &hp) {
+namespace {
+void check_hparam(const rmsprop_ops_hparams &hp, const char *name, double v, const char *shown = nullptr) {
   const OpSchema &op = *find_op(hp.centered ? "rmsprop_centered" : "rmsprop");
-  auto check = [&](const char *name, double v, const char *shown = nullptr) {
-    const std::string e = check_attr_value(*find_attr(op, name), v, shown);
-    if (!e.empty()) throw ArgError{RMSPROP_OPS_VALUE_ERROR, e};
-  };
+  const std::string e = check_attr_value(*find_attr(op, name), v, shown);
+  if (!e.empty()) throw ArgError{RMSPROP_OPS_VALUE_ERROR, e};
+}
+}  // namespace
+
+void validate_host_scalars(const rmsprop_ops_hparams &hp) {
+  if (hp.lr.ptr != nullptr) check_hparam(hp, "learning_rate", load_scalar(hp.lr), "lr");
+  if (hp.rescale_grad.ptr != nullptr) check_hparam(hp, "rescale_grad", load_scalar(hp.rescale_grad));
+}
+
+void validate_hparams(const rmsprop_ops_hparams &hp) {
+  auto check = [&](const char *name, double v, const char *shown = nullptr) { check_hparam(hp, name, v, shown); };
   // The C struct and the functional API call it lr; errors name the argument the caller passed.
   if (hp.lr.ptr == nullptr) check("learning_rate", hp.lr.value, "lr");
   if (hp.rescale_grad.ptr == nullptr) check("rescale_grad", hp.rescale_grad.value);

@@ -52,6 +52,9 @@ std::string check_attr_value(const AttrSpec &spec, double value, const char *sho
 // Validates every hyper-parameter of a call against the schema of op (rmsprop or rmsprop_centered).
 // Throws ArgError.
 void validate_hparams(const rmsprop_ops_hparams &hp);
+// lr and rescale_grad given as host memory (a CPU call), checked like numbers. A device scalar is read by
+// the kernel alone: checking it would cost a host sync.
+void validate_host_scalars(const rmsprop_ops_hparams &hp);
 
 const std::string &registry_json();
 

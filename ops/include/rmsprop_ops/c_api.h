@@ -79,7 +79,8 @@ typedef struct {
 } rmsprop_ops_tensor_set;
 
 /* A scalar given by value or by pointer to one element of `dtype` on the op's device (a learning-rate
- * tensor, a found-inf flag): read by the kernel itself, so no host synchronisation happens. */
+ * tensor, a found-inf flag): read by the kernel itself, so no host synchronisation happens. On the CPU,
+ * lr and rescale_grad given by pointer are range-checked like values before anything is written. */
 typedef struct {
   double value;
   const void *ptr;
