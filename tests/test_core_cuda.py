@@ -83,6 +83,18 @@ def test_cuda_skip_flag_on_device_leaves_everything_untouched():
     assert bool((p == 1).all()) and bool((ms == 0).all())
 
 
+@pytest.mark.parametrize("where", ["cpu-lr-cuda-params", "cuda-lr-cpu-params"])
+def test_a_scalar_array_on_another_device_is_refused_and_nothing_changes(where):
+    # The kernel reads an array lr where the params live (and the CPU core range-checks it there): an lr on
+    # the other device is refused by name before anything runs.
+    dev = "cuda" if where.startswith("cpu") else "cpu"
+    p, ms = torch.ones(5, device=dev), torch.zeros(5, device=dev)
+    lr = torch.tensor([0.1], device="cpu" if dev == "cuda" else "cuda")
+    with pytest.raises(ValueError, match=rf"lr: expected an array on the params' device \({dev}\)"):
+        rmsprop_ops.rmsprop_(p, torch.ones_like(p), ms, lr=lr, rho=0.9, epsilon=1e-6)
+    assert bool((p == 1).all()) and bool((ms == 0).all())
+
+
 @pytest.mark.parametrize("path", ["torch", "protocol"])
 def test_update_runs_behind_the_work_queued_on_the_current_stream(path):
     # Everything is queued on a side stream behind a 25 ms sleep: an update not ordered behind it would run

@@ -205,9 +205,10 @@ void parse_array(py::handle obj, const ArgName &name, bool tensor, Held &h, intp
   }
 }
 
-// A hyper-parameter that may be a Python number or a 0-d / 1-element array (read by the kernel).
+// A hyper-parameter that may be a Python number or a 0-d / 1-element array. An array is read by the kernel
+// (and, on the CPU, by the core's range check), so it must live on the params' `device`.
 void parse_scalar(py::handle obj, const char *name_str, rmsprop_ops_scalar &s, std::deque<Held> &keep,
-                  intptr_t stream) {
+                  intptr_t stream, int32_t device) {
   const ArgName name = scalar_name(name_str);
   s.ptr = nullptr;
   s.dtype = RMSPROP_OPS_FLOAT64;
@@ -221,6 +222,10 @@ void parse_scalar(py::handle obj, const char *name_str, rmsprop_ops_scalar &s, s
     if (h.t.numel != 1)
       value_error(name.str() + ": expected a number or a one-element array, got an array of " +
                   std::to_string(h.t.numel) + " elements");
+    auto where = [](int32_t d) { return d == RMSPROP_OPS_CUDA ? "cuda" : "cpu"; };
+    if (h.t.device != device)
+      value_error(name.str() + ": expected an array on the params' device (" + where(device) + "), got one on " +
+                  where(h.t.device));
     s.ptr = h.t.data;
     s.dtype = h.t.dtype;
     s.value = 0.0;
@@ -320,9 +325,10 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   }
   rmsprop_ops_hparams hp;
   rmsprop_ops_default_hparams(&hp);
-  parse_scalar(lr, "lr", hp.lr, keep, stream);
-  parse_scalar(rescale_grad, "rescale_grad", hp.rescale_grad, keep, stream);
-  parse_scalar(skip_update, "skip_update", hp.skip_update, keep, stream);
+  const int32_t dev = n > 0 ? sets[0].param.device : RMSPROP_OPS_CPU;
+  parse_scalar(lr, "lr", hp.lr, keep, stream, dev);
+  parse_scalar(rescale_grad, "rescale_grad", hp.rescale_grad, keep, stream, dev);
+  parse_scalar(skip_update, "skip_update", hp.skip_update, keep, stream, dev);
   hp.rho = rho;
   hp.epsilon = epsilon;
   hp.momentum = momentum;
@@ -332,15 +338,6 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   hp.eps_in_sqrt = eps_in_sqrt;
   hp.lr_in_momentum = lr_in_momentum;
   hp.clip_after_weight_decay = clip_after_weight_decay;
-  // A scalar read by the kernel must live where the tensors live.
-  const int32_t dev = n > 0 ? sets[0].param.device : RMSPROP_OPS_CPU;
-  for (const auto &h : keep) {
-    const void *d = h.t.data;
-    const bool is_scalar = d == hp.lr.ptr || d == hp.rescale_grad.ptr || d == hp.skip_update.ptr;
-    if (is_scalar && h.t.device != dev)
-      value_error(std::string("lr, rescale_grad, skip_update: arrays must be on the params' device (") +
-                  (dev == RMSPROP_OPS_CUDA ? "cuda" : "cpu") + ")");
-  }
 
   const uint32_t flags = (list_names ? RMSPROP_OPS_FLAG_LIST_NAMES : 0u) |
                          (check_only ? RMSPROP_OPS_FLAG_CHECK_ONLY : 0u) |

@@ -25,13 +25,13 @@ def torch_capsules(lists):
         return None
     from torch.utils.dlpack import to_dlpack
 
+    tensor = torch.Tensor
     out = []
     try:
         for xs in lists:
             if not isinstance(xs, (list, tuple)):  # None, or a wrong type the core will name
                 out.append(xs)
                 continue
-            tensor = torch.Tensor
             out.append([to_dlpack(x) if isinstance(x, tensor) else x for x in xs])
     except (BufferError, RuntimeError, TypeError, ValueError):  # sparse, meta, ...: to the protocol path
         return None

@@ -115,16 +115,22 @@ inline rmsprop_ops_tensor tensor_arg(const paddle::Tensor *t, const Slot &slot) 
   return out;
 }
 
-// A scalar input tensor. `range_attr`, when given, is the registry attribute whose range a CPU tensor's
-// value must satisfy; a GPU tensor is read only by the kernel (checking it would cost a host sync).
+// A scalar input tensor, on the params' `device`: the kernel (and, on the CPU, the core's range check)
+// reads it there. `range_attr`, when given, is the registry attribute whose range a CPU tensor's value
+// must satisfy. The core checks the same range; checking here first lets the message name Paddle's input
+// ("LearningRate") rather than the core's argument ("lr"). A GPU tensor is read only by the kernel
+// (checking it would cost a host sync).
 inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const std::string &name,
-                                 const char *expected, const char *range_attr = nullptr) {
+                                 const char *expected, int32_t device, const char *range_attr = nullptr) {
   rmsprop_ops_scalar s{value, nullptr, RMSPROP_OPS_FLOAT64};
   if (t == nullptr) return s;
   check_arg(t->numel() == 1, name, ": expected a tensor holding exactly one element, got ", t->numel());
   check_arg(t->initialized(), name, ": expected a tensor holding memory, got an uninitialized one");
+  const Slot slot{name.c_str(), false, 0};
+  check_arg(device_code(*t, slot) == device, name, ": expected a tensor on the params' device (",
+            device == RMSPROP_OPS_CUDA ? "GPU" : "CPU", "), got one on ", t->place().DebugString());
   s.ptr = t->data();
-  s.dtype = checked_dtype_code(*t, {name.c_str(), false, 0}, expected);
+  s.dtype = checked_dtype_code(*t, slot, expected);
   const bool is_float = s.dtype == RMSPROP_OPS_FLOAT32 || s.dtype == RMSPROP_OPS_FLOAT64 ||
                         s.dtype == RMSPROP_OPS_FLOAT16 || s.dtype == RMSPROP_OPS_BFLOAT16;
   if (range_attr != nullptr && is_float && t->is_cpu()) {
@@ -179,8 +185,10 @@ inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
 
   rmsprop_ops_hparams hp;
   rmsprop_ops_default_hparams(&hp);
-  hp.lr = scalar(s.learning_rate, a.learning_rate, "LearningRate", "a floating-point dtype", "learning_rate");
-  hp.rescale_grad = scalar(s.grad_scale, 1.0, "GradScale", "a floating-point dtype", "rescale_grad");
+  const int32_t device = sets[0].param.device;
+  hp.lr = scalar(s.learning_rate, a.learning_rate, "LearningRate", "a floating-point dtype", device,
+                 "learning_rate");
+  hp.rescale_grad = scalar(s.grad_scale, 1.0, "GradScale", "a floating-point dtype", device, "rescale_grad");
   // GradScale multiplies rescale_grad; the core has one rescale scalar, so a GradScale tensor is only
   // accepted with the default rescale_grad attribute.
   if (hp.rescale_grad.ptr != nullptr)
@@ -188,7 +196,7 @@ inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
               "(the two would multiply), got ", a.rescale_grad);
   else
     hp.rescale_grad.value = a.rescale_grad;
-  hp.skip_update = scalar(s.skip_update, 0.0, "SkipUpdate", "a bool or numeric dtype");
+  hp.skip_update = scalar(s.skip_update, 0.0, "SkipUpdate", "a bool or numeric dtype", device);
   hp.rho = a.rho;
   hp.epsilon = a.epsilon;
   hp.momentum = a.momentum;
