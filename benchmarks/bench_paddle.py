@@ -7,7 +7,9 @@ Two measurements, A/B interleaved with medians:
   backward, nothing fetched);
 - **exe.run**: the same programs through ``Executor.run``, which also prints the whole program into its
   cache key on every call (Paddle's fixed per-call cost, growing with the number of parameters);
-- **train step**: a whole ``minimize`` step (feed, forward, backward, update) of a small MLP.
+- **train step**: a whole ``minimize`` step (feed, forward, backward, update) of a small MLP;
+- **dygraph**: ``opt.step()`` in dynamic mode over parameters that hold gradients (no target in the issue;
+  what a dygraph user gets).
 
 Memory: bytes of the optimizer's state variables (everything persistable the optimizer added) and the
 RSS growth of each program's first steps.
@@ -30,9 +32,9 @@ import rmsprop_ops.paddle as rp
 CPU = paddle.CPUPlace()
 
 
-def make_opt(kind, v, lr=HPARAMS["lr"]):
+def make_opt(kind, v, lr=HPARAMS["lr"], params=None):
     kw = dict(learning_rate=lr, rho=HPARAMS["rho"], epsilon=HPARAMS["epsilon"], momentum=v["momentum"],
-              centered=v["centered"])
+              centered=v["centered"], parameters=params)
     return rp.RMSProp(fused=True, **kw) if kind == "ours" else paddle.optimizer.RMSProp(**kw)
 
 
@@ -144,6 +146,18 @@ def setup_train_step(kind, v, rng, batch=256, width=1024, depth=4):
     return step
 
 
+def setup_dygraph_step(kind, sizes, v, rng):
+    """``opt.step()`` in dynamic mode over parameters whose gradients are set once and kept."""
+    params = [paddle.create_parameter([n], "float32") for n in sizes]
+    for p in params:
+        p.set_value(rng.standard_normal(p.shape[0], dtype=np.float32))
+    # d(sum(p * c))/dp = c: every parameter gets a gradient, which the step leaves in place.
+    loss = paddle.add_n([(p * paddle.to_tensor(rng.standard_normal(p.shape[0], dtype=np.float32))).sum()
+                         for p in params])
+    loss.backward()
+    return make_opt(kind, v, params=params).step
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=15)
@@ -186,6 +200,17 @@ def main():
         r = rows[-1]
         print(f"train step mlp4x1024 {vname:<9} ours {r['ours_ms']:8.2f} ms  built-in {r['builtin_ms']:8.2f} ms  "
               f"x{r['speedup']:.2f}", flush=True)
+    paddle.disable_static()
+    for shape, sizes in SHAPES.items():
+        for vname, v in VARIANTS.items():
+            ours, builtin = setup_dygraph_step("ours", sizes, v, rng), setup_dygraph_step("builtin", sizes, v, rng)
+            med, _ = interleaved({"ours": ours, "builtin": builtin}, reps)
+            rows.append(dict(bench="dygraph", shape=shape, variant=vname, ours_ms=med["ours"],
+                             builtin_ms=med["builtin"], speedup=med["builtin"] / med["ours"]))
+            r = rows[-1]
+            print(f"dygraph    {shape:<9} {vname:<9} ours {r['ours_ms']:8.2f} ms  built-in {r['builtin_ms']:8.2f} ms  "
+                  f"x{r['speedup']:.2f}", flush=True)
+            del ours, builtin
     write_json(args.json, dict(framework="paddle", version=paddle.__version__, machine=machine(),
                                threads=__import__("rmsprop_ops").get_num_threads(), reps=reps, rows=rows))
     return 0

@@ -165,7 +165,7 @@ def chart(results, path):
     ax1.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax1.set_xticks(list(x), labels, fontsize=7)
     ax1.set_ylabel("speedup: built-in time / rmsprop_ops time")
-    ax1.set_title("Frameworks: built-in / ours (black: targets; grey: exe.run and whole training step)")
+    ax1.set_title("Frameworks: built-in / ours (black: targets; grey: exe.run, dygraph, whole training step)")
     core = results.get("core")
     if core is not None:
         rows = core["rows"]

@@ -25,16 +25,50 @@ def dynamic_mode():
     load_ops()
 
 
+@pytest.mark.parametrize("dygraph", [False, True], ids=["static", "dygraph_twin"])
 @pytest.mark.parametrize("op", CORE_OPS)
-def test_registration_matches_registry(op):
+def test_registration_matches_registry(op, dygraph):
     from paddle.utils.cpp_extension.extension_utils import parse_op_info
 
-    ins, attrs, outs = parse_op_info(paddle_op_name(op))
+    ins, attrs, outs = parse_op_info(paddle_op_name(op, dygraph=dygraph))
     sc = registry.schema(op)
     strip = lambda names: [n.split("@")[0] for n in names]
     assert strip(ins) == [i["name"].removesuffix("[]") for i in sc["inputs"]]
-    assert strip(outs) == [o.removesuffix("[]") for o in sc["outputs"]]
+    # The dygraph twin declares only the parameter in place; the state is written through its inputs.
+    expected_outs = [o.removesuffix("[]") for o in sc["outputs"]]
+    assert strip(outs) == (["ParamOut"] if dygraph else expected_outs)
     assert attrs == [a["name"] for a in sc["attrs"]]
+
+
+@pytest.mark.parametrize("op", CORE_OPS)
+def test_dygraph_twin_updates_state_given_as_inputs(op):
+    """The twin the optimizer calls in dygraph writes MeanSquare, Moment, MeanGrad and the master weight
+    although they are plain inputs there, exactly as the static op does through its in-place outputs."""
+    sc = registry.schema(op)
+    multi, centered = sc["multi_tensor"], sc["centered"]
+    shapes = [(5, 3), (7,)] if multi else [(5, 3)]
+
+    def fresh():
+        rng = np.random.default_rng(3)
+        mk = lambda shape, lo=-1.0: paddle.to_tensor(rng.uniform(lo, 1.0, shape).astype("float32"))
+        t = {"Param": [mk(s).astype("float16") for s in shapes], "Grad": [mk(s).astype("float16") for s in shapes],
+             "MeanSquare": [mk(s, 0.1) for s in shapes], "Moment": [mk(s) for s in shapes],
+             "MasterParam": [mk(s) for s in shapes], "LearningRate": paddle.to_tensor(0.05)}
+        if centered:
+            t["MeanGrad"] = [mk(s, -0.01) for s in shapes]
+        return t if multi else {k: (v[0] if isinstance(v, list) else v) for k, v in t.items()}
+
+    a, b = fresh(), fresh()
+    attrs = {"rho": 0.9, "epsilon": 1e-6, "momentum": 0.5}
+    _invoke(op, a, attrs, checked=False, dygraph=False)
+    before = {k: [x.numpy().copy() for x in (v if isinstance(v, list) else [v])] for k, v in b.items()}
+    _invoke(op, b, attrs, checked=False, dygraph=True)
+    for k in ("Param", "MeanSquare", "Moment", "MasterParam") + (("MeanGrad",) if centered else ()):
+        got = [x.numpy() for x in (b[k] if multi else [b[k]])]
+        want = [x.numpy() for x in (a[k] if multi else [a[k]])]
+        for g, w, old in zip(got, want, before[k]):
+            assert not np.array_equal(g, old), k
+            np.testing.assert_array_equal(g, w, err_msg=k)
 
 
 def test_second_process_loads_the_cache_without_compiling():

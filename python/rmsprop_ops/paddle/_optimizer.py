@@ -23,6 +23,7 @@ from ._codegen import paddle_op_name
 __all__ = ["RMSProp"]
 
 _WD_MODE = {"l2": 0, "l1": 1}
+_HP_KEYS = ("rho", "epsilon", "momentum", "centered")
 
 
 @functools.cache
@@ -38,12 +39,14 @@ def _default(attr):
     return attr["default"]
 
 
-def _invoke(core_op, tensors, attrs, checked=True):
+def _invoke(core_op, tensors, attrs, checked=True, dygraph=False):
     """Call (dynamic) or append (static) the custom op, arguments placed by the registry's order.
 
     The optimizer passes checked=False: it builds every argument itself from hyper-parameters validated
     at construction (and learning rates validated where they are set), so the Python checks of
-    ``load_ops()`` would only add per-step overhead; the kernel and the core still check everything."""
+    ``load_ops()`` would only add per-step overhead; the kernel and the core still check everything.
+    In dynamic mode it calls the op's dygraph twin (state not declared in place; see ``_codegen``), and
+    the state it passes is its own accumulators, contiguous by construction."""
     sc = _schema(core_op)
     args = [tensors.get(i["name"].removesuffix("[]")) for i in sc["inputs"]]
     unknown = set(attrs) - {a["name"] for a in sc["attrs"]}
@@ -51,6 +54,8 @@ def _invoke(core_op, tensors, attrs, checked=True):
         raise AssertionError(f"attributes {sorted(unknown)} are not in the registry schema of {core_op!r}")
     args += [attrs.get(a["name"], _default(a)) for a in sc["attrs"]]
     ops = load_ops()
+    if dygraph:
+        return getattr(ops.raw, paddle_op_name(core_op, dygraph=True))(*args)
     return getattr(ops if checked else ops.raw, paddle_op_name(core_op))(*args)
 
 
@@ -191,6 +196,7 @@ class RMSProp(Optimizer):
         self._clip_weights = -1.0 if clip_weights is None else float(clip_weights)
         self._master_weights = {}
         self._default_dict = {"rho": rho, "epsilon": epsilon, "momentum": momentum, "centered": centered}
+        self._default_hp = (rho, epsilon, momentum, centered)
         self._pending = []
         self._skip = None
         load_ops()  # compile (once) now rather than in the middle of the first step
@@ -334,7 +340,7 @@ class RMSProp(Optimizer):
     # ---- GradScaler: take the found-inf flag into the op instead of testing it on the host
     def _pir_create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []  # nothing left over from a pass that raised
-        _check_param_attrs(parameters_and_grads)
+        _check_param_attrs(parameters_and_grads, pir=True)
         return super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
 
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
@@ -353,78 +359,72 @@ class RMSProp(Optimizer):
         return super()._create_optimization_pass(parameters_and_grads, param_group_idx)
 
     # ---- the update
+    # Per-parameter work here runs for every parameter on every dygraph step (~1000 times a step for a
+    # large model), so rows are plain tuples and the group key is built from values already at hand.
     def _param_hparams(self, param_and_grad):
+        """(param, grad) and the (rho, epsilon, momentum, centered) that apply to it."""
         if isinstance(param_and_grad, dict):
             group = param_and_grad
-            param_and_grad = group["params"]
-        else:
-            group = {}
-        d = self._default_dict
-        hp = {k: group.get(k, d[k]) for k in ("rho", "epsilon", "momentum", "centered")}
-        return param_and_grad, hp
+            d = self._default_dict
+            return group["params"], tuple(group.get(k, d[k]) for k in _HP_KEYS)
+        return param_and_grad, self._default_hp
 
     def _append_optimize_op(self, block, param_and_grad):
         (param, grad), hp = self._param_hparams(param_and_grad)
         master = None
         if self._multi_precision and self._is_dtype_fp16_or_bf16(param.dtype):
             master = self._master_weights[param.name]
-        entry = {
-            "param": param, "grad": grad, "hp": hp, "master": master,
-            "ms": self._get_accumulator_master(self._mean_square_acc_str, param),
-            "mom": self._get_accumulator_master(self._momentum_acc_str, param),
-            "mg": self._get_accumulator_master(self._mean_grad_acc_str, param),
-            "decay": self._decay.pop(param.name, (0.0, 0)),
-            "clip": self._value_clip.pop(param.name, None),
-        }
+        get = self._get_accumulator_master
+        coeff, mode = self._decay.pop(param.name, (0.0, 0))
+        row = (param, grad, get(self._mean_square_acc_str, param), get(self._momentum_acc_str, param),
+               get(self._mean_grad_acc_str, param), master, coeff,
+               # the key of the fused op the row joins: everything the op takes as one attribute
+               (hp, mode, self._value_clip.pop(param.name, None), param.dtype, master is not None))
         if self._fused:
-            entry["lr_mult"] = _lr_mult(param)
-            self._pending.append(entry)
+            self._pending.append((row, _lr_mult(param)))
             return None
-        return self._run([entry], self._create_param_lr((param, grad)), multi=False)
+        return self._run([row], [1.0], self._create_param_lr((param, grad)), multi=False)
 
     def _finish_update(self, block, parameters_and_grads):
         pending, self._pending = self._pending, []
         groups = {}
-        for e in pending:
-            key = (tuple(sorted(e["hp"].items())), e["decay"][1], e["clip"], str(e["param"].dtype),
-                   e["master"] is not None)
-            groups.setdefault(key, []).append(e)
-        for entries in groups.values():
-            self._run(entries, self._global_learning_rate(), multi=True)
+        for row, lr_mult in pending:
+            rows, mults = groups.setdefault(row[-1], ([], []))
+            rows.append(row)
+            mults.append(lr_mult)
+        for rows, mults in groups.values():
+            self._run(rows, mults, self._global_learning_rate(), multi=True)
 
-    def _run(self, entries, lr, multi):
-        hp = entries[0]["hp"]
-        centered = bool(hp["centered"])
+    def _run(self, rows, lr_mults, lr, multi):
+        params, grads, mss, moms, mgs, masters, coeffs, keys = zip(*rows)
+        (rho, epsilon, momentum, centered), wd_mode, clip, _, has_master = keys[0]
+        centered = bool(centered)
         core_op = ("rmsprop_centered" if centered else "rmsprop") + ("_multi" if multi else "")
-        wd_mode = entries[0]["decay"][1]
-        clip = entries[0]["clip"]
         attrs = {
-            "rho": float(hp["rho"]), "epsilon": float(hp["epsilon"]), "momentum": float(hp["momentum"]),
+            "rho": float(rho), "epsilon": float(epsilon), "momentum": float(momentum),
             "eps_in_sqrt": self._eps_in_sqrt, "lr_in_momentum": self._lr_in_momentum,
             "weight_decay_mode": wd_mode, "clip_gradient": -1.0 if clip is None else float(clip),
             "clip_after_weight_decay": False, "clip_weights": self._clip_weights,
+            "weight_decay": coeffs[0],
         }
-        pick = (lambda k: [e[k] for e in entries]) if multi else (lambda k: entries[0][k])
-        params = pick("param")
-        if framework.in_dygraph_mode():
+        dygraph = framework.in_dygraph_mode()
+        if dygraph:
             # Paddle refuses in-place ops on leaf tensors that require grad; a detached view shares the
             # parameter's storage, so the op still updates the parameter itself.
-            params = [p.detach() for p in params] if multi else params.detach()
-        tensors = {"Param": params, "Grad": pick("grad"), "MeanSquare": pick("ms"), "Moment": pick("mom"),
+            params = [p.detach() for p in params]
+        pick = list if multi else (lambda ts: ts[0])
+        tensors = {"Param": pick(params), "Grad": pick(grads), "MeanSquare": pick(mss), "Moment": pick(moms),
                    "LearningRate": lr, "SkipUpdate": self._skip_flag()}
         if centered:
-            tensors["MeanGrad"] = pick("mg")
-        if entries[0]["master"] is not None:
-            tensors["MasterParam"] = pick("master")
-        attrs["weight_decay"] = entries[0]["decay"][0]
+            tensors["MeanGrad"] = pick(mgs)
+        if has_master:
+            tensors["MasterParam"] = pick(masters)
         if multi:
             # Per-tensor lists only where values differ: every attribute is printed into the program (and
             # into Executor.run's cache key on every call), 2 numbers per parameter for nothing otherwise.
-            lr_mults = [e["lr_mult"] for e in entries]
-            decays = [e["decay"][0] for e in entries]
             attrs["lr_mults"] = [] if all(m == 1.0 for m in lr_mults) else lr_mults
-            attrs["weight_decays"] = [] if all(d == decays[0] for d in decays) else decays
-        _invoke(core_op, tensors, attrs, checked=False)
+            attrs["weight_decays"] = [] if all(c == coeffs[0] for c in coeffs) else list(coeffs)
+        _invoke(core_op, tensors, attrs, checked=False, dygraph=dygraph)
         return None
 
     def _skip_flag(self):
@@ -459,21 +459,23 @@ def _numpy(value):
 def _lr_mult(param):
     attr = getattr(param, "optimize_attr", None) or {}
     mult = attr.get("learning_rate", 1.0)
+    if type(mult) is float:
+        return mult
     if not isinstance(mult, numbers.Real):
         raise TypeError(f"{param.name}: fused=True needs a numeric per-parameter learning_rate, got "
                         f"{type(mult).__name__}; use fused=False")
     return float(mult)
 
 
-def _check_param_attrs(parameters_and_grads):
+def _check_param_attrs(parameters_and_grads, pir=False):
     """Per-parameter values set through ``ParamAttr`` (learning-rate scale, regularizer) bypass the
-    constructor, and a static gradient may be sparse. Check them all before the first op runs: with one op
+    constructor, and a PIR gradient may be sparse. Check them all before the first op runs: with one op
     per parameter, an input the op refuses for a later parameter would otherwise leave the earlier ones
-    updated."""
+    updated. Runs every dygraph step, so a float scale skips the ABC check."""
     for param, grad in _pairs(parameters_and_grads):
         if grad is None:
             continue
-        if isinstance(grad, paddle.pir.Value) and grad.is_selected_row_type():
+        if pir and isinstance(grad, paddle.pir.Value) and grad.is_selected_row_type():
             # PIR has no op that scatters SelectedRows into a dense tensor (pd_op.add_n takes dense inputs
             # only), and Paddle's own PIR backward never makes one here: Embedding(sparse=True) gets the
             # dense pd_op.embedding_grad. Only a hand-built program can get this far.
@@ -481,10 +483,10 @@ def _check_param_attrs(parameters_and_grads):
                              "static program offers no op turning it into a dense tensor; dynamic mode "
                              "takes sparse gradients)")
         mult = (getattr(param, "optimize_attr", None) or {}).get("learning_rate", 1.0)
-        if isinstance(mult, numbers.Real) and not (math.isfinite(mult) and mult >= 0):
+        if (type(mult) is float or isinstance(mult, numbers.Real)) and not (math.isfinite(mult) and mult >= 0):
             raise ValueError(f"{param.name}: ParamAttr learning_rate: expected a finite scale >= 0, got {mult!r}")
         reg = getattr(param, "regularizer", None)
-        if type(reg) in (L1Decay, L2Decay):
+        if reg is not None and type(reg) in (L1Decay, L2Decay):
             try:
                 registry.check_attr("rmsprop", "weight_decay", reg._coeff)
             except (TypeError, ValueError) as e:

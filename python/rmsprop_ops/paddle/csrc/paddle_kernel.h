@@ -224,16 +224,17 @@ inline std::vector<paddle::Tensor *> ptrs(std::vector<paddle::Tensor> &v) {
   for (auto &t : v) out.push_back(&t);
   return out;
 }
+// Const inputs are read through the same slots; the dygraph twins (see _codegen.py) also pass the optimizer
+// state as const inputs and the core writes it: Paddle shares, never copies, a contiguous tensor's buffer.
 inline std::vector<paddle::Tensor *> ptrs(const std::vector<paddle::Tensor> &v) {
   return ptrs(const_cast<std::vector<paddle::Tensor> &>(v));
 }
-inline std::vector<paddle::Tensor *> ptrs(paddle::optional<std::vector<paddle::Tensor>> &v) {
+inline std::vector<paddle::Tensor *> ptrs(const paddle::optional<std::vector<paddle::Tensor>> &v) {
   return v ? ptrs(*v) : std::vector<paddle::Tensor *>{};
 }
-inline std::vector<paddle::Tensor *> ptrs(paddle::Tensor &t) { return {&t}; }
 inline std::vector<paddle::Tensor *> ptrs(const paddle::Tensor &t) { return {const_cast<paddle::Tensor *>(&t)}; }
-inline std::vector<paddle::Tensor *> ptrs(paddle::optional<paddle::Tensor> &t) {
-  return t ? std::vector<paddle::Tensor *>{&*t} : std::vector<paddle::Tensor *>{};
+inline std::vector<paddle::Tensor *> ptrs(const paddle::optional<paddle::Tensor> &t) {
+  return t ? ptrs(*t) : std::vector<paddle::Tensor *>{};
 }
 inline const paddle::Tensor *ptr(const paddle::optional<paddle::Tensor> &t) { return t ? &*t : nullptr; }
 
