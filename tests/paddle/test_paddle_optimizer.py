@@ -172,6 +172,57 @@ def test_minimize_in_dynamic_mode():
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-6, atol=1e-6)
 
 
+def _count_op_calls(monkeypatch):
+    from rmsprop_ops.paddle import load_ops
+
+    raw, calls = load_ops().raw, {}
+    for name in [n for n in dir(load_ops().raw) if n.startswith("rmsprop_ops_")]:
+        def counted(*args, _f=getattr(raw, name), _n=name):
+            calls[_n] = calls.get(_n, 0) + 1
+            return _f(*args)
+        monkeypatch.setattr(raw, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_dygraph_steps_one_call_per_group_whatever_fused_says(fused, monkeypatch):
+    layer = _model()
+    opt = RMSProp(0.02, parameters=layer.parameters(), fused=fused, momentum=0.5)
+    calls = _count_op_calls(monkeypatch)
+    for x, y in H.batches(3):
+        ((layer(paddle.to_tensor(x)) - paddle.to_tensor(y)) ** 2).mean().backward()
+        opt.step()
+        opt.clear_grad()
+    assert calls == {"rmsprop_ops_rmsprop_multi_dygraph": 3}
+
+
+def test_dygraph_tensor_learning_rate_attr_gets_its_own_call_like_paddle(monkeypatch):
+    """A parameter whose ParamAttr learning rate is a Tensor (Paddle then uses that Tensor as the
+    parameter's learning rate) cannot join the fused call's float scales: it gets its own op with
+    fused=False, as in paddle.optimizer.RMSProp, and a TypeError with fused=True."""
+    layer, ref_layer = _model(), _model()
+    for lyr in (layer, ref_layer):
+        lyr.weight.optimize_attr["learning_rate"] = paddle.to_tensor(0.005)
+    opt = RMSProp(0.02, parameters=layer.parameters(), momentum=0.5)
+    ref = paddle.optimizer.RMSProp(0.02, parameters=ref_layer.parameters(), momentum=0.5)
+    calls = _count_op_calls(monkeypatch)
+    for x, y in H.batches(3):
+        for lyr, o in ((layer, opt), (ref_layer, ref)):
+            ((lyr(paddle.to_tensor(x)) - paddle.to_tensor(y)) ** 2).mean().backward()
+            o.step()
+            o.clear_grad()
+    assert calls == {"rmsprop_ops_rmsprop_dygraph": 3, "rmsprop_ops_rmsprop_multi_dygraph": 3}
+    for a, b in zip(layer.parameters(), ref_layer.parameters()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    fused = RMSProp(0.02, parameters=layer.parameters(), fused=True)
+    ((layer(paddle.to_tensor(x)) - paddle.to_tensor(y)) ** 2).mean().backward()
+    before = [p.numpy().copy() for p in layer.parameters()]
+    with pytest.raises(TypeError, match="fused=True needs a numeric per-parameter learning_rate, got Tensor"):
+        fused.step()
+    for p, b in zip(layer.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), b)
+
+
 @pytest.mark.parametrize("centered", [False, True])
 @pytest.mark.parametrize("fused", [False, True])
 def test_dygraph_step_declares_only_the_params_in_place(fused, centered):
