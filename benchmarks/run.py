@@ -143,7 +143,7 @@ def chart(results, path):
     except ImportError:
         print("matplotlib is not installed in this interpreter: no chart", flush=True)
         return False
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw=dict(width_ratios=[2.2, 1]))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(17, 5.5), gridspec_kw=dict(width_ratios=[2.2, 1]))
     labels, values, targets, colors = [], [], [], []
     palette = {"paddle": "#2f6db3", "mindspore": "#d0602a"}
     for fw in ("paddle", "mindspore"):
