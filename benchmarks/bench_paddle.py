@@ -1,6 +1,6 @@
-"""Paddle static graph: ``rmsprop_ops.paddle.RMSProp(fused=True)`` vs ``paddle.optimizer.RMSProp``.
+"""Paddle, static and dynamic: ``rmsprop_ops.paddle.RMSProp(fused=True)`` vs ``paddle.optimizer.RMSProp``.
 
-Two measurements, A/B interleaved with medians:
+A/B interleaved, medians:
 
 - **optimizer**: a program made by ``apply_gradients`` alone over persistable gradient variables, run
   through the interpreter that ``Executor.run`` caches for it: exactly the optimizer's ops (no feed, no
@@ -226,6 +226,7 @@ def dygraph_rows_in_child(json_path, reps):
 
 
 def dygraph_main(json_path, reps):
+    paddle.set_device("cpu")  # as the static rows (CPUPlace), also on a CUDA build of Paddle
     rng = np.random.default_rng(1)
     rows = []
     for shape, sizes in SHAPES.items():

@@ -34,6 +34,9 @@ def make_weight_decay(kind):
         # Paddle's decay scale op keeps float64, so only these compare exactly in float64.
         "l2_dyadic": (L2(2.0**-6), None),
         "l1_dyadic": (L1(2.0**-6), None),
+        # A learning-rate scale float32 cannot hold: a float64 parameter with it must not be fused (the
+        # fused op's lr_mults are float32), or it drifts from Paddle by ~1e-9.
+        "paramattr_lr_tenth": (L2(2.0**-6), dict(learning_rate=0.1)),
     }[kind]
 
 

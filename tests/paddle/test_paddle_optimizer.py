@@ -196,31 +196,49 @@ def test_dygraph_steps_one_call_per_group_whatever_fused_says(fused, monkeypatch
     assert calls == {"rmsprop_ops_rmsprop_multi_dygraph": 3}
 
 
-def test_dygraph_tensor_learning_rate_attr_gets_its_own_call_like_paddle(monkeypatch):
+def test_updates_run_when_finish_update_is_replaced_on_the_instance():
+    """Paddle's auto-parallel fully_shard replaces optimizer._finish_update on the instance without
+    calling it; the fused rows, which it would have run, still run (and exactly once)."""
+    import types
+
+    layer, ref_layer = _model(), _model()
+    opt = RMSProp(0.02, parameters=layer.parameters(), momentum=0.5)
+    opt._finish_update = types.MethodType(lambda self, block, parameters_and_grads: None, opt)
+    ref = RMSProp(0.02, parameters=ref_layer.parameters(), momentum=0.5)
+    for x, y in H.batches(3):
+        for lyr, o in ((layer, opt), (ref_layer, ref)):
+            ((lyr(paddle.to_tensor(x)) - paddle.to_tensor(y)) ** 2).mean().backward()
+            o.step()
+            o.clear_grad()
+    for a, b in zip(layer.parameters(), ref_layer.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(layer.weight.numpy(), _model().weight.numpy())
+
+
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("fused", [False, True])
+def test_dygraph_tensor_learning_rate_attr_gets_its_own_call_like_paddle(fused, centered, monkeypatch):
     """A parameter whose ParamAttr learning rate is a Tensor (Paddle then uses that Tensor as the
-    parameter's learning rate) cannot join the fused call's float scales: it gets its own op with
-    fused=False, as in paddle.optimizer.RMSProp, and a TypeError with fused=True."""
+    parameter's learning rate) cannot join the fused call's float scales: it gets its own op, whose
+    learning rate Paddle computes as for paddle.optimizer.RMSProp; the other parameter stays fused."""
     layer, ref_layer = _model(), _model()
     for lyr in (layer, ref_layer):
         lyr.weight.optimize_attr["learning_rate"] = paddle.to_tensor(0.005)
-    opt = RMSProp(0.02, parameters=layer.parameters(), momentum=0.5)
-    ref = paddle.optimizer.RMSProp(0.02, parameters=ref_layer.parameters(), momentum=0.5)
+    kw = dict(momentum=0.5, centered=centered)
+    opt = RMSProp(0.02, parameters=layer.parameters(), fused=fused, **kw)
+    ref = paddle.optimizer.RMSProp(0.02, parameters=ref_layer.parameters(), **kw)
     calls = _count_op_calls(monkeypatch)
     for x, y in H.batches(3):
         for lyr, o in ((layer, opt), (ref_layer, ref)):
             ((lyr(paddle.to_tensor(x)) - paddle.to_tensor(y)) ** 2).mean().backward()
             o.step()
             o.clear_grad()
-    assert calls == {"rmsprop_ops_rmsprop_dygraph": 3, "rmsprop_ops_rmsprop_multi_dygraph": 3}
+    kind = "_centered" if centered else ""
+    assert calls == {f"rmsprop_ops_rmsprop{kind}_dygraph": 3, f"rmsprop_ops_rmsprop{kind}_multi_dygraph": 3}
     for a, b in zip(layer.parameters(), ref_layer.parameters()):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
-    fused = RMSProp(0.02, parameters=layer.parameters(), fused=True)
-    ((layer(paddle.to_tensor(x)) - paddle.to_tensor(y)) ** 2).mean().backward()
-    before = [p.numpy().copy() for p in layer.parameters()]
-    with pytest.raises(TypeError, match="fused=True needs a numeric per-parameter learning_rate, got Tensor"):
-        fused.step()
-    for p, b in zip(layer.parameters(), before):
-        np.testing.assert_array_equal(p.numpy(), b)
+    for a, b in zip(H.accumulators(opt, layer.parameters()), H.accumulators(ref, ref_layer.parameters())):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("centered", [False, True])

@@ -7,6 +7,7 @@ import math
 import numbers
 import re
 
+import numpy as np
 import paddle
 from paddle import _C_ops
 from paddle.base import framework
@@ -37,7 +38,7 @@ def _default(attr):
 @functools.cache
 def _plan(core_op, dygraph):
     """Input names and (attribute name, default) pairs in the registry's order, and the Paddle op's name:
-    worked out once, not on each of 1000 per-parameter calls."""
+    worked out once per op, not on every call (a static program with one op per parameter makes 1000)."""
     sc = registry.schema(core_op)
     inputs = tuple(i["name"].removesuffix("[]") for i in sc["inputs"])
     attrs = tuple((a["name"], _default(a)) for a in sc["attrs"])
@@ -50,8 +51,11 @@ def _invoke(core_op, tensors, attrs, checked=True, dygraph=False):
     The optimizer passes checked=False: it builds every argument itself from hyper-parameters validated
     at construction (and learning rates validated where they are set), so the Python checks of
     ``load_ops()`` would only add per-step overhead; the kernel and the core still check everything.
-    In dynamic mode it calls the op's dygraph twin (state not declared in place; see ``_codegen``), and
-    the state it passes is its own accumulators, contiguous by construction."""
+    dygraph=True calls the op's dygraph twin (state not declared in place; see ``_codegen``), unchecked:
+    the optimizer passes it only in dynamic mode, with its own accumulators, contiguous by construction
+    (Paddle would hand the kernel a contiguous copy of a strided one, and its update would be lost)."""
+    if checked and dygraph:
+        raise AssertionError("the dygraph twins have no checked wrappers: pass checked=False")
     inputs, attr_plan, known, name = _plan(core_op, dygraph)
     if not known.issuperset(attrs):
         raise AssertionError(f"attributes {sorted(set(attrs) - known)} are not in the registry schema of "
@@ -59,7 +63,7 @@ def _invoke(core_op, tensors, attrs, checked=True, dygraph=False):
     args = [tensors.get(n) for n in inputs]
     args += [attrs.get(n, d) for n, d in attr_plan]
     ops = load_ops()
-    return getattr(ops if checked and not dygraph else ops.raw, name)(*args)
+    return getattr(ops if checked else ops.raw, name)(*args)
 
 
 class _FusedValueClip:
@@ -131,10 +135,10 @@ class RMSProp(Optimizer):
         name: prefix of the accumulator names.
         fused: in a static program, True appends one multi-tensor op for every group of parameters
             sharing hyper-parameters and dtype (one op per program step in the usual case) instead of one
-            op per parameter. Same results. Dynamic mode always runs the multi-tensor op (one call per
-            group: no program records the calls there, and one call per parameter is ~1.6x slower
-            with 1000 parameters), except for a parameter whose ``ParamAttr`` learning rate is not a
-            number, which then gets its own call (with fused=True that is a TypeError).
+            op per parameter. Same results. Dynamic mode always runs the multi-tensor op, one call per
+            group, as no program records the calls there. Either way a parameter gets its own op when its
+            ``ParamAttr`` learning rate is not a number, or, for float64, is a scale float32 cannot hold
+            exactly: the fused op takes scales as float32.
         multi_precision: keep float32 master weights (and float32 accumulators) for float16/bfloat16
             parameters, like Paddle's Adam/Momentum ``multi_precision`` (Paddle's RMSProp has none).
         eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
@@ -203,7 +207,7 @@ class RMSProp(Optimizer):
         self._clip_weights = -1.0 if clip_weights is None else float(clip_weights)
         self._master_weights = {}
         self._default_dict = {"rho": rho, "epsilon": epsilon, "momentum": momentum, "centered": centered}
-        self._default_hp = (rho, epsilon, momentum, centered)
+        self._default_hp = tuple(self._default_dict[k] for k in _HP_KEYS)
         self._pending = []
         self._skip = None
         load_ops()  # compile (once) now rather than in the middle of the first step
@@ -348,7 +352,9 @@ class RMSProp(Optimizer):
     def _pir_create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []  # nothing left over from a pass that raised
         _check_param_attrs(parameters_and_grads, pir=True)
-        return super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
+        out = super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
+        self._run_pending()  # see _pass
+        return out
 
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []
@@ -359,11 +365,18 @@ class RMSProp(Optimizer):
             self._skip = found_inf
             self._set_auxiliary_var("found_inf", None)
             try:
-                return super()._create_optimization_pass(parameters_and_grads, param_group_idx)
+                return self._pass(parameters_and_grads, param_group_idx)
             finally:
                 self._set_auxiliary_var("found_inf", found_inf)
                 self._skip = None
-        return super()._create_optimization_pass(parameters_and_grads, param_group_idx)
+        return self._pass(parameters_and_grads, param_group_idx)
+
+    def _pass(self, parameters_and_grads, param_group_idx):
+        out = super()._create_optimization_pass(parameters_and_grads, param_group_idx)
+        # Fused rows run in _finish_update, which Paddle's auto-parallel fully_shard replaces on the
+        # optimizer instance without calling it: run whatever is left (normally nothing).
+        self._run_pending()
+        return out
 
     # ---- the update
     # Per-parameter work here runs for every parameter on every dygraph step (~1000 times a step for a
@@ -387,20 +400,19 @@ class RMSProp(Optimizer):
                get(self._mean_grad_acc_str, param), master, coeff,
                # the key of the fused op the row joins: everything the op takes as one attribute
                (hp, mode, self._value_clip.pop(param.name, None), param.dtype, master is not None))
-        # Dynamic mode fuses whatever fused=False: no program records the ops there, the results are the
-        # same, and Paddle's eager runner costs ~10 us per custom-op call (1000 parameters: 41 ms a step
-        # per parameter, 25 ms fused, 26 ms for paddle.optimizer.RMSProp).
+        # Dynamic mode fuses even with fused=False: no program records the calls there, and Paddle's eager
+        # runner costs ~10 us per custom-op call (docs/performance.md, "Paddle dynamic mode").
         if self._fused or framework.in_dygraph_mode():
-            mult = _lr_mult(param)
+            mult = _fusable_lr_mult(param)
             if mult is not None:
                 self._pending.append((row, mult))
                 return None
-            if self._fused:
-                raise TypeError(f"{param.name}: fused=True needs a numeric per-parameter learning_rate, got "
-                                f"{type(param.optimize_attr['learning_rate']).__name__}; use fused=False")
         return self._run([row], [1.0], self._create_param_lr((param, grad)), multi=False)
 
     def _finish_update(self, block, parameters_and_grads):
+        self._run_pending()
+
+    def _run_pending(self):
         pending, self._pending = self._pending, []
         groups = {}
         for row, lr_mult in pending:
@@ -471,14 +483,21 @@ def _numpy(value):
     return value.numpy() if hasattr(value, "numpy") else value
 
 
-def _lr_mult(param):
-    """The parameter's ``ParamAttr`` learning-rate scale as a float, or None when it is not a number (the
-    per-parameter op takes it through ``_create_param_lr`` instead)."""
+def _fusable_lr_mult(param):
+    """The parameter's ``ParamAttr`` learning-rate scale as the fused op's float32 ``lr_mults`` entry, or
+    None when that would change the result, and the parameter gets its own op, whose learning rate Paddle
+    computes (``_create_param_lr``) as ``paddle.optimizer.RMSProp`` does. Not fusable: a scale that is
+    not a number (Paddle then uses it as the parameter's learning rate), and, for a float64 parameter, a
+    scale float32 cannot hold exactly (0.1 would be off by ~1e-9 after a few steps)."""
     attr = getattr(param, "optimize_attr", None) or {}
     mult = attr.get("learning_rate", 1.0)
-    if type(mult) is float:
-        return mult
-    return float(mult) if isinstance(mult, numbers.Real) else None
+    if type(mult) is not float:
+        if not isinstance(mult, numbers.Real):
+            return None
+        mult = float(mult)
+    if mult != 1.0 and param.dtype == paddle.float64 and float(np.float32(mult)) != mult:
+        return None
+    return mult
 
 
 def _check_param_attrs(parameters_and_grads, pir=False):

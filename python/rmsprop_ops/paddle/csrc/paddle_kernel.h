@@ -99,8 +99,9 @@ inline rmsprop_ops_tensor tensor_arg(const paddle::Tensor *t, const Slot &slot) 
   if (numel != 0 && !t->initialized())
     fail(RMSPROP_OPS_VALUE_ERROR, slot.str() + ": expected a tensor holding memory, got an uninitialized one "
          "with " + std::to_string(numel) + " elements");
-  // Paddle hands a custom op a contiguous copy of a strided input, so the update of a strided view would
-  // be lost; rmsprop_ops.paddle.load_ops() rejects those before the call, this catches other callers.
+  // Paddle's eager runner hands a custom op a contiguous copy of a strided input, so the update of a strided
+  // view would be lost, and this check never sees one: rmsprop_ops.paddle.load_ops() rejects those before
+  // the call. It stays for any path that passes a strided tensor through as it is.
   if (numel != 0 && !t->is_contiguous())
     fail(RMSPROP_OPS_VALUE_ERROR, slot.str() + ": expected a contiguous tensor, got a strided view");
   const auto &dims = t->dims();
