@@ -10,9 +10,8 @@ A/B interleaved, medians:
 - **train step**: a whole ``minimize`` step (feed, forward, backward, update) of a small MLP;
 - **dygraph**: ``opt.step()`` in dynamic mode over parameters that hold gradients (no target in the issue;
   what a dygraph user gets). Measured in a child process of its own: after the static programs above
-  have allocated and freed ~1.5 GB in thousands of tensors, every eager op call in the same process costs
-  ~1.5-2x more (a one-element custom-op call 27 us instead of 13, ``rmsprop_`` 3.0 instead of 1.9; the
-  allocator's state, not the ops), which would add ~6 ms to ours and ~2 ms to the built-in.
+  have allocated and freed thousands of tensors, every eager op call in the same process costs more (the
+  allocator's state, not the ops; measured in docs/performance.md), ours more than the built-in.
 
 Memory: bytes of the optimizer's state variables (everything persistable the optimizer added) and the
 RSS growth of each program's first steps.

@@ -351,10 +351,8 @@ class RMSProp(Optimizer):
     # ---- GradScaler: take the found-inf flag into the op instead of testing it on the host
     def _pir_create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []  # nothing left over from a pass that raised
-        _check_param_attrs(parameters_and_grads, pir=True)
-        out = super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
-        self._run_pending()  # see _pass
-        return out
+        _check_param_attrs(parameters_and_grads)
+        return super()._pir_create_optimization_pass(parameters_and_grads, param_group_idx)
 
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []
@@ -500,7 +498,7 @@ def _fusable_lr_mult(param):
     return mult
 
 
-def _check_param_attrs(parameters_and_grads, pir=False):
+def _check_param_attrs(parameters_and_grads):
     """Per-parameter values set through ``ParamAttr`` (learning-rate scale, regularizer) bypass the
     constructor, and a PIR gradient may be sparse. Check them all before the first op runs: with one op
     per parameter, an input the op refuses for a later parameter would otherwise leave the earlier ones
@@ -508,7 +506,7 @@ def _check_param_attrs(parameters_and_grads, pir=False):
     for param, grad in _pairs(parameters_and_grads):
         if grad is None:
             continue
-        if pir and isinstance(grad, paddle.pir.Value) and grad.is_selected_row_type():
+        if isinstance(grad, paddle.pir.Value) and grad.is_selected_row_type():
             # PIR has no op that scatters SelectedRows into a dense tensor (pd_op.add_n takes dense inputs
             # only), and Paddle's own PIR backward never makes one here: Embedding(sparse=True) gets the
             # dense pd_op.embedding_grad. Only a hand-built program can get this far.
@@ -519,7 +517,7 @@ def _check_param_attrs(parameters_and_grads, pir=False):
         if (type(mult) is float or isinstance(mult, numbers.Real)) and not (math.isfinite(mult) and mult >= 0):
             raise ValueError(f"{param.name}: ParamAttr learning_rate: expected a finite scale >= 0, got {mult!r}")
         reg = getattr(param, "regularizer", None)
-        if reg is not None and type(reg) in (L1Decay, L2Decay):
+        if type(reg) in (L1Decay, L2Decay):
             try:
                 registry.check_attr("rmsprop", "weight_decay", reg._coeff)
             except (TypeError, ValueError) as e:
