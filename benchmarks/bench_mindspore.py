@@ -5,6 +5,10 @@ gradient tensors in from Python costs ~110 ms of input transfer per call and wou
 The step's only output is a scalar that depends on the update, read back with ``asnumpy()`` so each
 timing includes the whole (possibly asynchronous) launch. A/B interleaved, medians.
 
+Each shape and rule also times ``RMSProp(flat_state=True)`` (variant "<rule>+flat"), interleaved with the
+other two: one state buffer per launch instead of per parameter, so 1000 parameters' launch takes ~2000
+fewer inputs. Both rows share the same built-in timings.
+
 Memory: bytes of each optimizer's state Parameters and the RSS growth of its compile + first steps.
 
     python benchmarks/bench_mindspore.py [--reps 15] [--json bench_out/mindspore.json] [--quick]
@@ -13,6 +17,7 @@ Memory: bytes of each optimizer's state Parameters and the RSS growth of its com
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import numpy as np
@@ -45,7 +50,8 @@ def setup(kind, sizes, v, rng, tag):
               for i, n in enumerate(sizes)]
     grads = [Parameter(Tensor(rng.standard_normal(n, dtype=np.float32)), name=f"{tag}.g{i}", requires_grad=False)
              for i, n in enumerate(sizes)]
-    cls = rms.RMSProp if kind == "ours" else nn.RMSProp
+    cls = {"ours": rms.RMSProp, "ours_flat": functools.partial(rms.RMSProp, flat_state=True),
+           "builtin": nn.RMSProp}[kind]
     opt = cls(params, learning_rate=HPARAMS["lr"], decay=HPARAMS["rho"], epsilon=HPARAMS["epsilon"],
               momentum=v["momentum"], centered=v["centered"])
     net = OptimizerStep(opt, grads)
@@ -76,21 +82,24 @@ def main():
     k = 0
     for shape, sizes in SHAPES.items():
         for vname, v in VARIANTS.items():
-            ours, ours_info = setup("ours", sizes, v, rng, f"a{k}")
-            builtin, builtin_info = setup("builtin", sizes, v, rng, f"b{k}")
+            steps, infos = {}, {}
+            for kind, tag in (("ours", "a"), ("ours_flat", "f"), ("builtin", "b")):
+                steps[kind], infos[kind] = setup(kind, sizes, v, rng, f"{tag}{k}")
             k += 1
-            med, _ = interleaved({"ours": ours, "builtin": builtin}, reps)
-            rows.append(dict(bench="optimizer", shape=shape, variant=vname, ours_ms=med["ours"],
-                             builtin_ms=med["builtin"], speedup=med["builtin"] / med["ours"],
-                             ours_state_bytes=ours_info["state_bytes"],
-                             builtin_state_bytes=builtin_info["state_bytes"],
-                             ours_rss_growth=ours_info["rss_growth"], builtin_rss_growth=builtin_info["rss_growth"]))
-            r = rows[-1]
-            print(f"optimizer  {shape:<9} {vname:<9} ours {r['ours_ms']:8.2f} ms  nn.RMSProp {r['builtin_ms']:8.2f} ms"
-                  f"  x{r['speedup']:.2f}  state {r['ours_state_bytes'] / 2**20:.0f}/"
-                  f"{r['builtin_state_bytes'] / 2**20:.0f} MiB  rss+ {r['ours_rss_growth'] / 2**20:.0f}/"
-                  f"{r['builtin_rss_growth'] / 2**20:.0f} MiB", flush=True)
-            del ours, builtin
+            med, _ = interleaved(steps, reps)
+            for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
+                rows.append(dict(bench="optimizer", shape=shape, variant=variant, rule=vname, ours_ms=med[kind],
+                                 builtin_ms=med["builtin"], speedup=med["builtin"] / med[kind],
+                                 ours_state_bytes=infos[kind]["state_bytes"],
+                                 builtin_state_bytes=infos["builtin"]["state_bytes"],
+                                 ours_rss_growth=infos[kind]["rss_growth"],
+                                 builtin_rss_growth=infos["builtin"]["rss_growth"]))
+                r = rows[-1]
+                print(f"optimizer  {shape:<9} {variant:<14} ours {r['ours_ms']:8.2f} ms  nn.RMSProp "
+                      f"{r['builtin_ms']:8.2f} ms  x{r['speedup']:.2f}  state {r['ours_state_bytes'] / 2**20:.0f}/"
+                      f"{r['builtin_state_bytes'] / 2**20:.0f} MiB  rss+ {r['ours_rss_growth'] / 2**20:.0f}/"
+                      f"{r['builtin_rss_growth'] / 2**20:.0f} MiB", flush=True)
+            del steps
     write_json(args.json, dict(framework="mindspore", version=ms.__version__, machine=machine(),
                                threads=rmsprop_ops.get_num_threads(), reps=reps, rows=rows))
     return 0

@@ -60,6 +60,15 @@ def run_part(name, python, script, json_path, extra):
 _CORE_VARIANT = {"plain": "momentum", "centered": "centered+momentum"}
 
 
+def _rule(r):
+    """The update rule of a row ("plain" / "centered"); its variant may name a layout too ("plain+flat")."""
+    return r.get("rule", r["variant"])
+
+
+def _target(fw, r):
+    return SPEEDUP_TARGETS.get((fw, r["bench"], r["shape"], _rule(r)))
+
+
 def roofline_bound(results, r):
     """The speedup ours would show running exactly at the memory roofline: built-in / bandwidth probe of the
     same shape and buffers (None without the core run or for rows that are not the optimizer alone)."""
@@ -67,7 +76,7 @@ def roofline_bound(results, r):
     if core is None or r.get("bench") != "optimizer":
         return None
     for c in core["rows"]:
-        if c["shape"] == r["shape"] and c["variant"] == _CORE_VARIANT.get(r["variant"]):
+        if c["shape"] == r["shape"] and c["variant"] == _CORE_VARIANT.get(_rule(r)):
             return r["builtin_ms"] / c["probe_ms"]
     return None
 
@@ -85,7 +94,7 @@ def table(results):
                              f"{r['probe_ms']:9.2f} {r['ours_over_probe']:7.2f} {'<=' + str(CORE_TARGET):>8}  "
                              f"{'yes' if ok else 'NO'}")
                 continue
-            target = SPEEDUP_TARGETS.get((fw, r["bench"], r["shape"], r["variant"]))
+            target = _target(fw, r)
             ok = "" if target is None else ("yes" if r["speedup"] >= target else "NO")
             bound = roofline_bound(results, r)
             lines.append(f"{fw:<10} {r['bench']:<10} {r['shape']:<10} {r['variant']:<18} {r['ours_ms']:8.2f} "
@@ -110,7 +119,7 @@ def markdown(results):
                            f"{r['probe_ms']:.2f} | {r['ours_over_probe']:.2f} | <= {CORE_TARGET} | "
                            f"{'yes' if r['ours_over_probe'] <= CORE_TARGET else 'no'} | |")
                 continue
-            t = SPEEDUP_TARGETS.get((fw, r["bench"], r["shape"], r["variant"]))
+            t = _target(fw, r)
             b = roofline_bound(results, r)
             out.append(f"| {fw} | {r['bench']} | {r['shape']} | {r['variant']} | {r['ours_ms']:.2f} | "
                        f"{r['builtin_ms']:.2f} | {r['speedup']:.2f} | {'' if t is None else '>= ' + str(t)} | "
@@ -120,7 +129,7 @@ def markdown(results):
 
 
 def memory_table(results):
-    lines = [f"{'framework':<10} {'shape':<10} {'variant':<9} {'state ours MiB':>15} {'state built-in MiB':>19} "
+    lines = [f"{'framework':<10} {'shape':<10} {'variant':<14} {'state ours MiB':>15} {'state built-in MiB':>19} "
              f"{'RSS+ ours MiB':>14} {'RSS+ built-in MiB':>18}"]
     for fw in ("paddle", "mindspore"):
         res = results.get(fw)
@@ -128,7 +137,7 @@ def memory_table(results):
             continue
         for r in res["rows"]:
             if "ours_state_bytes" in r:
-                lines.append(f"{fw:<10} {r['shape']:<10} {r['variant']:<9} {r['ours_state_bytes'] / 2**20:15.1f} "
+                lines.append(f"{fw:<10} {r['shape']:<10} {r['variant']:<14} {r['ours_state_bytes'] / 2**20:15.1f} "
                              f"{r['builtin_state_bytes'] / 2**20:19.1f} {r['ours_rss_growth'] / 2**20:14.1f} "
                              f"{r['builtin_rss_growth'] / 2**20:18.1f}")
     return "\n".join(lines)
@@ -154,7 +163,7 @@ def chart(results, path):
             bench = {"optimizer": "optim", "train_step": "train", "exe.run": "exe.run"}.get(r["bench"], r["bench"])
             labels.append(f"{fw}\n{bench}\n{r['shape'].replace('mlp4x1024', 'mlp')}\n{r['variant']}")
             values.append(r["speedup"])
-            targets.append(SPEEDUP_TARGETS.get((fw, r["bench"], r["shape"], r["variant"])))
+            targets.append(_target(fw, r))
             colors.append(palette[fw] if r["bench"] == "optimizer" else "#999999")
     x = range(len(values))
     ax1.bar(x, values, color=colors)

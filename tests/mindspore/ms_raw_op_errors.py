@@ -15,16 +15,17 @@ import numpy as np
 
 # (id, change, exception the core reports, message prefix). `change` edits the launch arguments: "lr",
 # "config" (a float64 NumPy copy of a valid config for one float32 tensor of 3 elements), "blocks" (params,
-# grads, mean_squares, moments; lists of NumPy arrays that become Parameters / Tensors).
+# grads, mean_squares, moments; lists of NumPy arrays that become Parameters / Tensors); "flat" launches
+# with flat state (the config's flag and offset [0]), its dict changing the offset or the state buffers.
 RAW_CASES = [
-    ("config-float32", "cfg_f32", TypeError, "config: expected a float64 vector of at least 9 values"),
-    ("config-short", "cfg_short", TypeError, "config: expected a float64 vector of at least 9 values"),
-    ("config-version", ("cfg", 0, 2.0), ValueError, "config: layout version"),
+    ("config-float32", "cfg_f32", TypeError, "config: expected a float64 vector of at least 10 values"),
+    ("config-short", "cfg_short", TypeError, "config: expected a float64 vector of at least 10 values"),
+    ("config-version", ("cfg", 0, 1.0), ValueError, "config: layout version 1.000000 does not match the kernel's"),
     ("config-count-nan", ("cfg", 1, np.nan), ValueError, "config: expected a tensor count in [0, 7]"),
     ("config-count-negative", ("cfg", 1, -1.0), ValueError, "config: expected a tensor count in [0, 7]"),
     ("config-count-fraction", ("cfg", 1, 0.5), ValueError, "config: expected a tensor count in [0, 7]"),
-    ("config-count-too-big", ("cfg", 1, 7.0), ValueError, "config: expected 16 values for 7 tensors, got 10"),
-    ("config-extra-value", "cfg_long", ValueError, "config: expected 10 values for 1 tensors, got 11"),
+    ("config-count-too-big", ("cfg", 1, 7.0), ValueError, "config: expected 17 values for 7 tensors, got 11"),
+    ("config-extra-value", "cfg_long", ValueError, "config: expected 11 values for 1 tensors, got 12"),
     ("config-centered-without-mean-grads", ("cfg", 2, 1.0), ValueError, "expected 8 arguments for 1 tensors, got 7"),
     ("config-rho-nan", ("cfg", 3, np.nan), ValueError, "rho: expected a finite number"),
     ("config-rho-above-one", ("cfg", 3, 1.5), ValueError, "rho: expected a value in [0, 1]"),
@@ -32,7 +33,24 @@ RAW_CASES = [
     ("config-epsilon-inf", ("cfg", 4, np.inf), ValueError, "epsilon: expected a finite number"),
     ("config-momentum-negative", ("cfg", 5, -1.0), ValueError, "momentum: expected a value >= 0"),
     ("config-rescale-inf", ("cfg", 6, -np.inf), ValueError, "rescale_grad: expected a finite number"),
-    ("config-weight-decay-nan", ("cfg", 9, np.nan), ValueError, "weight_decay[0]: expected a finite value >= 0"),
+    ("config-weight-decay-nan", ("cfg", 10, np.nan), ValueError, "weight_decay[0]: expected a finite value >= 0"),
+    ("config-flat-without-offsets", ("cfg", 9, 1.0), ValueError, "config: expected 12 values for 1 tensors, got 11"),
+    ("flat-offset-negative", ("flat", {"offset": -1.0}), ValueError,
+     "config: offset[0]: expected an integer in [0, 0] so that params[0]'s 3 elements fit in mean_squares (3 "
+     "elements), got -1"),
+    ("flat-offset-fraction", ("flat", {"offset": 0.5}), ValueError, "config: offset[0]: expected an integer in [0, 0]"),
+    ("flat-offset-past-the-end", ("flat", {"offset": 1.0}), ValueError,
+     "config: offset[0]: expected an integer in [0, 0]"),
+    ("flat-offset-nan", ("flat", {"offset": np.nan}), ValueError, "config: offset[0]: expected an integer in [0, 0]"),
+    ("flat-buffer-short", ("flat", {"moments": np.zeros(2, np.float32)}), ValueError,
+     "moments: expected a flat buffer of at least 3 elements for params[0], got 2"),
+    ("flat-buffer-2d", ("flat", {"mean_squares": np.ones((3, 1), np.float32)}), ValueError,
+     "mean_squares: expected a 1-D flat buffer, got 2 dims"),
+    ("flat-buffer-dtype", ("flat", {"moments": np.zeros(3, np.float64)}), TypeError,
+     "moments[0]: expected dtype float32"),
+    ("flat-buffers-alias", ("flat", {"alias": True}), ValueError, "moments[0]: memory overlaps mean_squares[0]"),
+    ("flat-extra-input", ("flat", {"extra": True}), ValueError,
+     "expected 7 arguments for 1 tensors with flat state, got 8"),
     ("lr-nan", ("lr", np.float32(np.nan)), ValueError, "lr: expected a finite number, got nan"),
     ("lr-inf-float64", ("lr", np.float64(np.inf)), ValueError, "lr: expected a finite number, got inf"),
     ("lr-negative", ("lr", np.float32(-0.5)), ValueError, "lr: expected a value >= 0, got -0.5"),
@@ -79,6 +97,14 @@ def _launch(case, graph):
         lr = change[1]
     elif tag == "block":
         blocks[change[1]] = change[2]
+    elif tag == "flat":
+        edit = change[1]
+        cfg = rms.make_config(1, rho=0.9, epsilon=1e-10, momentum=0.5, centered=False, weight_decays=[0.0],
+                              offsets=[edit.get("offset", 0.0)]).asnumpy().copy()
+        if "extra" in edit:
+            blocks.append(np.zeros(3, np.float32))
+        blocks[2] = edit.get("mean_squares", blocks[2])
+        blocks[3] = edit.get("moments", blocks[3])
     elif tag == "int_params":
         blocks = [np.arange(3, dtype=np.int32), np.ones(3, np.int32), np.ones(3, np.float32), np.zeros(3, np.float32)]
     params = [Parameter(Tensor(b), name=f"{n}_{case[0]}_{graph}") for n, b in zip(("p", "s", "m"), (blocks[0],
@@ -87,6 +113,10 @@ def _launch(case, graph):
     inputs = [Tensor(np.asarray(lr)), Tensor(cfg), params[0], grads, params[1], params[2]]
     if tag == "alias":
         inputs[4] = params[0]
+    elif tag == "flat" and change[1].get("alias"):
+        inputs[5] = params[1]
+    elif tag == "flat" and change[1].get("extra"):
+        inputs.append(Parameter(Tensor(blocks[4]), name=f"x_{case[0]}_{graph}"))
     elif tag == "lr_only":
         inputs = inputs[:1]
     before = [p.asnumpy().tobytes() for p in params]

@@ -397,13 +397,13 @@ def _typed_inputs():
 
 TYPED_CASES = [
     # (id, change to [lr, config, param, grad, mean_square, moment], exception, message)
-    ("missing-moment", lambda x: x.pop(), ValueError, "inputs: expected 6 shapes (lr, config and 4 lists of 1), "
-     "got 5"),
+    ("missing-moment", lambda x: x.pop(), ValueError, "inputs: expected 6 shapes (lr, config, params, grads and 2 "
+     "lists of 1), got 5"),
     ("lr-shape", lambda x: x.__setitem__(0, Tensor(np.ones(2, np.float32))), ValueError,
      "lr: expected a scalar tensor, got shape (2,)"),
     ("lr-int32", lambda x: x.__setitem__(0, Tensor(1, ms.int32)), TypeError,
      "lr: expected a float32 or float64 tensor, got Int32"),
-    ("config-shape", lambda x: x.__setitem__(1, Tensor(np.ones(4))), ValueError, "config: expected shape (10,), "
+    ("config-shape", lambda x: x.__setitem__(1, Tensor(np.ones(4))), ValueError, "config: expected shape (11,), "
      "got (4,)"),
     ("grad-shape", lambda x: x.__setitem__(3, T((4,))), ValueError, "grads[0]: expected shape (3,) like "
      "params[0], got (4,)"),
@@ -417,14 +417,35 @@ TYPED_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", TYPED_CASES, ids=[c[0] for c in TYPED_CASES])
+def _flat_inputs():
+    """One param of 3 elements with flat state buffers of 5 (the op declared with flat_size=5)."""
+    cfg = rms.make_config(1, rho=0.9, epsilon=1e-10, momentum=0.0, centered=False, weight_decays=[0.0],
+                          offsets=[0])
+    return [Tensor(0.1, ms.float32), cfg, P(), T(), P((5,), fill=1.0), P((5,), fill=0.0)]
+
+
+FLAT_TYPED_CASES = [
+    ("flat-missing-moment", lambda x: x.pop(), ValueError, "inputs: expected 6 shapes (lr, config, params, grads "
+     "and 2 flat state buffers), got 5"),
+    ("flat-config-without-offsets", lambda x: x.__setitem__(1, rms.make_config(
+        1, rho=0.9, epsilon=1e-10, momentum=0.0, centered=False, weight_decays=[0.0])), ValueError,
+     "config: expected shape (12,), got (11,)"),
+    ("flat-buffer-size", lambda x: x.__setitem__(4, P((3,), fill=1.0)), ValueError,
+     "mean_squares: expected a flat buffer of shape (5,), got (3,)"),
+    ("flat-buffer-dtype", lambda x: x.__setitem__(5, P((5,), dtype=np.float16)), TypeError,
+     "moments: expected a flat buffer of dtype Float32, got Float16"),
+]
+
+
+@pytest.mark.parametrize("case", TYPED_CASES + FLAT_TYPED_CASES, ids=[c[0] for c in TYPED_CASES + FLAT_TYPED_CASES])
 def test_typed_raw_op_rejects_bad_input_while_compiling(mode, case):
     # make_op(n) checks shapes and dtypes at inference: when a graph compiles, before anything runs.
-    _, change, exc, expected = case
-    inputs = _typed_inputs()
+    name, change, exc, expected = case
+    flat = name.startswith("flat-")
+    inputs = _flat_inputs() if flat else _typed_inputs()
     change(inputs)
     snap = Snapshot(_parameters(inputs))
-    op = rms.make_op(1)
+    op = rms.make_op(1, flat_size=5 if flat else None)
     with pytest.raises(exc) as info:
         if mode == "graph":
             _TypedStep(op)(*inputs)

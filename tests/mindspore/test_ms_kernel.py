@@ -231,10 +231,13 @@ class _Mixed(nn.Cell):
         self.c = Parameter(Tensor(np.linspace(-1, 1, 3).astype(np.float64)), name="c")
 
 
-def test_mixed_dtypes_one_launch_per_dtype_and_float32_state_for_float16(mode):
+@pytest.mark.parametrize("flat", [False, True], ids=["per-param-state", "flat-state"])
+def test_mixed_dtypes_one_launch_per_dtype_and_float32_state_for_float16(mode, flat):
     net = _Mixed()
-    opt = rms.RMSProp(net.trainable_params(), learning_rate=0.01, momentum=0.9)
+    opt = rms.RMSProp(net.trainable_params(), learning_rate=0.01, momentum=0.9, flat_state=flat)
+    # One state buffer per parameter, or one per launch (a launch per dtype): the same dtypes here.
     assert [p.dtype for p in opt.ms] == [ms.float32, ms.float32, ms.float64]
+    assert [p.shape for p in opt.ms] == [(6,), (4,), (3,)]
     grads = tuple(Tensor(np.full(p.shape, 0.5, p.asnumpy().dtype)) for p in net.trainable_params())
     start = [p.asnumpy().astype(np.float64) for p in net.trainable_params()]
     before = rms.kernel_stats()["launches"]
@@ -292,8 +295,8 @@ def test_input_layout_follows_the_core_registry():
     assert {"Param[]", "MeanSquare[]", "Moment[]", "MeanGrad[]"} <= set(inplace)
 
 
-@pytest.mark.parametrize("field, value, match", [(0, 2.0, "layout version"), (1, np.nan, "tensor count"),
-                                                 (1, 7.0, "config: expected 16 values for 7 tensors")])
+@pytest.mark.parametrize("field, value, match", [(0, 1.0, "layout version"), (1, np.nan, "tensor count"),
+                                                 (1, 7.0, "config: expected 17 values for 7 tensors")])
 def test_raw_op_rejects_a_malformed_config(pynative, field, value, match):
     from rmsprop_ops.mindspore._op import raise_from_kernel
 

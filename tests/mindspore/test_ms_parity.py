@@ -1,5 +1,7 @@
 """Step-by-step parity with mindspore.nn.RMSProp: params, mean squares, moments, mean gradients and step
-counters after every one of 12 steps, in GRAPH_MODE and PYNATIVE_MODE."""
+counters after every one of 12 steps, in GRAPH_MODE and PYNATIVE_MODE, with per-parameter and flat state."""
+
+import functools
 
 import numpy as np
 import pytest
@@ -98,17 +100,30 @@ def _train_cell(opt_cls, case):
     return nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), opt, sens=loss_scale)
 
 
+def _comparable(train):
+    """state() of a train cell, flat state buffers replaced by nn.RMSProp's per-parameter names."""
+    out = state(train)
+    opt = train.optimizer
+    if opt.flat_state:
+        for buffer in (*opt.ms, *opt.moment, *(opt.mg if opt.centered else ())):
+            del out[buffer.name]
+        out.update({k: v.astype(np.float64) for k, v in opt.state_per_parameter().items()})
+    return out
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["per-param-state", "flat-state"])
 @pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_step_by_step_parity(mode, case):
+def test_step_by_step_parity(mode, case, flat):
     ref = _train_cell(nn.RMSProp, case)
-    ours = _train_cell(RMSProp, case)
+    ours = _train_cell(functools.partial(RMSProp, flat_state=flat), case)
+    assert ours.optimizer.flat_state == flat
     atol = ATOL * (100 if case[4] == "int" else 1)
     before = kernel_stats()["launches"]
     for x, y in batches(STEPS):
         loss_ref = ref(x, y)
         loss_ours = ours(x, y)
         np.testing.assert_allclose(loss_ours.asnumpy(), loss_ref.asnumpy(), rtol=RTOL, atol=atol)
-        assert_states_close(state(ours), state(ref), RTOL, atol)
+        assert_states_close(_comparable(ours), state(ref), RTOL, atol)
     # Our kernel ran every step (one launch per learning-rate group), MindSpore's ops did not.
     groups = 1 if case[3] is None else 2
     assert kernel_stats()["launches"] - before == STEPS * groups

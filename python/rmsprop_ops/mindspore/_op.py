@@ -16,11 +16,12 @@ import numpy as np
 from .. import registry
 from ._build import FUNC_NAME, kernel_handle, kernel_library
 
-__all__ = ["kernel_available", "device_target", "make_op", "make_config", "rmsprop_multi_", "kernel_stats",
-           "last_error", "raise_from_kernel"]
+__all__ = ["kernel_available", "device_target", "make_op", "make_config", "flat_offsets", "rmsprop_multi_",
+           "kernel_stats", "last_error", "raise_from_kernel"]
 
 # Layout of the float64 config input; kernel.cc reads the same fields (enum ConfigField).
-_CONFIG_VERSION = 1.0
+_CONFIG_VERSION = 2.0
+_HEADER = 10
 _STATUS_EXC = {1: TypeError, 2: ValueError, 3: RuntimeError, 4: NotImplementedError}
 
 
@@ -44,16 +45,34 @@ def kernel_available(target: str | None = None) -> bool:
 
 
 def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered: bool,
-                weight_decays, rescale_grad: float = 1.0):
-    """The op's float64 config tensor: header, then one weight-decay coefficient per tensor."""
+                weight_decays, rescale_grad: float = 1.0, offsets=None):
+    """The op's float64 config tensor: header, then one weight-decay coefficient per tensor, then with
+    ``offsets`` (flat state: where tensor k's state starts in each state buffer, in elements) the offsets."""
     from mindspore import Tensor
 
     wds = [float(w) for w in weight_decays]
     if len(wds) != n:
         raise ValueError(f"weight_decay: expected {n} per-tensor values, got {len(wds)}")
+    tail = []
+    if offsets is not None:
+        tail = [float(o) for o in offsets]
+        if len(tail) != n:
+            raise ValueError(f"offsets: expected {n} per-tensor values, got {len(tail)}")
     header = [_CONFIG_VERSION, float(n), 1.0 if centered else 0.0, float(rho), float(epsilon), float(momentum),
-              float(rescale_grad), 1.0, 1.0]
-    return Tensor(np.array(header + wds, dtype=np.float64))
+              float(rescale_grad), 1.0, 1.0, 0.0 if offsets is None else 1.0]
+    return Tensor(np.array(header + wds + tail, dtype=np.float64))
+
+
+def flat_offsets(sizes, align: int = 16):
+    """Offsets of tensors of ``sizes`` elements packed into one flat state buffer, each starting on a
+    multiple of ``align`` elements (64 bytes of float32: the CUDA kernel's 16-byte packs stay aligned);
+    returns ``(offsets, total)``."""
+    offsets, end = [], 0
+    for size in sizes:
+        start = -(-end // align) * align
+        offsets.append(start)
+        end = start + int(size)
+    return offsets, end
 
 
 def _elem(dtype):
@@ -81,24 +100,40 @@ class _Infer:
     """Shape and dtype inference for a launch over ``n`` tensors, checking what the kernel will check, so
     that in GRAPH_MODE a mismatch is a TypeError/ValueError at compile time rather than a failed launch."""
 
-    def __init__(self, n, centered):
+    def __init__(self, n, centered, flat_sizes=None):
         self.n = n
         self.blocks = tensor_blocks(centered)
+        self.flat_sizes = flat_sizes
 
     def _split(self, items, what):
-        want = 2 + len(self.blocks) * self.n
+        """lr, config and the blocks; a flat state block is a list of one buffer."""
+        per_state = 1 if self.flat_sizes is not None else self.n
+        want = 2 + 2 * self.n + (len(self.blocks) - 2) * per_state
         if len(items) != want:
-            raise ValueError(f"inputs: expected {want} {what} (lr, config and {len(self.blocks)} lists of "
-                             f"{self.n}), got {len(items)}")
-        return items[0], items[1], [items[2 + b * self.n: 2 + (b + 1) * self.n] for b in range(len(self.blocks))]
+            kind = "flat state buffers" if self.flat_sizes is not None else f"lists of {self.n}"
+            raise ValueError(f"inputs: expected {want} {what} (lr, config, params, grads and "
+                             f"{len(self.blocks) - 2} {kind}), got {len(items)}")
+        blocks, pos = [], 2
+        for b in range(len(self.blocks)):
+            step = self.n if b < 2 else per_state
+            blocks.append(items[pos: pos + step])
+            pos += step
+        return items[0], items[1], blocks
 
     def shape(self, *shapes):
         lr, config, blocks = self._split(shapes, "shapes")
         if int(np.prod(lr)) != 1:
             raise ValueError(f"lr: expected a scalar tensor, got shape {tuple(lr)}")
-        if tuple(config) != (9 + self.n,):
-            raise ValueError(f"config: expected shape ({9 + self.n},), got {tuple(config)}")
+        flat = self.flat_sizes is not None
+        want_config = _HEADER + (2 if flat else 1) * self.n
+        if tuple(config) != (want_config,):
+            raise ValueError(f"config: expected shape ({want_config},), got {tuple(config)}")
         for name, block in zip(self.blocks[1:], blocks[1:]):
+            if flat and name != "grads":
+                if tuple(block[0]) != (self.flat_sizes,):
+                    raise ValueError(f"{name}: expected a flat buffer of shape ({self.flat_sizes},), got "
+                                     f"{tuple(block[0])}")
+                continue
             for k, (sp, pp) in enumerate(zip(block, blocks[0])):
                 if tuple(sp) != tuple(pp):
                     raise ValueError(f"{name}[{k}]: expected shape {tuple(pp)} like params[{k}], got {tuple(sp)}")
@@ -120,6 +155,11 @@ class _Infer:
                 raise TypeError(f"params[{k}]: expected {first} like params[0], got {pd} (one launch updates "
                                 "params of one dtype)")
         for name, block in zip(self.blocks[1:], blocks[1:]):
+            if self.flat_sizes is not None and name != "grads":
+                want = mstype.float64 if first == mstype.float64 else mstype.float32
+                if block[0] != want:
+                    raise TypeError(f"{name}: expected a flat buffer of dtype {want}, got {block[0]}")
+                continue
             for k, (d, pd) in enumerate(zip(block, blocks[0])):
                 want = pd if name == "grads" or pd == mstype.float64 else mstype.float32
                 if d != want:
@@ -127,13 +167,15 @@ class _Infer:
         return mstype.float32
 
 
-def make_op(n=None, centered=False, target: str | None = None):
+def make_op(n=None, centered=False, target: str | None = None, flat_size: int | None = None):
     """A fresh ``ops.Custom`` primitive running our kernel on ``target``.
 
     Inputs: ``lr, config, *params, *grads, *mean_squares, *moments[, *mean_grads]``; output: a float32
     ``(1,)`` tensor holding 1 after the update. Params and state are updated in place. With ``n`` (the
     number of tensors) the shapes and dtypes are checked at inference time, i.e. when a graph compiles;
-    without it only the kernel checks them, at launch.
+    without it only the kernel checks them, at launch. ``flat_size`` (with ``n``) declares flat state: each
+    state list is one 1-D buffer of that many elements and the config carries the offsets
+    (:func:`make_config`, :func:`flat_offsets`).
     """
     from mindspore import ops
     from mindspore import dtype as mstype
@@ -142,7 +184,7 @@ def make_op(n=None, centered=False, target: str | None = None):
     if n is None:
         out_shape, out_dtype = (lambda *shapes: (1,)), (lambda *dtypes: mstype.float32)
     else:
-        infer = _Infer(n, centered)
+        infer = _Infer(n, centered, flat_size)
         out_shape, out_dtype = infer.shape, infer.dtype
     op = ops.Custom(f"{kernel_library(target)}:{FUNC_NAME}", out_shape=out_shape, out_dtype=out_dtype,
                     func_type="aot")
