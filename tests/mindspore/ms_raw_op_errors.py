@@ -42,6 +42,11 @@ RAW_CASES = [
     ("flat-offset-past-the-end", ("flat", {"offset": 1.0}), ValueError,
      "config: offset[0]: expected an integer in [0, 0]"),
     ("flat-offset-nan", ("flat", {"offset": np.nan}), ValueError, "config: offset[0]: expected an integer in [0, 0]"),
+    # 2^63 - 1024 is exact in a double; offset + 3 elements would wrap around as int64.
+    ("flat-offset-huge", ("flat", {"offset": 2.0 ** 63 - 1024}), ValueError,
+     "config: offset[0]: expected an integer in [0, 0]"),
+    ("flat-offset-past-int64", ("flat", {"offset": 2.0 ** 64}), ValueError,
+     "config: offset[0]: expected an integer in [0, 0]"),
     ("flat-buffer-short", ("flat", {"moments": np.zeros(2, np.float32)}), ValueError,
      "moments: expected a flat buffer of at least 3 elements for params[0], got 2"),
     ("flat-buffer-2d", ("flat", {"mean_squares": np.ones((3, 1), np.float32)}), ValueError,

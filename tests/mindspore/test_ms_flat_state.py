@@ -184,7 +184,7 @@ def _bad_cases(names, shapes):
         ("wrong-shape", {**full, first: np.zeros(4, np.float32)}, {}, ValueError,
          f"state['{first}'] must have the shape of parameter"),
         ("a-list", {**full, first: [0.0] * 15}, {}, TypeError, f"state['{first}'] must be a Tensor or a NumPy array"),
-        ("int-values", {**full, first: np.zeros((3, 5), np.int32)}, {}, TypeError,
+        ("int-values", {**full, first: np.zeros(shapes[0], np.int32)}, {}, TypeError,
          f"state['{first}'] must hold floating-point values"),
     ]
 
@@ -197,10 +197,10 @@ def test_load_state_per_parameter_bad_input_changes_nothing(flat, which):
     opt = RMSProp(net.trainable_params(), learning_rate=0.01, momentum=0.9, flat_state=flat)
     opt(_grads(net.trainable_params(), 0))
     saved = opt.state_per_parameter()
-    names = list(saved)
-    # The bad entry comes last in iteration order, so that a load writing as it goes would be caught.
-    names = names[1:] + names[:1]
-    case = {c[0]: c for c in _bad_cases(names[::-1], [saved[k].shape for k in names[::-1]])}[which]
+    # The bad entry is the last one the load reaches (it goes buffer kind by kind, param by param, the
+    # order state_per_parameter lists them), so that a load writing as it goes would be caught.
+    names = list(saved)[::-1]
+    case = {c[0]: c for c in _bad_cases(names, [saved[k].shape for k in names])}[which]
     _, value, kwargs, exc, match = case
     with pytest.raises(exc, match=match.replace("[", r"\[").replace("(", r"\(")):
         opt.load_state_per_parameter(value, **kwargs)

@@ -60,6 +60,7 @@ def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered
             raise ValueError(f"offsets: expected {n} per-tensor values, got {len(tail)}")
     header = [_CONFIG_VERSION, float(n), 1.0 if centered else 0.0, float(rho), float(epsilon), float(momentum),
               float(rescale_grad), 1.0, 1.0, 0.0 if offsets is None else 1.0]
+    assert len(header) == _HEADER, "make_config's header and _HEADER (kernel.cc's kHeader) disagree"
     return Tensor(np.array(header + wds + tail, dtype=np.float64))
 
 

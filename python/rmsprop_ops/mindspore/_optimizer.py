@@ -262,8 +262,11 @@ class RMSProp(Optimizer):
             for i, made in enumerate(self._made_names):
                 c = self._flat_slots[i][0]
                 flat = buffers[c].name
-                head = flat[:len(flat) - len(f"{prefix}.flat.{self._made_names[self._cluster_index[c][0]]}")]
-                names.append(f"{head}{prefix}.{made}")
+                tail = f"{prefix}.flat.{self._made_names[self._cluster_index[c][0]]}"
+                if not flat.endswith(tail):
+                    raise RuntimeError(f"For '{self.cls_name}', the flat state buffer '{flat}' was renamed (expected "
+                                       f"a name ending in '{tail}'): its per-parameter names are unknown.")
+                names.append(f"{flat[:len(flat) - len(tail)]}{prefix}.{made}")
             out.append((prefix, buffers, names))
         return out
 
@@ -411,22 +414,18 @@ class RMSProp(Optimizer):
                 ps = ps + (params[i],)
                 gs = gs + (gradients[i],)
             if self.flat_state:
+                ss, ms_, mgs = (self.ms[c],), (self.moment[c],), ()
                 if self.centered:
-                    outs = outs + (op(lr, cfg, *ps, *gs, self.ms[c], self.moment[c], self.mg[c]),)
-                else:
-                    outs = outs + (op(lr, cfg, *ps, *gs, self.ms[c], self.moment[c]),)
-                continue
-            ss, ms_ = (), ()
-            for i in idx:
-                ss = ss + (self.ms[i],)
-                ms_ = ms_ + (self.moment[i],)
-            if self.centered:
-                mgs = ()
-                for i in idx:
-                    mgs = mgs + (self.mg[i],)
-                outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_, *mgs),)
+                    mgs = (self.mg[c],)
             else:
-                outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_),)
+                ss, ms_, mgs = (), (), ()
+                for i in idx:
+                    ss = ss + (self.ms[i],)
+                    ms_ = ms_ + (self.moment[i],)
+                if self.centered:
+                    for i in idx:
+                        mgs = mgs + (self.mg[i],)
+            outs = outs + (op(lr, cfg, *ps, *gs, *ss, *ms_, *mgs),)
         self.assignadd(self.global_step, self.global_step_increase_tensor)
         return outs
 

@@ -21,6 +21,7 @@
 // Every argument is validated by the core before anything is written; on failure the core's status code
 // is returned to MindSpore and its message is kept for rmsprop_ops_ms_last_error().
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -193,8 +194,8 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
           return fail(RMSPROP_OPS_VALUE_ERROR, std::string(kStateNames[b]) + ": expected a flat buffer of at least " +
                                                    std::to_string(numel) + " elements for params[" +
                                                    std::to_string(k) + "], got " + std::to_string(size));
-        if (!(off >= 0 && off == static_cast<double>(static_cast<int64_t>(off)) &&
-              static_cast<int64_t>(off) + numel <= size))
+        // Compared as doubles before any cast: a huge offset must not overflow into a passing check.
+        if (!(off >= 0 && std::floor(off) == off && off <= static_cast<double>(size - numel)))
           return fail(RMSPROP_OPS_VALUE_ERROR, "config: offset[" + std::to_string(k) + "]: expected an integer in [0, " +
                                                    std::to_string(size - numel) + "] so that params[" +
                                                    std::to_string(k) + "]'s " + std::to_string(numel) +
