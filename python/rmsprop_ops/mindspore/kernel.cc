@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "rmsprop_ops/c_api.h"
+#include "rmsprop_ops/dtypes.h"
 
 #ifdef RMSPROP_OPS_MS_CUDA
 #include <cuda_runtime_api.h>
@@ -87,15 +88,6 @@ int read_config(const void *src, int64_t count, std::vector<double> &out, void *
   std::memcpy(out.data(), src, sizeof(double) * count);
 #endif
   return RMSPROP_OPS_OK;
-}
-
-int64_t itemsize(int32_t code) {
-  switch (code) {
-    case RMSPROP_OPS_FLOAT64: case RMSPROP_OPS_INT64: return 8;
-    case RMSPROP_OPS_FLOAT32: case RMSPROP_OPS_INT32: return 4;
-    case RMSPROP_OPS_FLOAT16: case RMSPROP_OPS_BFLOAT16: return 2;
-    default: return 1;
-  }
 }
 
 rmsprop_ops_tensor describe(void *data, int ndim, const int64_t *shape, const char *dtype) {
@@ -176,12 +168,14 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   // params are the core's checks, as for separate tensors.
   const char *const kStateNames[3] = {"mean_squares", "moments", "mean_grads"};
   const int64_t state0 = 2 + 2 * n;
+  int64_t state_bytes[3] = {0, 0, 0};  // element size of each flat buffer (0 for an unknown dtype)
   if (flat) {
     for (int64_t b = 0; b < n_state; ++b) {
       const int64_t i = state0 + b;
       if (ndims[i] != 1)
         return fail(RMSPROP_OPS_VALUE_ERROR, std::string(kStateNames[b]) + ": expected a 1-D flat buffer, got " +
                                                  std::to_string(ndims[i]) + " dims");
+      state_bytes[b] = rmsprop_ops::dtype_size(dtype_code(dtypes[i]));
     }
     for (int64_t k = 0; k < n; ++k) {
       const double off = cfg[kHeader + n + k];
@@ -209,13 +203,13 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
     const int64_t i = 2 + block * n + k;
     return describe(params[i], ndims[i], shapes[i], dtypes[i]);
   };
-  // Tensor k's slice of a flat buffer, shaped like params[k].
+  // Tensor k's slice of a flat buffer, shaped like params[k]; an unknown dtype (slice at the buffer's
+  // start) is refused by the core.
   auto state = [&](int64_t b, int64_t k) {
     if (!flat) return arg(2 + b, k);
     const int64_t i = state0 + b, pi = 2 + k;
     const int64_t off = static_cast<int64_t>(cfg[kHeader + n + k]);
-    char *base = static_cast<char *>(params[i]) + off * itemsize(dtype_code(dtypes[i]));
-    return describe(base, ndims[pi], shapes[pi], dtypes[i]);
+    return describe(static_cast<char *>(params[i]) + off * state_bytes[b], ndims[pi], shapes[pi], dtypes[i]);
   };
   for (int64_t k = 0; k < n; ++k) {
     rmsprop_ops_tensor_set &s = sets[k];
