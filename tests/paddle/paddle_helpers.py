@@ -67,11 +67,37 @@ def loss_of(l1, l2, x, y):
 
 
 def accumulators(opt, params):
+    """Each parameter's accumulator variables in ACCS order (with flat_state: the buffers holding them)."""
+    return [v for v, _, _ in accumulator_specs(opt, params)]
+
+
+def accumulator_values(opt, params):
+    """Each parameter's accumulators in ACCS order, as NumPy arrays of the parameter's shape (dynamic mode)."""
+    return [read_accumulator(v.numpy(), off, shape) for v, off, shape in accumulator_specs(opt, params)]
+
+
+def accumulator_specs(opt, params):
+    """(variable, offset, shape) of each parameter's accumulators in ACCS order: offset is None for
+    per-parameter state, else where the parameter's slice of a flat_state buffer starts."""
     out = []
     for p in params:
         for acc in ACCS:
-            out.append(opt._accumulators[acc][p.name])
+            if getattr(opt, "_flat_state", False):
+                target = opt._master_weights.get(p.name, p)
+                chunk, offset = opt._flat_slot[target.name]
+                kinds = ("mean_square", "momentum", "mean_grad")  # the flat buffers' order
+                out.append((chunk.buffers[kinds.index(acc)], offset, tuple(target.shape)))
+            else:
+                out.append((opt._accumulators[acc][p.name], None, None))
     return out
+
+
+def read_accumulator(array, offset, shape):
+    """One parameter's accumulator from its variable's value (a flat buffer's slice, shaped)."""
+    array = np.asarray(array)
+    if offset is None:
+        return array.copy()
+    return array[offset:offset + int(np.prod(shape))].reshape(shape).copy()
 
 
 def run_dynamic(opt_cls, *, steps=20, dtype="float32", wd=None, clip=None, lr="float", groups=False,
@@ -105,7 +131,7 @@ def run_dynamic(opt_cls, *, steps=20, dtype="float32", wd=None, clip=None, lr="f
             if isinstance(sched, paddle.optimizer.lr.LRScheduler):
                 sched.step()
             history.append([p.numpy().copy() for p in params])
-        return history, [a.numpy().copy() for a in accumulators(opt, params)], opt
+        return history, accumulator_values(opt, params), opt
     finally:
         paddle.set_default_dtype("float32")
 
@@ -135,7 +161,8 @@ def run_static(make_opt, *, steps=20, wd=None, lr="float", centered=False, momen
                 pg = opt.backward(loss, no_grad_set=no_grad_set)
                 opt.apply_gradients([(p, paddle.clip(g, -manual_value_clip, manual_value_clip)) for p, g in pg])
         names = [p.name for p in params]
-        acc_names = [a.name for a in accumulators(opt, [p for p in params if not (no_grad and p is params[0])])]
+        acc_specs = [(a.name, off, shape) for a, off, shape in
+                     accumulator_specs(opt, [p for p in params if not (no_grad and p is params[0])])]
         exe = paddle.static.Executor(paddle.CPUPlace())
         scope = paddle.static.Scope()
         history = []
@@ -148,7 +175,7 @@ def run_static(make_opt, *, steps=20, wd=None, lr="float", centered=False, momen
                 if isinstance(sched, paddle.optimizer.lr.LRScheduler):
                     sched.step()
                 history.append([np.array(scope.var(n).get_tensor()).copy() for n in names])
-            accs = [np.array(scope.var(n).get_tensor()).copy() for n in acc_names]
+            accs = [read_accumulator(scope.var(n).get_tensor(), off, shape) for n, off, shape in acc_specs]
         op_names = [op.name() for op in main.global_block().ops]
         return history, accs, op_names, opt, main
     finally:

@@ -43,10 +43,12 @@ def _assert_same(ours, theirs, tol):
 def test_dynamic_parity(case):
     centered, momentum, wd, clip, lr, groups = case
     # Dynamic mode runs the fused calls either way; the flag still reaches the optimizer's code for it.
+    # Every other pair of cases keeps flat state, so each combination of the two flags meets every option.
     fused = (GRID.index(case) % 2) == 1
+    flat = (GRID.index(case) // 2) % 2 == 1
     kw = dict(steps=STEPS, wd=wd, clip=clip, lr=lr, groups=groups, centered=centered, momentum=momentum)
     h_ref, a_ref, _ = H.run_dynamic(paddle.optimizer.RMSProp, **kw)
-    h, a, _ = H.run_dynamic(RMSProp, fused=fused, **kw)
+    h, a, _ = H.run_dynamic(RMSProp, fused=fused, flat_state=flat, **kw)
     _assert_same((h, a), (h_ref, a_ref), FP32)
 
 
@@ -75,17 +77,22 @@ def _make(cls, **extra):
 def test_static_parity(case):
     centered, momentum, wd, clip, lr = case
     fused = (STATIC_GRID.index(case) % 2) == 0
+    flat = (STATIC_GRID.index(case) // 2) % 2 == 1
     kw = dict(steps=STEPS, wd=wd, clip=clip, lr=lr, centered=centered, momentum=momentum)
     h_ref, a_ref, ops_ref, _, _ = H.run_static(_make(paddle.optimizer.RMSProp), **kw)
-    h, a, ops, _, _ = H.run_static(_make(RMSProp, fused=fused), **kw)
+    h, a, ops, _, _ = H.run_static(_make(RMSProp, fused=fused, flat_state=flat), **kw)
     _assert_same((h, a), (h_ref, a_ref), FP32)
     assert "pd_op.rmsprop_" in ops_ref
     assert "pd_op.rmsprop_" not in ops
     ours = [o for o in ops if o.startswith("custom_op.rmsprop_ops_")]
     kind = "_centered" if centered else ""
-    # Fused: one op per weight-decay kind (the ParamAttr case mixes L1 and L2); otherwise one per param.
-    expected = [f"custom_op.rmsprop_ops_rmsprop{kind}_multi_"] * (2 if wd == "paramattr" else 1) if fused else \
-        [f"custom_op.rmsprop_ops_rmsprop{kind}_"] * 4
+    # Fused: one op per weight-decay kind (the ParamAttr case mixes L1 and L2); otherwise one per param
+    # (with flat state the multi-tensor op over one parameter: flat state has no single-tensor op).
+    if fused:
+        expected = [f"custom_op.rmsprop_ops_rmsprop{kind}_multi{'_flat' if flat else ''}_"] * \
+            (2 if wd == "paramattr" else 1)
+    else:
+        expected = [f"custom_op.rmsprop_ops_rmsprop{kind}{'_multi_flat' if flat else ''}_"] * 4
     assert ours == expected
 
 

@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from .. import registry
+from .._flat import flat_offsets
 from ._build import FUNC_NAME, kernel_handle, kernel_library
 
 __all__ = ["kernel_available", "device_target", "make_op", "make_config", "flat_offsets", "rmsprop_multi_",
@@ -62,18 +63,6 @@ def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered
               float(rescale_grad), 1.0, 1.0, 0.0 if offsets is None else 1.0]
     assert len(header) == _HEADER, "make_config's header and _HEADER (kernel.cc's kHeader) disagree"
     return Tensor(np.array(header + wds + tail, dtype=np.float64))
-
-
-def flat_offsets(sizes, align: int = 16):
-    """Offsets of tensors of ``sizes`` elements packed into one flat state buffer, each starting on a
-    multiple of ``align`` elements (64 bytes of float32: the CUDA kernel's 16-byte packs stay aligned);
-    returns ``(offsets, total)``."""
-    offsets, end = [], 0
-    for size in sizes:
-        start = -(-end // align) * align
-        offsets.append(start)
-        end = start + int(size)
-    return offsets, end
 
 
 def _elem(dtype):

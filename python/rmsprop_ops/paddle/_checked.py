@@ -28,7 +28,8 @@ import paddle
 from paddle.base import framework
 
 from .. import registry
-from ._codegen import _SCALAR_SLOTS, CORE_OPS, paddle_op_name
+from .._flat import flat_offsets
+from ._codegen import _SCALAR_SLOTS, CORE_OPS, FLAT_OPS, op_schema, paddle_op_name
 
 __all__ = ["wrap_module"]
 
@@ -122,6 +123,17 @@ def _check_attr(spec, value, core_op, n):
             raise ValueError(f"{name}: expected an int code of {spec['choices']} (0..{len(spec['choices']) - 1}), "
                              f"got {value}")
         return value
+    if kind == "int[]":
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name}: expected a list of ints (one per Param) or [], got {_describe(value)}")
+        if value and len(value) != n:
+            raise ValueError(f"{name}: expected {n} values (one per Param) or [], got {len(value)}")
+        for i, v in enumerate(value):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name}[{i}]: expected an int, got {_describe(v)} ({v!r})")
+            if not 0 <= v < 2 ** 63:
+                raise ValueError(f"{name}[{i}]: expected an int in [0, 2**63), got {v}")
+        return [int(v) for v in value]
     if kind == "float[]":
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"{name}: expected a list of floats (one per Param) or [], got {_describe(value)}")
@@ -148,13 +160,15 @@ def _empty_sets(inputs, values, multi):
     """Indices of the tensor sets Paddle would mangle: Paddle drops an optional input (a whole optional
     list) when a tensor in it has no elements, so a zero-size Moment would arrive as "no Moment". A set
     whose tensors all have zero elements is a no-op; those are left out of the call instead. A set mixing
-    sizes stays, so that the core reports the mismatch."""
+    sizes stays, so that the core reports the mismatch. (A flat-state op's single state buffers are not
+    per set: see _check_flat_sizes.)"""
+    per_set = lambda spec: not multi or spec["name"].endswith("[]")  # noqa: E731
     optional = [k for k, spec in enumerate(inputs) if spec["optional"] and spec["name"].removesuffix("[]")
-                in _LIST_OPTIONAL and values[k] is not None]
+                in _LIST_OPTIONAL and values[k] is not None and per_set(spec)]
     if not optional:
         return []
     lists = [k for k, spec in enumerate(inputs) if spec["name"].removesuffix("[]") not in _SCALAR_SLOTS
-             and values[k] is not None]
+             and values[k] is not None and per_set(spec)]
     members = lambda k, i: values[k][i] if multi else values[k]  # noqa: E731
     n = len(values[0]) if multi else 1
     return [i for i in range(n)
@@ -170,9 +184,23 @@ def _without_sets(inputs, attrs, values, drop):
         if spec["name"].endswith("[]") and out[k] is not None:
             out[k] = keep(out[k])
     for k, spec in enumerate(attrs):
-        if spec["type"] == "float[]" and out[len(inputs) + k]:
-            out[len(inputs) + k] = keep(out[len(inputs) + k])
+        j = len(inputs) + k
+        if spec["type"] == "int[]" and not out[j]:
+            # Flat offsets left to the kernel are computed from the Params in the call: pin them first.
+            out[j] = flat_offsets(_numel(t) for t in values[0])[0]
+        if spec["type"] in ("float[]", "int[]") and out[j]:
+            out[j] = keep(out[j])
     return out
+
+
+def _check_flat_sizes(inputs, values):
+    """Paddle drops an optional input holding no elements before the kernel sees it, so a zero-size flat
+    Moment would read as "no Moment": refuse it here as the kernel refuses any buffer too small."""
+    need = max((_numel(t) for t in values[0]), default=0)
+    for spec, v in zip(inputs, values):
+        if spec["optional"] and not spec["name"].endswith("[]") and spec["name"] not in _SCALAR_SLOTS \
+                and v is not None and _numel(v) == 0 and need > 0:
+            raise ValueError(f"{spec['name']}: expected a flat buffer of at least {need} elements, got 0")
 
 
 def _outputs(sc, inputs, values):
@@ -181,8 +209,8 @@ def _outputs(sc, inputs, values):
     return [by_name[inp] for out in sc["outputs"] for inp, o in sc["inplace"].items() if o == out]
 
 
-def _checked(core_op, raw):
-    sc = registry.schema(core_op)
+def _checked(core_op, raw, flat=False):
+    sc = op_schema(core_op, flat)
     sig = inspect.signature(raw)
     inputs, attrs = sc["inputs"], sc["attrs"]
     inplace = set(sc["inplace"])
@@ -203,6 +231,8 @@ def _checked(core_op, raw):
             values[n_in + k] = _check_attr(spec, values[n_in + k], core_op, n)
         if n == 0:  # empty lists: a valid no-op, which Paddle's in-place bookkeeping would refuse
             return _outputs(sc, inputs, values)
+        if flat:
+            _check_flat_sizes(inputs, values)
         empty = _empty_sets(inputs, values, multi)
         if empty:
             if not multi or len(empty) == n:
@@ -210,7 +240,8 @@ def _checked(core_op, raw):
             values = _without_sets(inputs, attrs, values, empty)
         return raw(*values)
 
-    op.__doc__ = (f"Paddle custom op ``{paddle_op_name(core_op)}`` (registry op ``{core_op}``): "
+    op.__doc__ = (f"Paddle custom op ``{paddle_op_name(core_op, flat=flat)}`` (registry op ``{core_op}``"
+                  f"{', flat state' if flat else ''}): "
                   f"{sc.get('doc', '')}\n\nArguments are checked first (see rmsprop_ops.paddle._checked).")
     return op
 
@@ -221,6 +252,7 @@ def wrap_module(module):
     out.__doc__ = "Checked Paddle custom-op functions of rmsprop_ops (see rmsprop_ops.paddle.load_ops)."
     out.raw = module
     for core_op in CORE_OPS:
-        name = paddle_op_name(core_op)
-        setattr(out, name, _checked(core_op, getattr(module, name)))
+        for flat in (False, True) if core_op in FLAT_OPS else (False,):
+            name = paddle_op_name(core_op, flat=flat)
+            setattr(out, name, _checked(core_op, getattr(module, name), flat))
     return out

@@ -7,11 +7,14 @@ hand-written half, ``csrc/paddle_kernel.h``, only converts tensors and calls the
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 
 from .. import registry
 
-__all__ = ["OP_PREFIX", "DYGRAPH_SUFFIX", "paddle_op_name", "render_source", "CORE_OPS"]
+__all__ = ["OP_PREFIX", "DYGRAPH_SUFFIX", "FLAT_SUFFIX", "paddle_op_name", "op_schema", "render_source",
+           "registered_ops", "CORE_OPS", "FLAT_OPS"]
 
 # Paddle already has an op named ``rmsprop``; ours live under a prefix.
 OP_PREFIX = "rmsprop_ops_"
@@ -28,12 +31,21 @@ CORE_OPS = ("rmsprop", "rmsprop_centered", "rmsprop_multi", "rmsprop_centered_mu
 DYGRAPH_SUFFIX = "_dygraph"
 _DYGRAPH_IN_PLACE = ("Param", "Param[]")
 
+# The multi-tensor ops also come in a flat-state form (``RMSProp(flat_state=True)``): each kind of state is
+# one 1-D buffer holding every tensor's slice at ``offsets`` (``rmsprop_ops._flat.flat_offsets``) instead
+# of a list of tensors. Paddle's interpreter does bookkeeping for every value an op touches on every step
+# (a no-op custom op over 1000 x 16K: 6.0 ms with per-tensor state, 2.6 ms flat; docs/performance.md).
+FLAT_SUFFIX = "_flat"
+FLAT_OPS = ("rmsprop_multi", "rmsprop_centered_multi")
+_FLAT_STATE = ("MeanSquare", "Moment", "MeanGrad")
+
 # Registry attribute type -> (PD_BUILD_OP type, kernel argument type).
 _ATTR_TYPES = {
     "float": ("float", "float"),
     "bool": ("bool", "bool"),
     "enum": ("int", "int"),
     "float[]": ("std::vector<float>", "const std::vector<float>&"),
+    "int[]": ("std::vector<int64_t>", "const std::vector<int64_t>&"),
 }
 
 # Registry input name -> field of rmsprop_ops_paddle::Slots (tensor lists) or scalar slot.
@@ -42,8 +54,36 @@ _LIST_SLOTS = {"Param": "param", "Grad": "grad", "MeanSquare": "mean_square", "M
 _SCALAR_SLOTS = {"LearningRate": "learning_rate", "GradScale": "grad_scale", "SkipUpdate": "skip_update"}
 
 
-def paddle_op_name(core_op: str, dygraph: bool = False) -> str:
-    return OP_PREFIX + core_op + (DYGRAPH_SUFFIX if dygraph else "")
+def paddle_op_name(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
+    return OP_PREFIX + core_op + (FLAT_SUFFIX if flat else "") + (DYGRAPH_SUFFIX if dygraph else "")
+
+
+@functools.cache
+def _op_schema(core_op: str, flat: bool):
+    sc = registry.schema(core_op)
+    if not flat:
+        return sc
+    if core_op not in FLAT_OPS:
+        raise ValueError(f"flat state: expected one of the multi-tensor ops {FLAT_OPS}, got {core_op!r}")
+    sc = copy.deepcopy(sc)
+    single = {f"{b}[]": b for b in _FLAT_STATE}
+    single.update({f"{b}Out[]": f"{b}Out" for b in _FLAT_STATE})
+    for i in sc["inputs"]:
+        if i["name"] in single:
+            i["name"] = single[i["name"]]
+            i["doc"] = f"flat buffer (1-D) holding every Param's {i['doc']} at offsets"
+    sc["outputs"] = [single.get(o, o) for o in sc["outputs"]]
+    sc["inplace"] = {single.get(k, k): single.get(v, v) for k, v in sc["inplace"].items()}
+    sc["attrs"].append({"name": "offsets", "type": "int[]", "default": [], "doc":
+                        "element offset of each Param's slice in the flat state buffers; [] packs them in "
+                        "order, each start aligned to 16 elements (rmsprop_ops._flat.flat_offsets)"})
+    return sc
+
+
+def op_schema(core_op: str, flat: bool = False) -> dict:
+    """The registry schema of ``core_op``, or of its flat-state form (state inputs are single 1-D tensors,
+    and an ``offsets`` attribute is added). Shared: do not modify."""
+    return _op_schema(core_op, bool(flat))
 
 
 def _base(name: str) -> str:
@@ -80,9 +120,9 @@ def _dtype_arg_type(is_list: bool, optional: bool) -> str:
     return f"const paddle::optional<{t}>&" if optional else f"const {t}&"
 
 
-def _render_op(core_op: str, dygraph: bool = False) -> str:
-    sc = registry.schema(core_op)
-    name = paddle_op_name(core_op, dygraph)
+def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
+    sc = op_schema(core_op, flat)
+    name = paddle_op_name(core_op, dygraph, flat)
     multi = bool(sc["multi_tensor"])
     centered = bool(sc["centered"])
     inputs = sc["inputs"]
@@ -141,13 +181,14 @@ def _render_op(core_op: str, dygraph: bool = False) -> str:
     pd_inplace = ", ".join(f"{{{_pd_name(i, optional[i])}, {_pd_name(o, optional[i])}}}" for i, o in inplace.items())
     sep = ",\n    "
     return f"""
-// ---- {name}: generated from registry op "{core_op}"{" (dygraph twin)" if dygraph else ""} ----
+// ---- {name}: generated from registry op "{core_op}"{" (flat state)" if flat else ""}{" (dygraph twin)" if dygraph else ""} ----
 void {name}_kernel(
     {sep.join(args)}) {{
   rmsprop_ops_paddle::Slots s;
   rmsprop_ops_paddle::Attrs a;
 {chr(10).join(fill)}
-  rmsprop_ops_paddle::run_update(s, a, /*centered=*/{str(centered).lower()}, /*multi=*/{str(multi).lower()});
+  rmsprop_ops_paddle::run_update(s, a, /*centered=*/{str(centered).lower()}, /*multi=*/{str(multi).lower()},
+                                 /*flat=*/{str(flat).lower()});
 }}
 
 std::vector<std::vector<int64_t>> {name}_infer_shape(
@@ -175,8 +216,14 @@ PD_BUILD_OP({name})
 """
 
 
+def registered_ops(ops=CORE_OPS):
+    """(core op, dygraph, flat) of every Paddle op registered for ``ops``."""
+    return [(op, dygraph, flat) for op in ops for flat in ((False, True) if op in FLAT_OPS else (False,))
+            for dygraph in (False, True)]
+
+
 def render_source(ops=CORE_OPS) -> str:
     """The complete C++ translation unit registering ``ops`` with Paddle."""
     head = ("// Generated by rmsprop_ops/paddle/_codegen.py from the core op registry. Do not edit.\n"
             '#include "paddle_kernel.h"\n')
-    return head + "".join(_render_op(op, dygraph) for op in ops for dygraph in (False, True))
+    return head + "".join(_render_op(*spec) for spec in registered_ops(ops))

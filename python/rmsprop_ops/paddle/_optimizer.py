@@ -18,8 +18,9 @@ from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L1Decay, L2Decay
 
 from .. import registry
+from .._flat import flat_offsets
 from ._build import load_ops
-from ._codegen import paddle_op_name
+from ._codegen import op_schema, paddle_op_name
 
 __all__ = ["RMSProp"]
 
@@ -30,22 +31,22 @@ _HP_KEYS = ("rho", "epsilon", "momentum", "centered")
 def _default(attr):
     if attr["type"] == "enum":
         return attr["choices"].index(attr["default"])
-    if attr["type"] == "float[]":
+    if attr["type"] in ("float[]", "int[]"):
         return []
     return attr["default"]
 
 
 @functools.cache
-def _plan(core_op, dygraph):
+def _plan(core_op, dygraph, flat):
     """Input names and (attribute name, default) pairs in the registry's order, and the Paddle op's name:
     worked out once per op, not on every call (a static program with one op per parameter makes 1000)."""
-    sc = registry.schema(core_op)
+    sc = op_schema(core_op, flat)
     inputs = tuple(i["name"].removesuffix("[]") for i in sc["inputs"])
     attrs = tuple((a["name"], _default(a)) for a in sc["attrs"])
-    return inputs, attrs, frozenset(n for n, _ in attrs), paddle_op_name(core_op, dygraph)
+    return inputs, attrs, frozenset(n for n, _ in attrs), paddle_op_name(core_op, dygraph, flat)
 
 
-def _invoke(core_op, tensors, attrs, checked=True, dygraph=False):
+def _invoke(core_op, tensors, attrs, checked=True, dygraph=False, flat=False):
     """Call (dynamic) or append (static) the custom op, arguments placed by the registry's order.
 
     The optimizer passes checked=False: it builds every argument itself from hyper-parameters validated
@@ -53,10 +54,11 @@ def _invoke(core_op, tensors, attrs, checked=True, dygraph=False):
     ``load_ops()`` would only add per-step overhead; the kernel and the core still check everything.
     dygraph=True calls the op's dygraph twin (state not declared in place; see ``_codegen``), unchecked:
     the optimizer passes it only in dynamic mode, with its own accumulators, contiguous by construction
-    (Paddle would hand the kernel a contiguous copy of a strided one, and its update would be lost)."""
+    (Paddle would hand the kernel a contiguous copy of a strided one, and its update would be lost).
+    flat=True calls the flat-state form (MeanSquare, Moment, MeanGrad one 1-D buffer each, ``offsets``)."""
     if checked and dygraph:
         raise AssertionError("the dygraph twins have no checked wrappers: pass checked=False")
-    inputs, attr_plan, known, name = _plan(core_op, dygraph)
+    inputs, attr_plan, known, name = _plan(core_op, dygraph, flat)
     if not known.issuperset(attrs):
         raise AssertionError(f"attributes {sorted(set(attrs) - known)} are not in the registry schema of "
                              f"{core_op!r}")
@@ -141,6 +143,15 @@ class RMSProp(Optimizer):
             exactly: the fused op takes scales as float32.
         multi_precision: keep float32 master weights (and float32 accumulators) for float16/bfloat16
             parameters, like Paddle's Adam/Momentum ``multi_precision`` (Paddle's RMSProp has none).
+        flat_state: keep the accumulators of all parameters created together (those of one step's
+            parameter group, by state dtype) in one 1-D buffer per kind (``<first param>_mean_square_flat_0``,
+            ``_momentum_flat_``, ``_mean_grad_flat_``) instead of one tensor per parameter and kind. Same
+            results; Paddle's interpreter does per-value work around every op on every step, and with
+            1000 parameters flat state takes ~3000 values off the fused op (see docs/performance.md). In
+            dynamic mode ``state_dict()`` still gives one entry per parameter and kind, named as
+            ``paddle.optimizer.RMSProp`` names them, and ``set_state_dict`` takes those, so checkpoints
+            move between the two layouts and Paddle's RMSProp. A static program saves the flat buffers
+            (``paddle.static.save``). Master weights stay one tensor per parameter.
         eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
             see ``rmsprop_ops.rmsprop_``.
 
@@ -168,7 +179,7 @@ class RMSProp(Optimizer):
 
     def __init__(self, learning_rate, rho=0.95, epsilon=1.0e-6, momentum=0.0, centered=False, parameters=None,
                  weight_decay=None, grad_clip=None, name=None, *, fused=False, multi_precision=False,
-                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None):
+                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None, flat_state=False):
         learning_rate = _check_lr(learning_rate)
         parameters = _check_parameters(parameters)
         if grad_clip is not None and not isinstance(grad_clip, ClipGradBase):
@@ -182,6 +193,7 @@ class RMSProp(Optimizer):
         _check_bool("centered", centered)
         _check_bool("fused", fused)
         _check_bool("multi_precision", multi_precision)
+        _check_bool("flat_state", flat_state)
         _check_bool("eps_in_sqrt", eps_in_sqrt)
         _check_bool("lr_in_momentum", lr_in_momentum)
         if clip_weights is not None:
@@ -202,6 +214,9 @@ class RMSProp(Optimizer):
         self._centered = centered
         self._fused = fused
         self._multi_precision = multi_precision
+        self._flat_state = flat_state
+        self._flat_slot = {}  # target (param or master) name -> (_FlatChunk, offset)
+        self._flat_chunks = []
         self._eps_in_sqrt = eps_in_sqrt
         self._lr_in_momentum = lr_in_momentum
         self._clip_weights = -1.0 if clip_weights is None else float(clip_weights)
@@ -242,20 +257,62 @@ class RMSProp(Optimizer):
     def _create_accumulators(self, block, parameters):
         if isinstance(parameters, dict):
             parameters = parameters.get("params")
+        targets = []
         for p in parameters:
             if p.name in self._already_create_accumulator:
                 continue
             target = p
             if self._multi_precision and self._is_dtype_fp16_or_bf16(p.dtype):
                 target = self._create_master_weight(p)
-            self._add_accumulator(self._momentum_acc_str, target)
-            self._add_accumulator(self._mean_square_acc_str, target)
-            self._add_accumulator(self._mean_grad_acc_str, target)
+            if self._flat_state:
+                targets.append(target)
+            else:
+                self._add_accumulator(self._momentum_acc_str, target)
+                self._add_accumulator(self._mean_square_acc_str, target)
+                self._add_accumulator(self._mean_grad_acc_str, target)
             self._already_create_accumulator.add(p.name)
+        if targets:
+            self._create_flat_accumulators(targets)
+
+    def _create_flat_accumulators(self, targets):
+        """One flat buffer per kind for the ``targets`` of each state dtype, the slices packed in order
+        (``flat_offsets``). Called once per creation batch: the parameters holding gradients at a group's
+        first step; a parameter first seen later joins a new batch."""
+        by_dtype = {}
+        for t in targets:
+            by_dtype.setdefault(t.dtype, []).append(t)
+        for members in by_dtype.values():
+            shapes = [tuple(int(d) for d in t.shape) for t in members]
+            if any(d < 0 for shape in shapes for d in shape):
+                raise ValueError(f"flat_state: expected parameters of known shape, got {members[0].name} with "
+                                 f"shape {list(members[0].shape)}")
+            offsets, total = flat_offsets(math.prod(shape) for shape in shapes)
+            first = members[0]
+            buffers = tuple(self._add_accumulator(kind + "_flat", first, shape=[max(total, 1)])
+                            for kind in _FLAT_KINDS)
+            chunk = _FlatChunk(buffers, [t.name for t in members], offsets, shapes)
+            self._flat_chunks.append(chunk)
+            for t, off in zip(members, offsets):
+                self._flat_slot[t.name] = (chunk, off)
+            restore = getattr(self, "_restore", None)
+            if restore and framework.in_dygraph_mode():
+                for buf, value in chunk.contents(self, restore, partial=True):
+                    buf.set_value(value)
 
     # ---- checkpoints: restore by (parameter, accumulator), not by generated variable name
     def _acc_full_name(self, acc):
         return acc if self._name is None else f"{self._name}_{acc}"
+
+    def state_dict(self):
+        """``paddle.optimizer.Optimizer.state_dict()``. With ``flat_state`` the flat buffers are given as one
+        copy per parameter and kind, named as per-parameter state is (``<param>_mean_square_0``), so the
+        checkpoint loads into either layout and into ``paddle.optimizer.RMSProp``."""
+        state = super().state_dict()
+        for chunk in self._flat_chunks:
+            for buf in chunk.buffers:
+                state.pop(buf.name, None)
+            state.update(chunk.per_parameter(self))
+        return state
 
     @framework.dygraph_only
     def set_state_dict(self, state_dict):
@@ -280,7 +337,10 @@ class RMSProp(Optimizer):
             # tensors may have moved on by then.
             value = value.clone() if isinstance(value, paddle.Tensor) else _numpy(value).copy()
             saved.setdefault(m["acc"], []).append((_base_param_name(m["param"]), value))
-        self._restore, renamed = self._match_saved(saved)
+        restore, renamed = self._match_saved(saved)
+        # Every flat buffer's new contents are worked out (and checked) before anything is written.
+        flat_writes = [w for chunk in self._flat_chunks for w in chunk.contents(self, restore)]
+        self._restore = restore
         if masters:
             for old_name, value in masters.items():
                 pname = renamed.get(old_name, old_name)
@@ -291,7 +351,12 @@ class RMSProp(Optimizer):
                     # Named like _create_master_weight's, so its accumulators map back to the parameter.
                     master.name = paddle.utils.unique_name.generate(pname + "_fp32_master")
                     self._master_weights[pname] = master
+        for buf, value in flat_writes:
+            buf.set_value(value)
+        flat_kinds = {self._acc_full_name(k + "_flat") for k in _FLAT_KINDS}
         for acc, per_param in self._accumulators.items():
+            if acc in flat_kinds:
+                continue
             for pname, var in per_param.items():
                 pname = _base_param_name(pname)
                 value = self._restore.pop((pname, acc), None)
@@ -394,10 +459,18 @@ class RMSProp(Optimizer):
             master = self._master_weights[param.name]
         get = self._get_accumulator_master
         coeff, mode = self._decay.pop(param.name, (0.0, 0))
-        row = (param, grad, get(self._mean_square_acc_str, param), get(self._momentum_acc_str, param),
-               get(self._mean_grad_acc_str, param), master, coeff,
-               # the key of the fused op the row joins: everything the op takes as one attribute
-               (hp, mode, self._value_clip.pop(param.name, None), param.dtype, master is not None))
+        clip = self._value_clip.pop(param.name, None)
+        if self._flat_state:
+            chunk, offset = self._flat_slot[param.name if master is None else master.name]
+            ms, mom, mg = chunk.buffers
+        else:
+            chunk = offset = None
+            ms, mom, mg = (get(self._mean_square_acc_str, param), get(self._momentum_acc_str, param),
+                           get(self._mean_grad_acc_str, param))
+        # The last field is the key of the fused op the row joins: everything the op takes as one input or
+        # attribute (a flat buffer included).
+        row = (param, grad, ms, mom, mg, master, coeff, offset,
+               (hp, mode, clip, param.dtype, master is not None, chunk))
         # Dynamic mode fuses even with fused=False: no program records the calls there, and Paddle's eager
         # runner costs ~10 us per custom-op call (docs/performance.md, "Paddle dynamic mode").
         if self._fused or framework.in_dygraph_mode():
@@ -421,9 +494,11 @@ class RMSProp(Optimizer):
             self._run(rows, mults, self._global_learning_rate(), multi=True)
 
     def _run(self, rows, lr_mults, lr, multi):
-        params, grads, mss, moms, mgs, masters, coeffs, keys = zip(*rows)
-        (rho, epsilon, momentum, centered), wd_mode, clip, _, has_master = keys[0]
+        params, grads, mss, moms, mgs, masters, coeffs, offsets, keys = zip(*rows)
+        (rho, epsilon, momentum, centered), wd_mode, clip, _, has_master, chunk = keys[0]
         centered = bool(centered)
+        flat = chunk is not None
+        multi = multi or flat  # flat state has the multi-tensor op only (a single parameter: a list of one)
         core_op = ("rmsprop_centered" if centered else "rmsprop") + ("_multi" if multi else "")
         attrs = {
             "rho": float(rho), "epsilon": float(epsilon), "momentum": float(momentum),
@@ -438,10 +513,11 @@ class RMSProp(Optimizer):
             # parameter's storage, so the op still updates the parameter itself.
             params = [p.detach() for p in params]
         pick = list if multi else (lambda ts: ts[0])
-        tensors = {"Param": pick(params), "Grad": pick(grads), "MeanSquare": pick(mss), "Moment": pick(moms),
+        state = (lambda ts: ts[0]) if flat else pick
+        tensors = {"Param": pick(params), "Grad": pick(grads), "MeanSquare": state(mss), "Moment": state(moms),
                    "LearningRate": lr, "SkipUpdate": self._skip_flag()}
         if centered:
-            tensors["MeanGrad"] = pick(mgs)
+            tensors["MeanGrad"] = state(mgs)
         if has_master:
             tensors["MasterParam"] = pick(masters)
         if multi:
@@ -449,7 +525,11 @@ class RMSProp(Optimizer):
             # into Executor.run's cache key on every call), 2 numbers per parameter for nothing otherwise.
             attrs["lr_mults"] = [] if all(m == 1.0 for m in lr_mults) else lr_mults
             attrs["weight_decays"] = [] if all(c == coeffs[0] for c in coeffs) else list(coeffs)
-        _invoke(core_op, tensors, attrs, checked=False, dygraph=dygraph)
+        if flat:
+            # The kernel packs the slices itself when the op covers its buffer whole, in order.
+            offsets = list(offsets)
+            attrs["offsets"] = [] if offsets == chunk.offsets else offsets
+        _invoke(core_op, tensors, attrs, checked=False, dygraph=dygraph, flat=flat)
         return None
 
     def _skip_flag(self):
@@ -469,6 +549,63 @@ class RMSProp(Optimizer):
 
 
 _MASTER_SUFFIX = re.compile(r"_fp32_master_\d+$")
+_FLAT_KINDS = (RMSProp._mean_square_acc_str, RMSProp._momentum_acc_str, RMSProp._mean_grad_acc_str)
+
+
+class _FlatChunk:
+    """Flat state of parameters whose accumulators were created together: one 1-D buffer per kind
+    (``_FLAT_KINDS`` order), the slice of target k (a parameter, or its float32 master weight) at
+    ``offsets[k]``."""
+
+    def __init__(self, buffers, names, offsets, shapes):
+        self.buffers = buffers
+        self.names = names
+        self.offsets = offsets
+        self.shapes = shapes
+
+    def _slices(self):
+        for name, off, shape in zip(self.names, self.offsets, self.shapes):
+            yield name, off, shape, math.prod(shape)
+
+    def per_parameter(self, opt):
+        """{per-parameter accumulator name: a copy of its slice}, for ``state_dict()``."""
+        out = {}
+        with paddle.no_grad():
+            for kind, buf in zip(_FLAT_KINDS, self.buffers):
+                acc = opt._acc_full_name(kind)
+                for name, off, shape, n in self._slices():
+                    out[f"{name}_{acc}_0"] = buf[off:off + n].reshape(list(shape)).clone()
+        return out
+
+    def contents(self, opt, restore, partial=False):
+        """[(buffer, new contents as a NumPy array)] with the slices ``restore`` holds for this chunk's
+        parameters written in (and popped from it). Raises ValueError, with nothing popped, for a missing
+        slice (unless ``partial``: the state is loaded before the first step, and a parameter absent from
+        the checkpoint starts from zeros, as per-parameter state does) or one of the wrong size."""
+        out, used = [], []
+        for kind, buf in zip(_FLAT_KINDS, self.buffers):
+            acc = opt._acc_full_name(kind)
+            flat = None
+            for name, off, shape, n in self._slices():
+                key = (_base_param_name(name), acc)
+                value = restore.get(key)
+                if value is None:
+                    if partial:
+                        continue
+                    raise ValueError(f"state_dict: no {acc!r} accumulator for parameter {key[0]!r}")
+                value = np.asarray(_numpy(value))
+                if value.size != n:
+                    raise ValueError(f"state_dict: {acc!r} accumulator for parameter {key[0]!r}: expected "
+                                     f"shape {list(shape)} ({n} elements), got {list(value.shape)}")
+                if flat is None:
+                    flat = buf.numpy().copy()
+                flat[off:off + n] = value.reshape(-1)
+                used.append(key)
+            if flat is not None:
+                out.append((buf, flat))
+        for key in used:
+            del restore[key]
+        return out
 
 
 def _base_param_name(name):

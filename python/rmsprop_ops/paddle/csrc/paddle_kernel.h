@@ -45,6 +45,7 @@ struct Attrs {
   bool eps_in_sqrt = true, lr_in_momentum = true, clip_after_weight_decay = true;
   int weight_decay_mode = 0;
   std::vector<float> lr_mults, weight_decays;
+  std::vector<int64_t> offsets;  // flat-state ops only
 };
 
 inline int32_t dtype_code(paddle::DataType t) {
@@ -153,19 +154,68 @@ inline void check_list(const std::vector<paddle::Tensor *> &v, size_t n, const c
             ", got ", v.size());
 }
 
-// One call of the core for every tensor in `s`.
-inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
+// The flat-state ops' offsets: as given, or, when none are, the tensors packed in order with every start
+// aligned to 16 elements (rmsprop_ops._flat.flat_offsets, which the optimizer's buffers are laid out by).
+inline std::vector<int64_t> flat_offsets(const Slots &s, const Attrs &a) {
   const size_t n = s.param.size();
+  check_arg(a.offsets.empty() || a.offsets.size() == n, "offsets: expected ", n, " values (one per Param) or "
+            "none, got ", a.offsets.size());
+  if (!a.offsets.empty()) return a.offsets;
+  std::vector<int64_t> out(n);
+  int64_t end = 0;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = (end + 15) / 16 * 16;
+    end = out[i] + s.param[i]->numel();
+  }
+  return out;
+}
+
+// A flat state buffer: 1-D, on the device, dense and contiguous like any tensor argument.
+inline rmsprop_ops_tensor flat_buffer(const paddle::Tensor *buf, const char *name) {
+  rmsprop_ops_tensor t = tensor_arg(buf, {name, false, 0});
+  check_arg(buf->dims().size() == 1, name, ": expected a 1-D flat buffer, got ", buf->dims().size(), " dims");
+  return t;
+}
+
+// Tensor i's slice of a flat buffer, shaped like its Param. Whether slices overlap each other or anything
+// else, and the dtypes, are the core's checks, as for separate tensors.
+inline rmsprop_ops_tensor flat_slice(rmsprop_ops_tensor t, const char *name, int64_t offset,
+                                     const rmsprop_ops_tensor &param, size_t i) {
+  const int64_t size = t.numel;
+  check_arg(size >= param.numel, name, ": expected a flat buffer of at least ", param.numel, " elements for "
+            "Param[", i, "], got ", size);
+  check_arg(offset >= 0 && offset <= size - param.numel, "offsets[", i, "]: expected an integer in [0, ",
+            size - param.numel, "] so that Param[", i, "]'s ", param.numel, " elements fit in ", name, " (",
+            size, " elements), got ", offset);
+  if (size != 0) t.data = static_cast<char *>(t.data) + offset * rmsprop_ops::dtype_size(t.dtype);
+  t.numel = param.numel;
+  t.shape = param.shape;
+  t.ndim = param.ndim;
+  return t;
+}
+
+// One call of the core for every tensor in `s`. With `flat`, MeanSquare, Moment and MeanGrad each hold one
+// flat buffer for all of them (the *_flat ops).
+inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi, bool flat = false) {
+  const size_t n = s.param.size();
+  const size_t per_state = flat ? 1 : n;
   check_list(s.grad, n, "Grad", false);
-  check_list(s.mean_square, n, "MeanSquare", false);
-  check_list(s.moment, n, "Moment", true);
+  check_list(s.mean_square, per_state, "MeanSquare", false);
+  check_list(s.moment, per_state, "Moment", true);
   check_list(s.master_param, n, "MasterParam", true);
-  if (centered) check_list(s.mean_grad, n, "MeanGrad", false);
+  if (centered) check_list(s.mean_grad, per_state, "MeanGrad", false);
   check_arg(a.lr_mults.empty() || a.lr_mults.size() == n, "lr_mults: expected ", n, " values (one per Param) "
             "or none, got ", a.lr_mults.size());
   check_arg(a.weight_decays.empty() || a.weight_decays.size() == n, "weight_decays: expected ", n,
             " values (one per Param) or none, got ", a.weight_decays.size());
+  const std::vector<int64_t> offsets = flat ? flat_offsets(s, a) : std::vector<int64_t>{};
   if (n == 0) return;
+  rmsprop_ops_tensor flat_ms{}, flat_mom{}, flat_mg{};
+  if (flat) {
+    flat_ms = flat_buffer(s.mean_square[0], "MeanSquare");
+    if (!s.moment.empty()) flat_mom = flat_buffer(s.moment[0], "Moment");
+    if (centered) flat_mg = flat_buffer(s.mean_grad[0], "MeanGrad");
+  }
 
   std::vector<rmsprop_ops_tensor_set> sets(n);
   for (size_t i = 0; i < n; ++i) {
@@ -173,9 +223,15 @@ inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi) {
     t.param = tensor_arg(s.param[i], {"Param", multi, i});
     t.grad = tensor_arg(s.grad[i], {"Grad", multi, i});
     t.grad.writable = 0;
-    t.mean_square = tensor_arg(s.mean_square[i], {"MeanSquare", multi, i});
-    t.moment = s.moment.empty() ? rmsprop_ops_tensor{} : tensor_arg(s.moment[i], {"Moment", multi, i});
-    t.mean_grad = centered ? tensor_arg(s.mean_grad[i], {"MeanGrad", multi, i}) : rmsprop_ops_tensor{};
+    if (flat) {
+      t.mean_square = flat_slice(flat_ms, "MeanSquare", offsets[i], t.param, i);
+      t.moment = s.moment.empty() ? rmsprop_ops_tensor{} : flat_slice(flat_mom, "Moment", offsets[i], t.param, i);
+      t.mean_grad = centered ? flat_slice(flat_mg, "MeanGrad", offsets[i], t.param, i) : rmsprop_ops_tensor{};
+    } else {
+      t.mean_square = tensor_arg(s.mean_square[i], {"MeanSquare", multi, i});
+      t.moment = s.moment.empty() ? rmsprop_ops_tensor{} : tensor_arg(s.moment[i], {"Moment", multi, i});
+      t.mean_grad = centered ? tensor_arg(s.mean_grad[i], {"MeanGrad", multi, i}) : rmsprop_ops_tensor{};
+    }
     t.master_param =
         s.master_param.empty() ? rmsprop_ops_tensor{} : tensor_arg(s.master_param[i], {"MasterParam", multi, i});
     t.lr_mult = a.lr_mults.empty() ? 1.0 : static_cast<double>(a.lr_mults[i]);
