@@ -81,14 +81,14 @@ def accumulator_specs(opt, params):
     per-parameter state, else where the parameter's slice of a flat_state buffer starts."""
     out = []
     for p in params:
+        target = getattr(opt, "_master_weights", {}).get(p.name, p)  # a master weight holds the state
         for acc in ACCS:
             if getattr(opt, "_flat_state", False):
-                target = opt._master_weights.get(p.name, p)
                 chunk, offset = opt._flat_slot[target.name]
                 kinds = ("mean_square", "momentum", "mean_grad")  # the flat buffers' order
                 out.append((chunk.buffers[kinds.index(acc)], offset, tuple(target.shape)))
             else:
-                out.append((opt._accumulators[acc][p.name], None, None))
+                out.append((opt._accumulators[acc][target.name], None, None))
     return out
 
 
