@@ -16,6 +16,9 @@ A/B interleaved, medians:
 Memory: bytes of the optimizer's state variables (everything persistable the optimizer added) and the
 RSS growth of each program's first steps.
 
+Each static and dygraph case also times ``RMSProp(fused=True, flat_state=True)`` (variant "<rule>+flat"),
+interleaved with the default layout and the built-in, so both rows share the built-in's time.
+
     python benchmarks/bench_paddle.py [--reps 15] [--json bench_out/paddle.json] [--quick]
 """
 
@@ -35,12 +38,15 @@ from _common import HPARAMS, SHAPES, VARIANTS, interleaved, machine, rss_bytes, 
 import rmsprop_ops.paddle as rp
 
 CPU = paddle.CPUPlace()
+KINDS = ("ours", "ours_flat", "builtin")
 
 
 def make_opt(kind, v, lr=HPARAMS["lr"], params=None):
     kw = dict(learning_rate=lr, rho=HPARAMS["rho"], epsilon=HPARAMS["epsilon"], momentum=v["momentum"],
               centered=v["centered"], parameters=params)
-    return rp.RMSProp(fused=True, **kw) if kind == "ours" else paddle.optimizer.RMSProp(**kw)
+    if kind == "builtin":
+        return paddle.optimizer.RMSProp(**kw)
+    return rp.RMSProp(fused=True, flat_state=kind == "ours_flat", **kw)
 
 
 def state_bytes(scope, names):
@@ -179,27 +185,30 @@ def main():
     print(f"paddle {paddle.__version__}  {machine()['cpu']}  cores={machine()['cores']}", flush=True)
     for shape, sizes in SHAPES.items():
         for vname, v in VARIANTS.items():
-            ours, ours_interp, ours_info = setup_optimizer_only("ours", sizes, v, rng)
-            builtin, builtin_interp, builtin_info = setup_optimizer_only("builtin", sizes, v, rng)
-            med, _ = interleaved({"ours": ours, "builtin": builtin, "ours_interp": ours_interp,
-                                  "builtin_interp": builtin_interp}, reps)
-            rows.append(dict(bench="exe.run", shape=shape, variant=vname, ours_ms=med["ours"],
-                             builtin_ms=med["builtin"], speedup=med["builtin"] / med["ours"]))
-            r = rows[-1]
-            print(f"exe.run    {shape:<9} {vname:<9} ours {r['ours_ms']:8.2f} ms  built-in {r['builtin_ms']:8.2f} ms  "
-                  f"x{r['speedup']:.2f}", flush=True)
-            rows.append(dict(bench="optimizer", shape=shape, variant=vname, ours_ms=med["ours_interp"],
-                             builtin_ms=med["builtin_interp"],
-                             speedup=med["builtin_interp"] / med["ours_interp"],
-                             ours_state_bytes=ours_info["state_bytes"],
-                             builtin_state_bytes=builtin_info["state_bytes"],
-                             ours_rss_growth=ours_info["rss_growth"], builtin_rss_growth=builtin_info["rss_growth"],
-                             ours_ops=len(ours_info["ops"]), builtin_ops=len(builtin_info["ops"])))
-            r = rows[-1]
-            print(f"optimizer  {shape:<9} {vname:<9} ours {r['ours_ms']:8.2f} ms ({r['ours_ops']} ops)  built-in "
-                  f"{r['builtin_ms']:8.2f} ms ({r['builtin_ops']} ops)  x{r['speedup']:.2f}  state "
-                  f"{r['ours_state_bytes'] / 2**20:.0f}/{r['builtin_state_bytes'] / 2**20:.0f} MiB", flush=True)
-            del ours, builtin, ours_interp, builtin_interp
+            steps, info = {}, {}
+            for kind in KINDS:
+                steps[kind], steps[kind + "_interp"], info[kind] = setup_optimizer_only(kind, sizes, v, rng)
+            med, _ = interleaved(steps, reps)
+            b = info["builtin"]
+            for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
+                rows.append(dict(bench="exe.run", shape=shape, variant=variant, ours_ms=med[kind],
+                                 builtin_ms=med["builtin"], speedup=med["builtin"] / med[kind]))
+                r = rows[-1]
+                print(f"exe.run    {shape:<9} {variant:<14} ours {r['ours_ms']:8.2f} ms  built-in "
+                      f"{r['builtin_ms']:8.2f} ms  x{r['speedup']:.2f}", flush=True)
+            for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
+                o = info[kind]
+                rows.append(dict(bench="optimizer", shape=shape, variant=variant, ours_ms=med[kind + "_interp"],
+                                 builtin_ms=med["builtin_interp"],
+                                 speedup=med["builtin_interp"] / med[kind + "_interp"],
+                                 ours_state_bytes=o["state_bytes"], builtin_state_bytes=b["state_bytes"],
+                                 ours_rss_growth=o["rss_growth"], builtin_rss_growth=b["rss_growth"],
+                                 ours_ops=len(o["ops"]), builtin_ops=len(b["ops"])))
+                r = rows[-1]
+                print(f"optimizer  {shape:<9} {variant:<14} ours {r['ours_ms']:8.2f} ms ({r['ours_ops']} ops)  "
+                      f"built-in {r['builtin_ms']:8.2f} ms ({r['builtin_ops']} ops)  x{r['speedup']:.2f}  state "
+                      f"{r['ours_state_bytes'] / 2**20:.0f}/{r['builtin_state_bytes'] / 2**20:.0f} MiB", flush=True)
+            del steps
     for vname, v in VARIANTS.items():
         ours, builtin = setup_train_step("ours", v, rng), setup_train_step("builtin", v, rng)
         med, _ = interleaved({"ours": ours, "builtin": builtin}, reps)
@@ -230,14 +239,15 @@ def dygraph_main(json_path, reps):
     rows = []
     for shape, sizes in SHAPES.items():
         for vname, v in VARIANTS.items():
-            ours, builtin = setup_dygraph_step("ours", sizes, v, rng), setup_dygraph_step("builtin", sizes, v, rng)
-            med, _ = interleaved({"ours": ours, "builtin": builtin}, reps)
-            rows.append(dict(bench="dygraph", shape=shape, variant=vname, ours_ms=med["ours"],
-                             builtin_ms=med["builtin"], speedup=med["builtin"] / med["ours"]))
-            r = rows[-1]
-            print(f"dygraph    {shape:<9} {vname:<9} ours {r['ours_ms']:8.2f} ms  built-in {r['builtin_ms']:8.2f} ms  "
-                  f"x{r['speedup']:.2f}", flush=True)
-            del ours, builtin
+            steps = {kind: setup_dygraph_step(kind, sizes, v, rng) for kind in KINDS}
+            med, _ = interleaved(steps, reps)
+            for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
+                rows.append(dict(bench="dygraph", shape=shape, variant=variant, ours_ms=med[kind],
+                                 builtin_ms=med["builtin"], speedup=med["builtin"] / med[kind]))
+                r = rows[-1]
+                print(f"dygraph    {shape:<9} {variant:<14} ours {r['ours_ms']:8.2f} ms  built-in "
+                      f"{r['builtin_ms']:8.2f} ms  x{r['speedup']:.2f}", flush=True)
+            del steps
     write_json(json_path, dict(rows=rows))
     return 0
 
