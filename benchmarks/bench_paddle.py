@@ -191,14 +191,15 @@ def main():
             med, _ = interleaved(steps, reps)
             b = info["builtin"]
             for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
-                rows.append(dict(bench="exe.run", shape=shape, variant=variant, ours_ms=med[kind],
+                rows.append(dict(bench="exe.run", shape=shape, variant=variant, rule=vname, ours_ms=med[kind],
                                  builtin_ms=med["builtin"], speedup=med["builtin"] / med[kind]))
                 r = rows[-1]
                 print(f"exe.run    {shape:<9} {variant:<14} ours {r['ours_ms']:8.2f} ms  built-in "
                       f"{r['builtin_ms']:8.2f} ms  x{r['speedup']:.2f}", flush=True)
             for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
                 o = info[kind]
-                rows.append(dict(bench="optimizer", shape=shape, variant=variant, ours_ms=med[kind + "_interp"],
+                rows.append(dict(bench="optimizer", shape=shape, variant=variant, rule=vname,
+                                 ours_ms=med[kind + "_interp"],
                                  builtin_ms=med["builtin_interp"],
                                  speedup=med["builtin_interp"] / med[kind + "_interp"],
                                  ours_state_bytes=o["state_bytes"], builtin_state_bytes=b["state_bytes"],
@@ -242,7 +243,7 @@ def dygraph_main(json_path, reps):
             steps = {kind: setup_dygraph_step(kind, sizes, v, rng) for kind in KINDS}
             med, _ = interleaved(steps, reps)
             for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
-                rows.append(dict(bench="dygraph", shape=shape, variant=variant, ours_ms=med[kind],
+                rows.append(dict(bench="dygraph", shape=shape, variant=variant, rule=vname, ours_ms=med[kind],
                                  builtin_ms=med["builtin"], speedup=med["builtin"] / med[kind]))
                 r = rows[-1]
                 print(f"dygraph    {shape:<9} {variant:<14} ours {r['ours_ms']:8.2f} ms  built-in "

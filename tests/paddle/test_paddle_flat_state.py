@@ -173,6 +173,45 @@ def test_mixed_dtypes_and_master_weights_get_one_chunk_per_state_dtype():
         np.testing.assert_array_equal(a, b)
 
 
+def test_distributed_parameters_keep_per_parameter_state(monkeypatch):
+    """Auto-parallel shards each parameter's state with the parameter's placements, so a dist parameter
+    stays out of the flat buffers; the others still share them, and the step is unchanged."""
+    import rmsprop_ops.paddle._optimizer as O
+
+    (m1, o1), (m2, o2) = _pair(momentum=0.9, centered=True)
+    dist = list(m2.parameters())[2]
+    monkeypatch.setattr(O, "_distributed", lambda p: p is dist)
+    for s in range(3):
+        _step(m1, o1, s)
+        _step(m2, o2, s)
+    (chunk,) = o2._flat_chunks
+    assert dist.name not in chunk.names and len(chunk.names) == 5
+    assert set(o2._accumulators["mean_square"]) == {dist.name}
+    for a, b in zip(_values(m1), _values(m2)):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(o2.state_dict()) == sorted(o1.state_dict())
+
+
+def test_bfloat16_state_round_trips_through_a_checkpoint():
+    paddle.seed(4)
+    params = [paddle.create_parameter([3, 5], "bfloat16"), paddle.create_parameter([7], "bfloat16")]
+    opt = RMSProp(0.01, parameters=params, momentum=0.9, centered=True, flat_state=True)
+    for s in range(2):
+        sum((p.astype("float32") * float(s + 2)).square().sum() for p in params).backward()
+        opt.step()
+        opt.clear_grad()
+    state = opt.state_dict()
+    assert all(v.dtype == paddle.bfloat16 for v in state.values())
+    before = [b.astype("float32").numpy() for b in opt._flat_chunks[0].buffers]
+    assert all(np.any(v != 0) for v in before)
+    for b in opt._flat_chunks[0].buffers:
+        b.set_value(paddle.zeros(b.shape, b.dtype))
+    opt.set_state_dict(state)
+    for b, v in zip(opt._flat_chunks[0].buffers, before):
+        assert b.dtype == paddle.bfloat16
+        np.testing.assert_array_equal(b.astype("float32").numpy(), v)
+
+
 # -------------------------------------------------------------------------------------- checkpoints
 def _trained_pair(centered=True, steps=3):
     (m1, o1), (m2, o2) = _pair(momentum=0.9, centered=centered)

@@ -151,7 +151,8 @@ class RMSProp(Optimizer):
             dynamic mode ``state_dict()`` still gives one entry per parameter and kind, named as
             ``paddle.optimizer.RMSProp`` names them, and ``set_state_dict`` takes those, so checkpoints
             move between the two layouts and Paddle's RMSProp. A static program saves the flat buffers
-            (``paddle.static.save``). Master weights stay one tensor per parameter.
+            (``paddle.static.save``). Master weights stay one tensor per parameter, and so does the
+            state of auto-parallel (dist) parameters, which Paddle shards per parameter.
         eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
             see ``rmsprop_ops.rmsprop_``.
 
@@ -264,7 +265,7 @@ class RMSProp(Optimizer):
             target = p
             if self._multi_precision and self._is_dtype_fp16_or_bf16(p.dtype):
                 target = self._create_master_weight(p)
-            if self._flat_state:
+            if self._flat_state and not _distributed(p):
                 targets.append(target)
             else:
                 self._add_accumulator(self._momentum_acc_str, target)
@@ -304,10 +305,13 @@ class RMSProp(Optimizer):
         return acc if self._name is None else f"{self._name}_{acc}"
 
     def state_dict(self):
-        """``paddle.optimizer.Optimizer.state_dict()``. With ``flat_state`` the flat buffers are given as one
-        copy per parameter and kind, named as per-parameter state is (``<param>_mean_square_0``), so the
-        checkpoint loads into either layout and into ``paddle.optimizer.RMSProp``."""
+        """``paddle.optimizer.Optimizer.state_dict()``. With ``flat_state``, in dynamic mode, the flat buffers
+        are given as one copy per parameter and kind, named as per-parameter state is
+        (``<param>_mean_square_0``), so the checkpoint loads into either layout and into
+        ``paddle.optimizer.RMSProp``; in static mode, the program's flat variables."""
         state = super().state_dict()
+        if not framework.in_dygraph_mode():
+            return state  # a program's variables: slicing them here would add ops to the program
         for chunk in self._flat_chunks:
             for buf in chunk.buffers:
                 state.pop(buf.name, None)
@@ -460,8 +464,11 @@ class RMSProp(Optimizer):
         get = self._get_accumulator_master
         coeff, mode = self._decay.pop(param.name, (0.0, 0))
         clip = self._value_clip.pop(param.name, None)
-        if self._flat_state:
-            chunk, offset = self._flat_slot[param.name if master is None else master.name]
+        # No slot where something else made the accumulators (auto-parallel's shard_accumulators makes
+        # them per parameter): that parameter keeps per-parameter state.
+        slot = self._flat_slot.get(param.name if master is None else master.name) if self._flat_state else None
+        if slot is not None:
+            chunk, offset = slot
             ms, mom, mg = chunk.buffers
         else:
             chunk = offset = None
@@ -612,6 +619,12 @@ def _base_param_name(name):
     """A float32 master weight's accumulators are keyed by the master's generated name; map it back to
     its parameter's name, which is stable across optimizer objects."""
     return _MASTER_SUFFIX.sub("", name)
+
+
+def _distributed(param):
+    """A parameter of auto-parallel (a dist tensor, or one ``fully_shard`` will shard): its state is
+    sharded per parameter, with the parameter's placements, so flat state leaves it out."""
+    return getattr(param, "_need_shard_auto", False) or param.is_dist()
 
 
 def _numpy(value):
