@@ -327,6 +327,38 @@ def test_multi_precision_keeps_float32_masters(fused, dtype):
     assert any(not np.allclose(m.numpy(), w) for m, w in zip(masters.values(), ref_w))
 
 
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_parameters_without_masters_keep_float32_state(dtype, flat):
+    """Without multi_precision a 16-bit parameter is updated in place from float32 math and float32 state
+    (the core's math type; Paddle's own RMSProp has no CPU kernel for them). The first step equals the
+    multi_precision step bit for bit: the master starts as the parameter's value, and both round the
+    float32 result once."""
+    layers = [_model(), _model()]
+    for lyr in layers:
+        lyr.to(dtype=dtype)
+    layers[1].set_state_dict(layers[0].state_dict())
+    opts = [RMSProp(0.02, parameters=lyr.parameters(), momentum=0.5, centered=True, flat_state=flat,
+                    multi_precision=mp) for lyr, mp in zip(layers, (False, True))]
+    for step, (x, y) in enumerate(H.batches(4)):
+        for lyr, opt in zip(layers, opts):
+            w, b = lyr.parameters()
+            out = paddle.to_tensor(x) @ w.astype("float32") + b.astype("float32")
+            ((out - paddle.to_tensor(y)) ** 2).mean().backward()
+            opt.step()
+            opt.clear_grad()
+        if step == 0:
+            for p, q in zip(*(lyr.parameters() for lyr in layers)):
+                np.testing.assert_array_equal(p.astype("float32").numpy(), q.astype("float32").numpy())
+            for a, b in zip(*(H.accumulator_values(o, lyr.parameters()) for o, lyr in zip(opts, layers))):
+                np.testing.assert_array_equal(a, b)
+    assert all(a.dtype == paddle.float32 for a in H.accumulators(opts[0], layers[0].parameters()))
+    # later steps differ only by the rounding the master weight avoids
+    tol = 1e-2 if dtype == "bfloat16" else 2e-3
+    for p, q in zip(*(lyr.parameters() for lyr in layers)):
+        np.testing.assert_allclose(p.astype("float32").numpy(), q.astype("float32").numpy(), rtol=tol, atol=tol)
+
+
 def test_other_regularizers_still_apply():
     class Half(paddle.regularizer.WeightDecayRegularizer):
         def __call__(self, param, grad, block):

@@ -268,12 +268,19 @@ class RMSProp(Optimizer):
             if self._flat_state and not _distributed(p):
                 targets.append(target)
             else:
-                self._add_accumulator(self._momentum_acc_str, target)
-                self._add_accumulator(self._mean_square_acc_str, target)
-                self._add_accumulator(self._mean_grad_acc_str, target)
+                dtype = self._state_dtype(target)
+                self._add_accumulator(self._momentum_acc_str, target, dtype=dtype)
+                self._add_accumulator(self._mean_square_acc_str, target, dtype=dtype)
+                self._add_accumulator(self._mean_grad_acc_str, target, dtype=dtype)
             self._already_create_accumulator.add(p.name)
         if targets:
             self._create_flat_accumulators(targets)
+
+    def _state_dtype(self, target):
+        """The accumulators' dtype: the math type, float32 for a float16/bfloat16 parameter without a
+        master weight (the core computes in float32 and keeps state in it; Paddle's own RMSProp has no
+        CPU kernel for them), else the parameter's (or master's) dtype."""
+        return paddle.float32 if self._is_dtype_fp16_or_bf16(target.dtype) else target.dtype
 
     def _create_flat_accumulators(self, targets):
         """One flat buffer per kind for the ``targets`` of each state dtype, the slices packed in order
@@ -281,15 +288,15 @@ class RMSProp(Optimizer):
         first step; a parameter first seen later joins a new batch."""
         by_dtype = {}
         for t in targets:
-            by_dtype.setdefault(t.dtype, []).append(t)
-        for members in by_dtype.values():
+            by_dtype.setdefault(self._state_dtype(t), []).append(t)
+        for dtype, members in by_dtype.items():
             shapes = [tuple(int(d) for d in t.shape) for t in members]
             if any(d < 0 for shape in shapes for d in shape):
                 raise ValueError(f"flat_state: expected parameters of known shape, got {members[0].name} with "
                                  f"shape {list(members[0].shape)}")
             offsets, total = flat_offsets(math.prod(shape) for shape in shapes)
             first = members[0]
-            buffers = tuple(self._add_accumulator(kind + "_flat", first, shape=[max(total, 1)])
+            buffers = tuple(self._add_accumulator(kind + "_flat", first, dtype=dtype, shape=[max(total, 1)])
                             for kind in _FLAT_KINDS)
             chunk = _FlatChunk(buffers, [t.name for t in members], offsets, shapes)
             self._flat_chunks.append(chunk)
