@@ -152,8 +152,7 @@ def chart(results, path):
     except ImportError:
         print("matplotlib is not installed in this interpreter: no chart", flush=True)
         return False
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(17, 5.5), gridspec_kw=dict(width_ratios=[2.2, 1]))
-    labels, values, targets, colors = [], [], [], []
+    labels, values, targets, colors, hatches = [], [], [], [], []
     palette = {"paddle": "#2f6db3", "mindspore": "#d0602a"}
     for fw in ("paddle", "mindspore"):
         res = results.get(fw)
@@ -161,20 +160,25 @@ def chart(results, path):
             continue
         for r in res["rows"]:
             bench = {"optimizer": "optim", "train_step": "train", "exe.run": "exe.run"}.get(r["bench"], r["bench"])
-            labels.append(f"{fw}\n{bench}\n{r['shape'].replace('mlp4x1024', 'mlp')}\n{r['variant']}")
+            labels.append(f"{fw} {bench} {r['shape']} {r['variant']}")
             values.append(r["speedup"])
             targets.append(_target(fw, r))
             colors.append(palette[fw] if r["bench"] == "optimizer" else "#999999")
+            hatches.append("//" if r["variant"] != _rule(r) else "")
+    # One bar per row: the figure grows with the rows so that the (rotated) labels stay readable.
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(17.0, 0.3 * len(values) + 7), 7),
+                                   gridspec_kw=dict(width_ratios=[max(2.2, 0.055 * len(values)), 1]))
     x = range(len(values))
-    ax1.bar(x, values, color=colors)
+    ax1.bar(x, values, color=colors, hatch=hatches, edgecolor="white")
     for i, (v, t) in enumerate(zip(values, targets)):
         ax1.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
         if t is not None:
             ax1.plot([i - 0.4, i + 0.4], [t, t], color="black", lw=2)
     ax1.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax1.set_xticks(list(x), labels, fontsize=7)
+    ax1.set_xticks(list(x), labels, fontsize=7, rotation=90)
     ax1.set_ylabel("speedup: built-in time / rmsprop_ops time")
-    ax1.set_title("Frameworks: built-in / ours (black: targets; grey: exe.run, dygraph, whole training step)")
+    ax1.set_title("Frameworks: built-in / ours (black: targets; grey: exe.run, dygraph, whole training step; "
+                  "hatched: flat_state=True)")
     core = results.get("core")
     if core is not None:
         rows = core["rows"]
