@@ -22,6 +22,7 @@ def main():
     args = parser.parse_args()
 
     paddle.enable_static()
+    paddle.seed(0)  # the layers' initial weights: the same run every time
     rs = np.random.RandomState(0)
     true_w = rs.randn(16, 1).astype("float32")
 

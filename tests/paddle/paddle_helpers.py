@@ -83,7 +83,7 @@ def accumulator_specs(opt, params):
     for p in params:
         target = getattr(opt, "_master_weights", {}).get(p.name, p)  # a master weight holds the state
         for acc in ACCS:
-            if getattr(opt, "_flat_state", False):
+            if target.name in getattr(opt, "_flat_slot", {}):
                 chunk, offset = opt._flat_slot[target.name]
                 kinds = ("mean_square", "momentum", "mean_grad")  # the flat buffers' order
                 out.append((chunk.buffers[kinds.index(acc)], offset, tuple(target.shape)))

@@ -321,6 +321,121 @@ def test_bad_checkpoint_raises_and_changes_nothing(bad):
     _step(m, opt, 10)
 
 
+def _mixed_params(seed):
+    paddle.seed(seed)
+    return [paddle.create_parameter([4], "float32"), paddle.create_parameter([4], "float64"),
+            paddle.create_parameter([4], "float32")]
+
+
+def _mixed_step(params, opt, s):
+    sum((p.astype("float32") * float(s + 1 + i)).square().sum() for i, p in enumerate(params)).backward()
+    opt.step()
+    opt.clear_grad()
+
+
+@pytest.mark.parametrize("src_flat,dst_flat", [(True, True), (True, False), (False, True)])
+def test_checkpoint_into_a_rebuilt_model_matches_by_creation_order(src_flat, dst_flat):
+    """A rebuilt model has new parameter names, so its checkpoint is matched by position. Flat state keeps
+    one buffer per dtype, yet state_dict() lists each kind in the parameters' creation order, as
+    per-parameter state does: float32, float64, float32 here, not the buffers' float32, float32, float64."""
+    src = _mixed_params(1)
+    src_opt = RMSProp(0.01, parameters=src, momentum=0.9, centered=True, flat_state=src_flat)
+    for s in range(3):
+        _mixed_step(src, src_opt, s)
+    dst = _mixed_params(2)
+    for p, q in zip(dst, src):
+        p.set_value(q.numpy())
+    dst_opt = RMSProp(0.01, parameters=dst, momentum=0.9, centered=True, flat_state=dst_flat)
+    dst_opt.set_state_dict(src_opt.state_dict())
+    for s in range(3, 5):
+        _mixed_step(src, src_opt, s)
+        _mixed_step(dst, dst_opt, s)
+    for p, q in zip(dst, src):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_checkpoint_values_are_cast_to_the_state_dtype():
+    """Paddle's RMSProp keeps a 16-bit parameter's state in its dtype (on a GPU); ours keeps float32. A
+    bfloat16 tensor's numpy() is its raw bits, so the cast goes through Paddle, in both layouts."""
+    for flat in (False, True):
+        m = _model(6, sizes=(3, 2))
+        opt = RMSProp(0.02, parameters=m.parameters(), momentum=0.9, centered=True, flat_state=flat)
+        _step_small = lambda: (m(paddle.ones([2, 3])).sum().backward(), opt.step(), opt.clear_grad())  # noqa: E731
+        _step_small()
+        state = {k: paddle.full(v.shape, 0.5, "bfloat16" if i % 2 else "float16")
+                 for i, (k, v) in enumerate(opt.state_dict().items())}
+        opt.set_state_dict(state)
+        for v in H.accumulator_values(opt, m.parameters()):
+            np.testing.assert_array_equal(v, np.full(v.shape, 0.5, "float32"))
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_refused_checkpoint_leaves_the_scheduler_and_masters_alone(flat):
+    layer = paddle.nn.Linear(3, 2)
+    layer.to(dtype="float16")
+    sched = paddle.optimizer.lr.StepDecay(0.1, step_size=1, gamma=0.5)
+    opt = RMSProp(sched, parameters=layer.parameters(), momentum=0.9, multi_precision=True, flat_state=flat)
+    for _ in range(3):
+        (layer.weight.astype("float32").square().sum() + layer.bias.astype("float32").sum()).backward()
+        opt.step()
+        opt.clear_grad()
+        sched.step()
+    state = opt.state_dict()
+    del state[sorted(k for k in state if k.endswith("_momentum_0"))[0]]
+    state["LR_Scheduler"] = dict(state["LR_Scheduler"], last_epoch=0, last_lr=0.1)
+    state["master_weights"] = {k: paddle.zeros_like(v) for k, v in state["master_weights"].items()}
+    masters = [m.numpy().copy() for m in opt._master_weights.values()]
+    accs = H.accumulator_values(opt, layer.parameters())
+    epoch, lr = sched.last_epoch, sched.last_lr
+    with pytest.raises(ValueError, match=r"no '\w+' accumulator for parameter"):
+        opt.set_state_dict(state)
+    assert (sched.last_epoch, sched.last_lr) == (epoch, lr)
+    for m, v in zip(opt._master_weights.values(), masters):
+        np.testing.assert_array_equal(m.numpy(), v)
+    for a, b in zip(H.accumulator_values(opt, layer.parameters()), accs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_mixed_layout_checkpoint_is_checked_whole_before_writing(monkeypatch):
+    """A dist parameter keeps per-parameter state next to the flat buffers: a missing entry for it is
+    found before the flat buffers are written."""
+    import rmsprop_ops.paddle._optimizer as O
+
+    m = _model(7)
+    dist = list(m.parameters())[1]
+    monkeypatch.setattr(O, "_distributed", lambda p: p is dist)
+    opt = RMSProp(0.02, parameters=m.parameters(), momentum=0.9, centered=True, flat_state=True)
+    for s in range(2):
+        _step(m, opt, s)
+    state = {k: paddle.zeros_like(v) for k, v in opt.state_dict().items()}
+    del state[next(k for k in state if k.startswith(dist.name) and k.endswith("_momentum_0"))]
+    before = H.accumulator_values(opt, m.parameters())
+    with pytest.raises(ValueError, match=rf"no 'momentum' accumulator for parameter '{re.escape(dist.name)}'"):
+        opt.set_state_dict(state)
+    for a, b in zip(H.accumulator_values(opt, m.parameters()), before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("bad", ["size", "dtype"])
+def test_a_checkpoint_loaded_before_the_first_step_is_checked_at_once(flat, bad):
+    m = _model(8)
+    opt = RMSProp(0.02, parameters=m.parameters(), momentum=0.9, flat_state=flat)
+    src = RMSProp(0.02, parameters=m.parameters(), momentum=0.9)
+    _step(m, src, 0)
+    state = src.state_dict()
+    key = sorted(state)[0]
+    if bad == "size":
+        state[key] = paddle.zeros([7])
+        exc, pattern = ValueError, r"expected shape \[\d+(, \d+)?\] \(\d+ elements\), got \[7\]"
+    else:
+        state[key] = paddle.zeros(state[key].shape, "int32")
+        exc, pattern = TypeError, r"expected a floating-point tensor, got paddle.int32"
+    with pytest.raises(exc, match=pattern):
+        opt.set_state_dict(state)
+    _step(m, opt, 1)  # nothing was kept from the refused checkpoint: a normal first step
+
+
 def test_flat_state_must_be_a_bool():
     with pytest.raises(TypeError, match=r"flat_state: expected a bool, got int"):
         RMSProp(0.1, parameters=_model().parameters(), flat_state=1)

@@ -218,6 +218,7 @@ class RMSProp(Optimizer):
         self._flat_state = flat_state
         self._flat_slot = {}  # target (param or master) name -> (_FlatChunk, offset)
         self._flat_chunks = []
+        self._creation_order = []  # target names, in the order their state was created
         self._eps_in_sqrt = eps_in_sqrt
         self._lr_in_momentum = lr_in_momentum
         self._clip_weights = -1.0 if clip_weights is None else float(clip_weights)
@@ -265,6 +266,7 @@ class RMSProp(Optimizer):
             target = p
             if self._multi_precision and self._is_dtype_fp16_or_bf16(p.dtype):
                 target = self._create_master_weight(p)
+            self._creation_order.append(target.name)
             if self._flat_state and not _distributed(p):
                 targets.append(target)
             else:
@@ -317,24 +319,34 @@ class RMSProp(Optimizer):
         (``<param>_mean_square_0``), so the checkpoint loads into either layout and into
         ``paddle.optimizer.RMSProp``; in static mode, the program's flat variables."""
         state = super().state_dict()
-        if not framework.in_dygraph_mode():
-            return state  # a program's variables: slicing them here would add ops to the program
-        for chunk in self._flat_chunks:
-            for buf in chunk.buffers:
-                state.pop(buf.name, None)
-            state.update(chunk.per_parameter(self))
-        return state
+        if not framework.in_dygraph_mode() or not self._flat_chunks:
+            return state  # in static mode a program's variables: slicing them would add ops to it
+        # Kind by kind, each in the order the parameters' state was created, as Paddle lists per-parameter
+        # state: a rebuilt model (new parameter names) gets it back by that position.
+        accs, own = {}, set()
+        for kind in (self._momentum_acc_str, self._mean_square_acc_str, self._mean_grad_acc_str):
+            full = self._acc_full_name(kind)
+            per_param = self._accumulators.get(full, {})
+            own.update(v.name for v in per_param.values())
+            own.update(v.name for v in self._accumulators.get(self._acc_full_name(kind + "_flat"), {}).values())
+            for name in self._creation_order:
+                slot = self._flat_slot.get(name)
+                if slot is not None:
+                    accs[f"{name}_{full}_0"] = slot[0].slice(kind, name)
+                elif name in per_param:
+                    accs[per_param[name].name] = per_param[name]
+        return {**accs, **{k: v for k, v in state.items() if k not in own}}
 
     @framework.dygraph_only
     def set_state_dict(self, state_dict):
         """Load a ``state_dict()``. Accumulators are matched by parameter and kind rather than by their
         generated variable names, so a checkpoint also restores into a new optimizer object in the same
-        process (where ``unique_name`` numbering has moved on), before or after its first step."""
+        process (where ``unique_name`` numbering has moved on), before or after its first step. Every
+        entry is checked (presence, size, a floating-point value) before anything is written, and values
+        are cast to the state's dtype."""
         state = dict(state_dict)
         lr_state = state.pop("LR_Scheduler", None)
-        if isinstance(self._learning_rate, LRScheduler) and lr_state:
-            self._learning_rate.set_state_dict(lr_state)
-        masters = state.pop("master_weights", None)
+        masters = state.pop("master_weights", None) or {}
         accs = "|".join(re.escape(self._acc_full_name(a)) for a in
                         (self._momentum_acc_str, self._mean_square_acc_str, self._mean_grad_acc_str))
         pattern = re.compile(rf"^(?P<param>.+)_(?P<acc>{accs})_\d+$")
@@ -344,46 +356,59 @@ class RMSProp(Optimizer):
             if m is None:
                 raise ValueError(f"state_dict: unexpected entry {key!r} (expected accumulators named "
                                  f"<param>_<{accs}>_<n>, 'master_weights' and 'LR_Scheduler')")
+            _check_state_value(value, f"state_dict: {key}")
             # Copy now: accumulators are created (and filled) lazily at the first step, and the caller's
             # tensors may have moved on by then.
             value = value.clone() if isinstance(value, paddle.Tensor) else _numpy(value).copy()
             saved.setdefault(m["acc"], []).append((_base_param_name(m["param"]), value))
         restore, renamed = self._match_saved(saved)
-        # Every flat buffer's new contents are worked out (and checked) before anything is written.
-        flat_writes = [w for chunk in self._flat_chunks for w in chunk.contents(self, restore)]
-        self._restore = restore
-        if masters:
-            for old_name, value in masters.items():
-                pname = renamed.get(old_name, old_name)
-                if pname in self._master_weights:
-                    self._master_weights[pname].set_value(value)
-                else:
-                    master = paddle.to_tensor(_numpy(value), dtype="float32")
-                    # Named like _create_master_weight's, so its accumulators map back to the parameter.
-                    master.name = paddle.utils.unique_name.generate(pname + "_fp32_master")
-                    self._master_weights[pname] = master
-        for buf, value in flat_writes:
-            buf.set_value(value)
+
+        # Work out every write, checking as we go; write only once all are known.
+        writes = [w for chunk in self._flat_chunks for w in chunk.contents(self, restore)]
         flat_kinds = {self._acc_full_name(k + "_flat") for k in _FLAT_KINDS}
         for acc, per_param in self._accumulators.items():
             if acc in flat_kinds:
                 continue
-            for pname, var in per_param.items():
-                pname = _base_param_name(pname)
-                value = self._restore.pop((pname, acc), None)
+            for tname, var in per_param.items():
+                pname = _base_param_name(tname)
+                value = restore.pop((pname, acc), None)
                 if value is None:
                     raise ValueError(f"state_dict: no {acc!r} accumulator for parameter {pname!r}")
-                var.set_value(value)
+                writes.append((var, _state_values(value, var.dtype, var.shape,
+                                                  f"state_dict: {acc!r} accumulator for parameter {pname!r}")))
+        new_masters = []
+        for old_name, value in masters.items():
+            pname = renamed.get(old_name, old_name)
+            what = f"state_dict: master weight of {pname!r}"
+            _check_state_value(value, what)
+            if pname in self._master_weights:
+                master = self._master_weights[pname]
+                writes.append((master, _state_values(value, master.dtype, master.shape, what)))
+            else:
+                new_masters.append((pname, _state_values(value, paddle.float32, value.shape, what)))
+
+        if isinstance(self._learning_rate, LRScheduler) and lr_state:
+            self._learning_rate.set_state_dict(lr_state)
+        for var, value in writes:
+            var.set_value(value)
+        for pname, value in new_masters:
+            master = paddle.to_tensor(value, dtype="float32")
+            # Named like _create_master_weight's, so its accumulators map back to the parameter.
+            master.name = paddle.utils.unique_name.generate(pname + "_fp32_master")
+            self._master_weights[pname] = master
+        self._restore = restore
 
     load_state_dict = set_state_dict
 
     def _match_saved(self, saved):
         """Map saved accumulators to our parameters: by name when the checkpoint was taken on these
         parameters, else by position (a rebuilt model of the same architecture has new parameter names;
-        accumulators are saved in the order the parameters were first updated, the parameter-list order)."""
+        accumulators are saved in the order the parameters were first updated, the parameter-list order).
+        Every entry for a known parameter must hold as many elements as the parameter."""
         groups = self._param_groups or []
         params = [p for g in groups for p in g["params"]] if groups and isinstance(groups[0], dict) else groups
-        ours = [p.name for p in params if not p.stop_gradient]
+        params = [p for p in params if not p.stop_gradient]
+        ours = [p.name for p in params]
         restore, renamed = {}, {}
         for acc, entries in saved.items():
             names = [n for n, _ in entries]
@@ -396,6 +421,13 @@ class RMSProp(Optimizer):
                 raise ValueError(f"state_dict: {len(names)} {acc!r} accumulators for parameters {names[:3]}..., "
                                  f"which match neither the names nor the number ({len(ours)}) of this "
                                  "optimizer's parameters")
+        shapes = {p.name: list(p.shape) for p in params}
+        by_position = {new: old for old, new in renamed.items()}
+        for (name, acc), value in restore.items():
+            if name in shapes and math.prod(value.shape) != math.prod(shapes[name]):
+                how = f" (saved for {by_position[name]!r}, matched by position)" if name in by_position else ""
+                raise ValueError(f"state_dict: {acc!r} accumulator for parameter {name!r}{how}: expected shape "
+                                 f"{shapes[name]} ({math.prod(shapes[name])} elements), got {list(value.shape)}")
         return restore, renamed
 
     def _add_accumulator(self, name, param, dtype=None, fill_value=0.0, shape=None, type=None, device=None):
@@ -403,9 +435,11 @@ class RMSProp(Optimizer):
                                        device=device)
         restore = getattr(self, "_restore", None)
         if restore and framework.in_dygraph_mode():
-            value = restore.pop((_base_param_name(param.name), self._acc_full_name(name)), None)
+            pname, acc = _base_param_name(param.name), self._acc_full_name(name)
+            value = restore.pop((pname, acc), None)
             if value is not None:
-                var.set_value(value)
+                var.set_value(_state_values(value, var.dtype, var.shape,
+                                            f"state_dict: {acc!r} accumulator for parameter {pname!r}"))
         return var
 
     # ---- weight decay: L1/L2 are recorded per parameter and fused into the op
@@ -576,50 +610,73 @@ class _FlatChunk:
         self.names = names
         self.offsets = offsets
         self.shapes = shapes
+        self._index = {name: k for k, name in enumerate(names)}
 
-    def _slices(self):
-        for name, off, shape in zip(self.names, self.offsets, self.shapes):
-            yield name, off, shape, math.prod(shape)
-
-    def per_parameter(self, opt):
-        """{per-parameter accumulator name: a copy of its slice}, for ``state_dict()``."""
-        out = {}
+    def slice(self, kind, name):
+        """A copy of target ``name``'s ``kind`` state, shaped like it (for ``state_dict()``)."""
+        k = self._index[name]
+        off, shape = self.offsets[k], self.shapes[k]
         with paddle.no_grad():
-            for kind, buf in zip(_FLAT_KINDS, self.buffers):
-                acc = opt._acc_full_name(kind)
-                for name, off, shape, n in self._slices():
-                    out[f"{name}_{acc}_0"] = buf[off:off + n].reshape(list(shape)).clone()
-        return out
+            buf = self.buffers[_FLAT_KINDS.index(kind)]
+            return buf[off:off + math.prod(shape)].reshape(list(shape)).clone()
 
     def contents(self, opt, restore, partial=False):
         """[(buffer, new contents as a NumPy array)] with the slices ``restore`` holds for this chunk's
-        parameters written in (and popped from it). Raises ValueError, with nothing popped, for a missing
-        slice (unless ``partial``: the state is loaded before the first step, and a parameter absent from
-        the checkpoint starts from zeros, as per-parameter state does) or one of the wrong size."""
+        parameters written in (and popped from it), cast to the buffer's dtype. Raises ValueError for a
+        missing slice (unless ``partial``: the state is loaded before the first step, and a parameter
+        absent from the checkpoint starts from zeros, as per-parameter state does) or one of the wrong
+        size, TypeError for a value that is not floating-point; ``restore`` is left alone then."""
         out, used = [], []
         for kind, buf in zip(_FLAT_KINDS, self.buffers):
             acc = opt._acc_full_name(kind)
             flat = None
-            for name, off, shape, n in self._slices():
+            for name, off, shape in zip(self.names, self.offsets, self.shapes):
                 key = (_base_param_name(name), acc)
                 value = restore.get(key)
                 if value is None:
                     if partial:
                         continue
                     raise ValueError(f"state_dict: no {acc!r} accumulator for parameter {key[0]!r}")
-                value = np.asarray(_numpy(value))
-                if value.size != n:
-                    raise ValueError(f"state_dict: {acc!r} accumulator for parameter {key[0]!r}: expected "
-                                     f"shape {list(shape)} ({n} elements), got {list(value.shape)}")
+                value = _state_values(value, buf.dtype, shape,
+                                      f"state_dict: {acc!r} accumulator for parameter {key[0]!r}")
                 if flat is None:
                     flat = buf.numpy().copy()
-                flat[off:off + n] = value.reshape(-1)
+                flat[off:off + value.size] = value.reshape(-1)
                 used.append(key)
             if flat is not None:
                 out.append((buf, flat))
         for key in used:
             del restore[key]
         return out
+
+
+_NUMPY_DTYPES = {paddle.float32: np.float32, paddle.float64: np.float64, paddle.float16: np.float16}
+
+
+def _check_state_value(value, what):
+    """A checkpoint value must be a floating-point Paddle tensor or array (a bfloat16 tensor's NumPy form,
+    uint16 bits, is taken only as a Paddle tensor, where its dtype says what the bits are)."""
+    if isinstance(value, paddle.Tensor):
+        if not value.is_floating_point():
+            raise TypeError(f"{what}: expected a floating-point tensor, got {value.dtype}")
+        return
+    if not hasattr(value, "shape") or np.asarray(value).dtype.kind != "f":
+        raise TypeError(f"{what}: expected a floating-point paddle.Tensor or NumPy array, got "
+                        f"{type(value).__name__} ({getattr(value, 'dtype', None)})")
+
+
+def _state_values(value, dtype, shape, what):
+    """``value`` (checked by _check_state_value) as a NumPy array of ``dtype`` (Paddle's NumPy form: uint16
+    bits for bfloat16) and ``shape``, for ``set_value``: float16 state from ``paddle.optimizer.RMSProp``
+    loads into our float32 state, and the other way."""
+    shape = [int(d) for d in shape]
+    if math.prod(value.shape) != math.prod(shape):
+        raise ValueError(f"{what}: expected shape {shape} ({math.prod(shape)} elements), got {list(value.shape)}")
+    if not isinstance(value, paddle.Tensor):
+        if dtype in _NUMPY_DTYPES:
+            return np.asarray(value).astype(_NUMPY_DTYPES[dtype]).reshape(shape)
+        value = paddle.to_tensor(np.asarray(value, np.float32))
+    return value.astype(dtype).numpy().reshape(shape)
 
 
 def _base_param_name(name):
