@@ -575,3 +575,33 @@ def test_flat_op_bad_input_raises_and_changes_nothing(case, centered):
         _invoke("rmsprop_centered_multi" if centered else "rmsprop_multi", tensors, a, flat=True)
     for i, (x, before) in enumerate(snap):
         assert x.numpy().tobytes() == before, f"tensor #{i} was modified"
+
+
+# The unchecked functions (``load_ops().raw``, what the optimizer calls) reach the kernel with whatever
+# they are given: its own checks must hold there too, for values Python would have refused first.
+RAW_CASES = [
+    ("offset_negative", _change(offsets=[0, -1, 32]), r"offsets\[1\]: expected an integer in \[0, 33\]"),
+    ("offset_past_end", _change(offsets=[0, 16, 33]), r"offsets\[2\]: expected an integer in \[0, 32\]"),
+    ("offset_max_int64", _change(offsets=[0, 16, 2**63 - 1]), r"offsets\[2\]: expected an integer in \[0, 32\]"),
+    ("offset_min_int64", _change(offsets=[-(2**63), 16, 32]), r"offsets\[0\]: expected an integer in \[0, 34\]"),
+    ("offsets_too_many", _change(offsets=[0, 16, 32, 48]), r"offsets: expected 3 values \(one per Param\) or none, got 4"),
+    ("overlapping_slices", _change(offsets=[0, 2, 32]), r"memory overlaps"),
+    ("buffer_2d", _change(MeanSquare=lambda b: b.reshape(1, -1)), r"MeanSquare: expected a 1-D flat buffer, got 2 dims"),
+    ("buffer_too_small", _change(Moment=lambda b: b[:3]),
+     r"Moment: expected a flat buffer of at least 4 elements for Param\[1\], got 3"),
+]
+
+
+@pytest.mark.parametrize("dygraph", [False, True])
+@pytest.mark.parametrize("case", RAW_CASES, ids=[c[0] for c in RAW_CASES])
+def test_raw_flat_op_bad_input_is_refused_by_the_kernel(case, dygraph):
+    _, change, pattern = case
+    t, flat, a = _flat_base(centered=True)
+    a["offsets"] = [0, 16, 32]
+    change(t, flat, a)
+    tensors = _tensors({"Param": t["Param"], "Grad": t["Grad"], **flat})
+    snap = [(x, x.numpy().tobytes()) for v in tensors.values() for x in (v if isinstance(v, list) else [v])]
+    with pytest.raises(ValueError, match=pattern):
+        _invoke("rmsprop_centered_multi", tensors, a, checked=False, dygraph=dygraph, flat=True)
+    for i, (x, before) in enumerate(snap):
+        assert x.numpy().tobytes() == before, f"tensor #{i} was modified"
