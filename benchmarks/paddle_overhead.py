@@ -1,4 +1,4 @@
-"""How much of a fused Paddle step is Paddle's own per-value cost, and what packing state would save.
+"""How much of a fused Paddle step is Paddle's own per-value cost, and what packing state saves.
 
 Paddle's PIR interpreter does work for every value around an op on every step: for each in-place output it
 shares the buffer into a new variable (``ShareVarBuffer``), and its garbage collector looks the value up and
@@ -6,11 +6,12 @@ releases that variable (``CheckGC``, ``~DenseTensor``). That cost depends on the
 the op. This script measures it with a custom op that does nothing, given exactly the value layout of
 ``rmsprop_ops.paddle.RMSProp(fused=True)`` over 1000 x 16K float32 parameters:
 
-- ``per-parameter state`` (what the optimizer does today, so that checkpoints keep Paddle's accumulator
+- ``per-parameter state`` (the optimizer's default, whose program variables keep Paddle's accumulator
   names): Param, MeanSquare, Moment (and MeanGrad when centered) are in-place lists of 1000, Grad a list
   of 1000 inputs;
 - ``packed state``: Param in place (1000) and Grad (1000) with one flat in-place buffer per kind of
-  state, the layout of a fused optimizer that allocates its state in one buffer per kind.
+  state, the layout of ``RMSProp(flat_state=True)`` (and of fused optimizers that allocate their state
+  in one buffer per kind).
 
 A/B interleaved in one process with the real fused op and ``paddle.optimizer.RMSProp``; the difference
 "ours - no-op (per-parameter state)" is our kernel plus our adapter.
