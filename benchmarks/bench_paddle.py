@@ -16,8 +16,9 @@ A/B interleaved, medians:
 Memory: bytes of the optimizer's state variables (everything persistable the optimizer added) and the
 RSS growth of each program's first steps.
 
-Each static and dygraph case also times ``RMSProp(fused=True, flat_state=True)`` (variant "<rule>+flat"),
-interleaved with the default layout and the built-in, so both rows share the built-in's time.
+Each optimizer, exe.run and dygraph case also times ``RMSProp(fused=True, flat_state=True)`` (variant
+"<rule>+flat"), interleaved with the default layout and the built-in, so both rows share the built-in's
+time.
 
     python benchmarks/bench_paddle.py [--reps 15] [--json bench_out/paddle.json] [--quick]
 """

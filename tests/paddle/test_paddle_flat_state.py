@@ -436,6 +436,23 @@ def test_a_checkpoint_loaded_before_the_first_step_is_checked_at_once(flat, bad)
     _step(m, opt, 1)  # nothing was kept from the refused checkpoint: a normal first step
 
 
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_master_weight_of_the_wrong_size_is_refused_before_the_first_step(flat):
+    layer = paddle.nn.Linear(3, 2)
+    layer.to(dtype="float16")
+    src = RMSProp(0.1, parameters=layer.parameters(), multi_precision=True, flat_state=flat)
+    (layer.weight.astype("float32").square().sum() + layer.bias.astype("float32").sum()).backward()
+    src.step()
+    src.clear_grad()
+    state = src.state_dict()
+    weight = layer.weight.name
+    state["master_weights"] = dict(state["master_weights"], **{weight: paddle.zeros([5], "float32")})
+    fresh = RMSProp(0.1, parameters=layer.parameters(), multi_precision=True, flat_state=flat)
+    with pytest.raises(ValueError, match=rf"master weight of '{re.escape(weight)}': expected shape \[3, 2\]"):
+        fresh.set_state_dict(state)
+    assert fresh._master_weights == {}
+
+
 def test_flat_state_must_be_a_bool():
     with pytest.raises(TypeError, match=r"flat_state: expected a bool, got int"):
         RMSProp(0.1, parameters=_model().parameters(), flat_state=1)
@@ -538,10 +555,13 @@ def _change(**kw):
 
 
 FLAT_CASES = [
-    ("offsets_too_few", _change(offsets=[0, 16]), ValueError, r"offsets: expected 3 values \(one per Param\) or \[\], got 2"),
-    ("offset_negative", _change(offsets=[0, -1, 32]), ValueError, r"offsets\[1\]: expected an int in \[0, 2\*\*63\), got -1"),
+    ("offsets_too_few", _change(offsets=[0, 16]), ValueError,
+     r"offsets: expected 3 values \(one per Param\) or \[\], got 2"),
+    ("offset_negative", _change(offsets=[0, -1, 32]), ValueError,
+     r"offsets\[1\]: expected an int in \[0, 2\*\*63\), got -1"),
     ("offset_past_end", _change(offsets=[0, 16, 33]), ValueError,
-     r"offsets\[2\]: expected an integer in \[0, 32\] so that Param\[2\]'s 5 elements fit in MeanSquare \(37 elements\), got 33"),
+     r"offsets\[2\]: expected an integer in \[0, 32\] so that Param\[2\]'s 5 elements fit in MeanSquare "
+     r"\(37 elements\), got 33"),
     ("offset_huge", _change(offsets=[0, 16, 2**63 - 2]), ValueError, r"offsets\[2\]: expected an integer in \[0, 32\]"),
     ("offset_float", _change(offsets=[0, 16.0, 32]), TypeError, r"offsets\[1\]: expected an int, got float"),
     ("offset_bool", _change(offsets=[0, True, 32]), TypeError, r"offsets\[1\]: expected an int, got bool"),
@@ -552,8 +572,10 @@ FLAT_CASES = [
     ("buffer_too_small", _change(Moment=lambda b: b[:3]), ValueError,
      r"Moment: expected a flat buffer of at least 4 elements for Param\[1\], got 3"),
     ("buffer_too_small_for_its_offsets", _change(Moment=lambda b: b[:30]), ValueError,
-     r"offsets\[2\]: expected an integer in \[0, 25\] so that Param\[2\]'s 5 elements fit in Moment \(30 elements\), got 32"),
-    ("buffer_empty", _change(Moment=lambda b: b[:0]), ValueError, r"Moment: expected a flat buffer of at least 5 elements, got 0"),
+     r"offsets\[2\]: expected an integer in \[0, 25\] so that Param\[2\]'s 5 elements fit in Moment "
+     r"\(30 elements\), got 32"),
+    ("buffer_empty", _change(Moment=lambda b: b[:0]), ValueError,
+     r"Moment: expected a flat buffer of at least 5 elements, got 0"),
     ("buffer_float64", _change(MeanSquare=lambda b: b.astype("float64")), TypeError, r"mean_squares?\[0\].*float64"),
     ("buffer_is_a_list", None, TypeError, r"MeanSquare: expected a paddle.Tensor, got list"),
 ]
@@ -584,9 +606,11 @@ RAW_CASES = [
     ("offset_past_end", _change(offsets=[0, 16, 33]), r"offsets\[2\]: expected an integer in \[0, 32\]"),
     ("offset_max_int64", _change(offsets=[0, 16, 2**63 - 1]), r"offsets\[2\]: expected an integer in \[0, 32\]"),
     ("offset_min_int64", _change(offsets=[-(2**63), 16, 32]), r"offsets\[0\]: expected an integer in \[0, 34\]"),
-    ("offsets_too_many", _change(offsets=[0, 16, 32, 48]), r"offsets: expected 3 values \(one per Param\) or none, got 4"),
+    ("offsets_too_many", _change(offsets=[0, 16, 32, 48]),
+     r"offsets: expected 3 values \(one per Param\) or none, got 4"),
     ("overlapping_slices", _change(offsets=[0, 2, 32]), r"memory overlaps"),
-    ("buffer_2d", _change(MeanSquare=lambda b: b.reshape(1, -1)), r"MeanSquare: expected a 1-D flat buffer, got 2 dims"),
+    ("buffer_2d", _change(MeanSquare=lambda b: b.reshape(1, -1)),
+     r"MeanSquare: expected a 1-D flat buffer, got 2 dims"),
     ("buffer_too_small", _change(Moment=lambda b: b[:3]),
      r"Moment: expected a flat buffer of at least 4 elements for Param\[1\], got 3"),
 ]

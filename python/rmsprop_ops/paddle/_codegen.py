@@ -180,8 +180,9 @@ def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
     pd_outputs = ", ".join(_pd_name(o, optional[out_of[o]]) for o in outputs)
     pd_inplace = ", ".join(f"{{{_pd_name(i, optional[i])}, {_pd_name(o, optional[i])}}}" for i, o in inplace.items())
     sep = ",\n    "
+    form = (" (flat state)" if flat else "") + (" (dygraph twin)" if dygraph else "")
     return f"""
-// ---- {name}: generated from registry op "{core_op}"{" (flat state)" if flat else ""}{" (dygraph twin)" if dygraph else ""} ----
+// ---- {name}: generated from registry op "{core_op}"{form} ----
 void {name}_kernel(
     {sep.join(args)}) {{
   rmsprop_ops_paddle::Slots s;
