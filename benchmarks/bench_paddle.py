@@ -170,6 +170,22 @@ def setup_dygraph_step(kind, sizes, v, rng):
     return make_opt(kind, v, params=params).step
 
 
+def layouts(vname):
+    """(our kind, row variant) for the default layout and flat state."""
+    return (("ours", vname), ("ours_flat", f"{vname}+flat"))
+
+
+def timing_rows(bench, shape, vname, med):
+    """One row per layout of ours against the built-in from interleaved medians, printed as they come."""
+    rows = []
+    for kind, variant in layouts(vname):
+        rows.append(dict(bench=bench, shape=shape, variant=variant, rule=vname, ours_ms=med[kind],
+                         builtin_ms=med["builtin"], speedup=med["builtin"] / med[kind]))
+        print(f"{bench:<10} {shape:<9} {variant:<14} ours {med[kind]:8.2f} ms  built-in {med['builtin']:8.2f} ms  "
+              f"x{rows[-1]['speedup']:.2f}", flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=15)
@@ -191,13 +207,8 @@ def main():
                 steps[kind], steps[kind + "_interp"], info[kind] = setup_optimizer_only(kind, sizes, v, rng)
             med, _ = interleaved(steps, reps)
             b = info["builtin"]
-            for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
-                rows.append(dict(bench="exe.run", shape=shape, variant=variant, rule=vname, ours_ms=med[kind],
-                                 builtin_ms=med["builtin"], speedup=med["builtin"] / med[kind]))
-                r = rows[-1]
-                print(f"exe.run    {shape:<9} {variant:<14} ours {r['ours_ms']:8.2f} ms  built-in "
-                      f"{r['builtin_ms']:8.2f} ms  x{r['speedup']:.2f}", flush=True)
-            for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
+            rows += timing_rows("exe.run", shape, vname, med)
+            for kind, variant in layouts(vname):
                 o = info[kind]
                 rows.append(dict(bench="optimizer", shape=shape, variant=variant, rule=vname,
                                  ours_ms=med[kind + "_interp"],
@@ -243,12 +254,7 @@ def dygraph_main(json_path, reps):
         for vname, v in VARIANTS.items():
             steps = {kind: setup_dygraph_step(kind, sizes, v, rng) for kind in KINDS}
             med, _ = interleaved(steps, reps)
-            for kind, variant in (("ours", vname), ("ours_flat", f"{vname}+flat")):
-                rows.append(dict(bench="dygraph", shape=shape, variant=variant, rule=vname, ours_ms=med[kind],
-                                 builtin_ms=med["builtin"], speedup=med["builtin"] / med[kind]))
-                r = rows[-1]
-                print(f"dygraph    {shape:<9} {variant:<14} ours {r['ours_ms']:8.2f} ms  built-in "
-                      f"{r['builtin_ms']:8.2f} ms  x{r['speedup']:.2f}", flush=True)
+            rows += timing_rows("dygraph", shape, vname, med)
             del steps
     write_json(json_path, dict(rows=rows))
     return 0

@@ -7,6 +7,7 @@ __all__ = ["FLAT_ALIGN", "flat_offsets"]
 
 # 16 elements = 64 bytes of float32: every slice starts on a cache line, and the CUDA kernel's 16-byte
 # packs stay aligned within it.
+# The Paddle kernel packs alike (paddle_kernel.h, kFlatAlign) when the optimizer passes no offsets.
 FLAT_ALIGN = 16
 
 

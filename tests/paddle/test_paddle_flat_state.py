@@ -360,8 +360,9 @@ def test_checkpoint_values_are_cast_to_the_state_dtype():
     for flat in (False, True):
         m = _model(6, sizes=(3, 2))
         opt = RMSProp(0.02, parameters=m.parameters(), momentum=0.9, centered=True, flat_state=flat)
-        _step_small = lambda: (m(paddle.ones([2, 3])).sum().backward(), opt.step(), opt.clear_grad())  # noqa: E731
-        _step_small()
+        m(paddle.ones([2, 3])).sum().backward()
+        opt.step()
+        opt.clear_grad()
         state = {k: paddle.full(v.shape, 0.5, "bfloat16" if i % 2 else "float16")
                  for i, (k, v) in enumerate(opt.state_dict().items())}
         opt.set_state_dict(state)

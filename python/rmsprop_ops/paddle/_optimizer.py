@@ -148,8 +148,7 @@ class RMSProp(Optimizer):
             ``_momentum_flat_``, ``_mean_grad_flat_``) instead of one tensor per parameter and kind. Same
             results; Paddle's interpreter does per-value work around every op on every step, and with
             1000 parameters flat state takes ~2000 (plain) or ~3000 (centered) values off the fused op
-            (see docs/performance.md). In
-            dynamic mode ``state_dict()`` still gives one entry per parameter and kind, named as
+            (see docs/performance.md). In dynamic mode ``state_dict()`` still gives one entry per parameter and kind, named as
             ``paddle.optimizer.RMSProp`` names them, and ``set_state_dict`` takes those, so checkpoints
             move between the two layouts and Paddle's RMSProp. A static program saves the flat buffers
             (``paddle.static.save``). Master weights stay one tensor per parameter, and so does the

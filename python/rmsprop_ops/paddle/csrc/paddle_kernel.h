@@ -154,8 +154,12 @@ inline void check_list(const std::vector<paddle::Tensor *> &v, size_t n, const c
             ", got ", v.size());
 }
 
+// rmsprop_ops._flat.FLAT_ALIGN: the optimizer lays its buffers out with flat_offsets() there, and passes
+// no offsets when a call covers a buffer whole, so the two must pack alike (tested bit for bit).
+constexpr int64_t kFlatAlign = 16;
+
 // The flat-state ops' offsets: as given, or, when none are, the tensors packed in order with every start
-// aligned to 16 elements (rmsprop_ops._flat.flat_offsets, which the optimizer's buffers are laid out by).
+// aligned to kFlatAlign elements.
 inline std::vector<int64_t> flat_offsets(const Slots &s, const Attrs &a) {
   const size_t n = s.param.size();
   check_arg(a.offsets.empty() || a.offsets.size() == n, "offsets: expected ", n, " values (one per Param) or "
@@ -164,7 +168,7 @@ inline std::vector<int64_t> flat_offsets(const Slots &s, const Attrs &a) {
   std::vector<int64_t> out(n);
   int64_t end = 0;
   for (size_t i = 0; i < n; ++i) {
-    out[i] = (end + 15) / 16 * 16;
+    out[i] = (end + kFlatAlign - 1) / kFlatAlign * kFlatAlign;
     end = out[i] + s.param[i]->numel();
   }
   return out;
