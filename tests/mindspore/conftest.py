@@ -1,20 +1,7 @@
-"""MindSpore tests: run in their own process with ``pytest -m mindspore`` (paddle must not be imported).
-
-The whole directory is skipped cleanly when MindSpore is not installed.
-"""
-
-import importlib.util
-import os
-import tempfile
+"""MindSpore fixtures. Collection is gated by ``tests/conftest.py`` (``pytest -m mindspore``, in a process
+of its own: paddle must not be imported next to it)."""
 
 import pytest
-
-if importlib.util.find_spec("mindspore") is None:
-    collect_ignore_glob = ["test_*.py"]
-else:
-    # MindSpore writes rank_0/om/analyze_fail.ir for failed compiles (the error tests) under $MS_OM_PATH,
-    # the working directory by default: keep them out of the checkout.
-    os.environ.setdefault("MS_OM_PATH", tempfile.mkdtemp(prefix="mindspore_om_"))
 
 
 @pytest.fixture(params=["graph", "pynative"])

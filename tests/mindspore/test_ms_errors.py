@@ -348,7 +348,7 @@ def test_functional_zero_size_and_empty_lists_are_valid(mode):
 @pytest.fixture(scope="module")
 def raw_results():
     """Runs the raw-op table in a subprocess; a case that crashes it is reported as such."""
-    script = os.path.join(os.path.dirname(__file__), "ms_raw_op_errors.py")
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "ms_raw_op_errors.py")
     env = dict(os.environ, GLOG_v="3")
     proc = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600, env=env)
     results, last_begin = {}, None
@@ -674,7 +674,7 @@ def test_schedule_refusal_inside_a_train_cell_leaves_the_network_unchanged(capfd
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fuzz_functional_boundary_in_subprocess(seed):
-    script = os.path.join(os.path.dirname(__file__), "fuzz_ms_boundary.py")
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "fuzz_ms_boundary.py")
     env = dict(os.environ, GLOG_v="3")
     proc = subprocess.run([sys.executable, script, str(seed), "400"], capture_output=True, text=True, timeout=600,
                           env=env)

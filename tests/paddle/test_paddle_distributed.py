@@ -11,7 +11,7 @@ pytest.importorskip("paddle")
 
 pytestmark = [pytest.mark.paddle, pytest.mark.slow]
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "dist_train_script.py")
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "scripts", "paddle_dist_train.py")
 
 
 @pytest.mark.parametrize("mode,wrapper", [("fused", "dataparallel"), ("per_param", "dataparallel"),

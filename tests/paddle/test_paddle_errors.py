@@ -878,7 +878,7 @@ def test_zero_size_parameter_trains_like_paddle(fused):
 
 
 # ------------------------------------------------------------------------------------------------------ fuzz
-FUZZ = os.path.join(os.path.dirname(__file__), "fuzz_paddle_boundary.py")
+FUZZ = os.path.join(os.path.dirname(__file__), "..", "scripts", "fuzz_paddle_boundary.py")
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -9,7 +9,7 @@ import pytest
 
 import rmsprop_ops
 
-from _cases import BF16, DLPackOnly, make_case
+from cases import BF16, DLPackOnly, make_case
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not (rmsprop_ops.cuda_available() and torch.cuda.is_available()),

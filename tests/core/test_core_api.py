@@ -10,7 +10,7 @@ import pytest
 import rmsprop_ops
 from rmsprop_ops import _core
 
-from _cases import DLPackOnly, make_case
+from cases import DLPackOnly, make_case
 
 HYPER = dict(lr=0.01, rho=0.9, epsilon=1e-6, momentum=0.9, centered=True)
 

@@ -16,7 +16,7 @@ import pytest
 
 import rmsprop_ops
 
-from _cases import quadratic_problem
+from cases import quadratic_problem
 
 torch = pytest.importorskip("torch")
 

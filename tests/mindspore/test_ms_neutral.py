@@ -5,7 +5,7 @@ import pytest
 
 import rmsprop_ops
 
-from _cases import quadratic_problem
+from cases import quadratic_problem
 
 pytestmark = pytest.mark.mindspore
 ms = pytest.importorskip("mindspore")

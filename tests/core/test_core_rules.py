@@ -8,7 +8,7 @@ import pytest
 import rmsprop_ops
 from rmsprop_ops.reference import rmsprop_step
 
-from _cases import DTYPES, TOL, make_case
+from cases import DTYPES, TOL, make_case
 
 RULES = [
     dict(),

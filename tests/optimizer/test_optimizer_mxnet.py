@@ -209,7 +209,7 @@ def test_bad_calls_raise_and_leave_everything_untouched():
 # tests/data/mxnet_1.9.1_rmsprop.npz was written by tests/data/record_mxnet_rmsprop.py running
 # mx.optimizer.RMSProp.update (MXNet 1.9.1, numpy 1.23.5, CPU, float32) in a separate environment.
 # MXNet 1.x calls rho ``gamma1`` and momentum ``gamma2`` and orders the centered state (n, g, delta).
-_DATA = __import__("pathlib").Path(__file__).with_name("data") / "mxnet_1.9.1_rmsprop.npz"
+_DATA = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "mxnet_1.9.1_rmsprop.npz"
 
 
 def _recorded():

@@ -390,7 +390,7 @@ def _load_demo():
     import importlib.util
     import pathlib
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "d2l_conventions.py"
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "d2l_conventions.py"
     spec = importlib.util.spec_from_file_location("d2l_conventions", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -48,7 +48,7 @@ def test_random_shapes_and_values_match_reference(shape, data, centered, momentu
         np.testing.assert_allclose(mom, ref["moment"], rtol=1e-9, atol=1e-9)
 
 
-FUZZ = os.path.join(os.path.dirname(__file__), "fuzz_boundary.py")
+FUZZ = os.path.join(os.path.dirname(__file__), "..", "scripts", "fuzz_boundary.py")
 
 
 @pytest.mark.parametrize("seed", [0, 1])
