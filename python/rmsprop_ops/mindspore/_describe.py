@@ -1,0 +1,51 @@
+"""What ``repr(rmsprop_ops.mindspore.RMSProp(...))`` shows: the hyper-parameters as they are now, the
+convention, and how a step runs (our kernel and its launches, or MindSpore's ops; the state layout)."""
+
+from __future__ import annotations
+
+from mindspore import Tensor
+from mindspore.nn.optim.optimizer import _IteratorLearningRate
+
+__all__ = ["describe"]
+
+
+def _number(value) -> str:
+    if isinstance(value, Tensor):
+        if value.size == 1:
+            # str() of a NumPy scalar is the shortest text that reads back in its own precision (0.1, not
+            # float32's 0.10000000149011612).
+            return repr(float(str(value.asnumpy().reshape(()))))
+        return f"Tensor(shape={tuple(value.shape)})"
+    return repr(value)
+
+
+def _learning_rate(opt) -> str:
+    if opt.is_group_lr:
+        return "per group"
+    lr = opt.learning_rate
+    if isinstance(lr, _IteratorLearningRate):
+        return f"Tensor(shape={tuple(lr.learning_rate.shape)}) (one value per step)"
+    if opt.dynamic_lr:
+        return type(lr).__name__
+    return _number(lr)
+
+
+def _weight_decay(opt) -> str:
+    if opt.is_group:
+        return "per group"
+    if opt.dynamic_weight_decay:
+        return type(opt.weight_decay).__name__
+    return _number(opt.weight_decay)
+
+
+def describe(opt) -> str:
+    rule = opt._rule
+    if opt.use_kernel:
+        launches = len(opt._plan.launches)
+        how = (f"kernel='rmsprop_ops', launches={launches}, "
+               f"state='{'flat' if opt.flat_state else 'per-parameter'}'")
+    else:
+        how = f"kernel='{type(opt.opt).__name__}' (fallback), state='per-parameter'"
+    return (f"learning_rate={_learning_rate(opt)}, decay={rule.decay!r}, momentum={rule.momentum!r}, "
+            f"epsilon={rule.epsilon!r}, centered={rule.centered}, loss_scale={opt.loss_scale!r}, "
+            f"weight_decay={_weight_decay(opt)}, params={opt.param_length}, convention='mindspore', {how}")

@@ -1,0 +1,86 @@
+"""Which kernel launches one step of ``rmsprop_ops.mindspore.RMSProp`` makes: the optimizer's parameters
+grouped by (learning rate, dtype), each group one launch with its config and its ``ops.Custom`` primitive.
+
+Built once, in the constructor, from what ``mindspore.nn.Optimizer`` parsed (groups, learning rates,
+weight-decay flags), as records the compiled step reads as constants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .._flat import flat_offsets
+from ._op import make_op
+from ._rule import Rule
+
+__all__ = ["Launch", "Plan", "plan_launches"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """One launch of the custom op: the parameters it updates (positions in the optimizer's parameter
+    list), the position whose group learning rate it takes, its config tensor and primitive, and with flat
+    state the size of its state buffers and where each parameter's slice starts."""
+
+    index: tuple[int, ...]
+    lr_index: int
+    config: object
+    op: object
+    flat_size: int | None = None
+    offsets: tuple[int, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Every launch of a step. ``single``: one launch over every parameter in order with the optimizer's
+    one learning rate (the step passes its tuples as they are). ``ms_decay``: weight decay runs in
+    MindSpore's ops before the launches (a dynamic decay, or gradient centralisation, which MindSpore applies
+    after the decay); otherwise the kernel applies it. ``flat``: one state buffer per launch and kind."""
+
+    launches: tuple[Launch, ...]
+    single: bool
+    ms_decay: bool
+    flat: bool
+
+
+def _kernel_weight_decays(opt, weight_decay) -> tuple[list[float], bool]:
+    """Per parameter, the decay coefficient the kernel applies, and whether MindSpore's ops decay instead."""
+    n = opt.param_length
+    gc = opt.is_group and any(opt.grad_centralization_flags)
+    in_kernel = opt.exec_weight_decay and not opt.dynamic_weight_decay and not gc
+    if not in_kernel:
+        return [0.0] * n, opt.exec_weight_decay
+    if opt.is_group:
+        # group_weight_decay holds wd * loss_scale (MindSpore decays before unscaling).
+        return [w / opt.loss_scale if f else 0.0 for w, f in zip(opt.group_weight_decay, opt.decay_flags)], False
+    return [float(weight_decay) if f else 0.0 for f in opt.decay_flags], False
+
+
+def _group_by(keys) -> list[tuple[int, ...]]:
+    """Positions with equal keys, in order of first appearance."""
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    return [tuple(v) for v in groups.values()]
+
+
+def plan_launches(opt, rule: Rule, weight_decay, flat: bool) -> Plan:
+    """The launches of ``opt`` (a constructed ``mindspore.nn.Optimizer``): one per (learning rate, dtype)."""
+    params = opt._parameters
+    wds, ms_decay = _kernel_weight_decays(opt, weight_decay)
+    keys = [(id(opt.group_lr[i]) if opt.is_group_lr else None, str(p.dtype)) for i, p in enumerate(params)]
+    launches = []
+    for index in _group_by(keys):
+        offsets = flat_size = None
+        if flat:
+            starts, total = flat_offsets(int(np.prod(params[i].shape)) for i in index)
+            # MindSpore refuses Parameters of zero elements; a launch of empty params gets one spare.
+            offsets, flat_size = tuple(starts), max(total, 1)
+        launches.append(Launch(index=index, lr_index=index[0],
+                               config=rule.config([wds[i] for i in index], 1.0 / opt.loss_scale, offsets),
+                               op=make_op(len(index), rule.centered, flat_size=flat_size),
+                               flat_size=flat_size, offsets=offsets))
+    single = len(launches) == 1 and not opt.is_group_lr and launches[0].index == tuple(range(len(params)))
+    return Plan(launches=tuple(launches), single=single, ms_decay=ms_decay, flat=flat)
