@@ -38,18 +38,23 @@ def check_gradients(opt, gradients):
                            f"expected {len(opt._parameters)}, got {len(gradients)}.")
 
 
+def _refused(lr):
+    """True where the kernel would refuse ``lr`` (NaN, an infinity, a negative value)."""
+    return F.logical_not(F.logical_and(lr >= 0.0, F.isfinite(lr)))
+
+
 def refuse_together(lrs):
-    """The learning rates of several launches, each made refusable (NaN, inf or negative, which the kernel
-    refuses) when any one is: NaN and inf spread through ``0 * lr``, a negative value through the minimum.
-    Values that are all valid come out unchanged."""
-    poison = lrs[0] * 0.0
-    low = lrs[0]
+    """The learning rates of several launches, each replaced by the first refused value among them when
+    there is one, so that the first launch refuses the step (naming the bad value) before any launch
+    writes; when all are valid they come out unchanged."""
+    found = _refused(lrs[0])
+    bad = lrs[0]
     for lr in lrs[1:]:
-        poison = poison + lr * 0.0
-        low = F.minimum(low, lr)
+        bad = F.select(found, bad, lr)
+        found = F.logical_or(found, _refused(lr))
     out = ()
     for lr in lrs:
-        out = out + (F.select(low < 0.0, low, lr + poison),)
+        out = out + (F.select(found, bad, lr),)
     return out
 
 
