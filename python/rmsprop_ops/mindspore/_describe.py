@@ -9,12 +9,14 @@ from mindspore.nn.optim.optimizer import _IteratorLearningRate
 __all__ = ["describe"]
 
 
-def _number(value) -> str:
+def _number(value, scale=1.0) -> str:
+    """A scalar Tensor's value divided by ``scale``, in its own precision."""
     if isinstance(value, Tensor):
         if value.size == 1:
+            x = value.asnumpy().reshape(())
             # str() of a NumPy scalar is the shortest text that reads back in its own precision (0.1, not
             # float32's 0.10000000149011612).
-            return repr(float(str(value.asnumpy().reshape(()))))
+            return repr(float(str(x / x.dtype.type(scale))))
         return f"Tensor(shape={tuple(value.shape)})"
     return repr(value)
 
@@ -35,7 +37,7 @@ def _weight_decay(opt) -> str:
         return "per group"
     if opt.dynamic_weight_decay:
         return type(opt.weight_decay).__name__
-    return _number(opt.weight_decay)
+    return _number(opt.weight_decay, opt.loss_scale)  # MindSpore keeps weight_decay * loss_scale
 
 
 def describe(opt) -> str:
