@@ -38,7 +38,7 @@ import numpy as np
 from . import registry
 from ._checks import as_bool, as_float
 from ._functional import rmsprop_multi_
-from ._optimizer import _as_view, _math_dtype
+from ._optimizer.arrays import as_view as _as_view, math_dtype as _math_dtype
 
 __all__ = ["RMSProp"]
 
