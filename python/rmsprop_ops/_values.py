@@ -53,7 +53,7 @@ def integer(name: str, value, *, minimum: int | None = None) -> int:
 
 def flag(name: str, value) -> bool:
     """A bool (Python or NumPy)."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")):
         return bool(value)
     raise TypeError(f"{name}: expected a bool, got {type(value).__name__} ({value!r})")
 

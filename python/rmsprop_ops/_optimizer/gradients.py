@@ -118,7 +118,11 @@ def _clip(opts, gs):
 
 def prepare(opts: GradientOptions, grads, accumulators, calls: int) -> Prepared:
     """The gradients a call applies (or accumulates) given ``calls`` earlier calls; writes nothing."""
-    gs = list(grads)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is what skip_nonfinite looks for
+        return _prepare(opts, list(grads), accumulators, calls)
+
+
+def _prepare(opts, gs, accumulators, calls):
     if opts.skip_nonfinite and not _finite(gs):
         return Prepared(skip=True, applies=False)
     if not opts.python_side:

@@ -123,7 +123,8 @@ def launch_calls(plans, group_lrs, present, names) -> list:
         if not keep:
             continue
         everyone = len(keep) == len(plan.members)
-        lrs = group_lrs[plan.owners] * plan.lr_mults
+        with np.errstate(over="ignore"):
+            lrs = group_lrs[plan.owners] * plan.lr_mults
         if not everyone:
             lrs = lrs[keep]
         if not np.isfinite(lrs).all():
