@@ -26,6 +26,22 @@ _RULE_KEYWORDS = ("learning_rate", "rho", "momentum", "epsilon", "centered", "we
 _CORE_ONLY = ("nesterov", "bias_correction")
 
 
+def _without_1d_decay(params):
+    """A flat list of params as groups of consecutive runs, 1-D runs with weight_decay 0 (timm's and
+    PaddleClas' exemption of biases and norm scales); groups given by the caller stay as they are."""
+    params = list(params)
+    if not params or isinstance(params[0], dict):
+        return params
+    runs = []
+    for p in params:
+        flat = len(getattr(p, "shape", ())) <= 1
+        if runs and runs[-1][0] == flat:
+            runs[-1][1].append(p)
+        else:
+            runs.append((flat, [p]))
+    return [{"params": ps, "weight_decay": 0.0} if flat else {"params": ps} for flat, ps in runs]
+
+
 class RMSProp:
     r"""RMSProp over NumPy / CPU DLPack arrays, updated in place through the multi-tensor core.
 
@@ -116,6 +132,30 @@ class RMSProp:
         self._iterations = 0
         self.skipped_steps = 0
         self._swap = ema_rules.Swap()
+
+    @classmethod
+    def from_recipe(cls, params, recipe, *, steps_per_epoch=None, batch_size=None, **overrides):
+        """An optimizer following a published recipe of :data:`rmsprop_ops.recipes.RECIPES`.
+
+        Args:
+            params: as for the constructor. A flat list is split into runs of consecutive params when
+                the recipe exempts 1-D params from weight decay (order kept, so grads line up).
+            recipe: a recipe name or :class:`rmsprop_ops.recipes.Recipe`.
+            steps_per_epoch: optimizer steps per epoch (the schedules are defined in epochs).
+            batch_size: the batch the run uses, for recipes whose rate scales with it.
+            **overrides: any constructor argument; explicit values win over the recipe's.
+        """
+        from ..recipes import get_recipe
+
+        r = get_recipe(recipe)
+        kw = r.optimizer_kwargs(steps_per_epoch, batch_size)
+        conv = get_convention(overrides.get("convention", kw["convention"]))
+        for key in overrides:
+            kw.pop(conv.aliases.get(key, key), None)
+        kw.update(overrides)
+        if r.no_decay_1d:
+            params = _without_1d_decay(params)
+        return cls(params, **kw)
 
     def _core_only_fields(self) -> dict:
         wanted = {name: True for name in _CORE_ONLY if getattr(self.rule, name)}
