@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 # Imported on first use (``rmsprop_ops.mxnet_compat``, ``rmsprop_ops.recipes``, ``rmsprop_ops.translate``):
 # each is a leaf that imports what it uses from the modules, never from this package root.
-_LAZY = ("mxnet_compat",)
+_LAZY = ("mxnet_compat", "recipes", "translate")
 
 
 def __getattr__(name):
@@ -35,6 +35,8 @@ __all__ = [
     "Convention",
     "schedules",
     "mxnet_compat",
+    "recipes",
+    "translate",
     "Constant",
     "PiecewiseConstant",
     "ExponentialDecay",

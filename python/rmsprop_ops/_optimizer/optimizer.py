@@ -179,6 +179,7 @@ class RMSProp:
             hp["params"] = [members[i].param for i in g.members]
             self.param_groups.append(hp)
         self._names = [m.name for m in members]
+        self._owners = [m.group for m in members]
         self._views = [check_param(m.name, as_view(m.name, m.param)) for m in members]
         self._memory = MemoryMap(self._views, self._names)
         member_hp = [self.param_groups[m.group] for m in members]
@@ -292,6 +293,28 @@ class RMSProp:
         """Restore a :meth:`state_dict` (or ``dict(np.load(f))``); validates everything before writing."""
         ema_rules.check_not_swapped(self._swap, "load_state_dict")
         self._iterations, self.skipped_steps = checkpoint.load_state_dict(state, self._buffers())
+
+    def export_state(self):
+        """The state as a framework-free :class:`rmsprop_ops.translate.RMSPropState` (for torch, timm,
+        Keras, MXNet or another front end); it records each param's rate for the next step."""
+        from . import translation
+
+        return translation.export_state(self)
+
+    def import_state(self, state, *, learning_rate=None) -> None:
+        """Load a :class:`rmsprop_ops.translate.RMSPropState`. Momentum buffers are rescaled to this rule's
+        lr placement with ``learning_rate`` (default: this optimizer's rate for its next step); a buffer
+        this optimizer does not keep, or lacks, is a ValueError. Everything is checked before writing."""
+        ema_rules.check_not_swapped(self._swap, "import_state")
+        from . import translation
+
+        self.load_state_dict(translation.import_state_dict(self, state, learning_rate))
+
+    def _next_rates(self):
+        """Every member's learning rate for the next step (group rate x lr_mult)."""
+        step = self._iterations
+        groups = [check_rate(fn(step), gi, step) for gi, fn in enumerate(self._lr_fns)]
+        return [groups[g] * self.param_groups[g]["lr_mult"] for g in self._owners]
 
     def __repr__(self):
         r = self.rule
