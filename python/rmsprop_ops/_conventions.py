@@ -185,10 +185,12 @@ def canonical_name(convention: Convention, key: str, *, accepted, where: str = "
         return convention.aliases[key]
     elsewhere = _aliases_elsewhere().get(key)
     if elsewhere:
-        owners = ", ".join(f"{c}'s name for {t}" for c, t in elsewhere)
-        target = elsewhere[0][1]
+        targets = {}
+        for conv_name, target in elsewhere:
+            targets.setdefault(target, []).append(conv_name)
+        owners = "; ".join(f"{key!r} is {t} in {', '.join(convs)}" for t, convs in targets.items())
         raise TypeError(f"{where}: unexpected keyword {key!r} ({owners}); with convention="
-                        f"{convention.name!r} pass {target}=... instead")
+                        f"{convention.name!r} pass {elsewhere[0][1]}=... instead")
     raise TypeError(f"{where}: unexpected keyword {key!r}; expected one of {sorted(accepted)}")
 
 

@@ -55,7 +55,7 @@ def test_resolve_gives_every_rule_field_and_explicit_values_win():
 
 
 def test_resolve_refuses_names_and_values_by_name():
-    with pytest.raises(TypeError, match="'alpha'.*torch's name for rho.*pass rho="):
+    with pytest.raises(TypeError, match="'alpha' is rho in torch, tf1.*pass rho="):
         resolve("keras", alpha=0.9)
     with pytest.raises(TypeError, match="given twice"):
         resolve("torch", rho=0.9, alpha=0.8)
