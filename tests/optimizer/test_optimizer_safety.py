@@ -83,6 +83,40 @@ def test_a_grad_sharing_memory_with_a_param_of_another_launch_is_refused_untouch
     assert_unchanged(opt, [a, b], snap)
 
 
+def _views_of(buf):
+    """The same memory seen through other exporters: a DLPack round trip and the buffer protocol."""
+    out = [np.frombuffer(buf, dtype=buf.dtype)]
+    try:
+        import torch
+
+        out.append(np.from_dlpack(torch.from_numpy(buf)))
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.mark.parametrize("launches", [1, 2])
+def test_a_grad_viewing_a_params_memory_through_another_exporter_is_refused(launches):
+    a, b = np.ones(3, np.float32), np.ones(3, np.float32)
+    groups = [{"params": [a]}, {"params": [b], "rho": 0.5 if launches == 2 else 0.9}]
+    opt = rmsprop_ops.RMSProp(groups)
+    snap = snapshot(opt, [a, b])
+    for view in _views_of(b):
+        # the core words it from the param's side when it sees both in its one call
+        with pytest.raises(ValueError, match=r"grads\[0\]: memory overlaps params\[1\]|params\[1\]: memory overlaps grads\[0\]"):
+            opt.step([view, np.ones(3, np.float32)])
+        assert_unchanged(opt, [a, b], snap)
+
+
+def test_grads_on_fresh_memory_pass_with_dlpack_params():
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(8)
+    opt = rmsprop_ops.RMSProp([{"params": [t[:4]]}, {"params": [t[4:]], "rho": 0.5}])
+    assert opt.step([torch.ones(4), np.ones(4, np.float32)])
+    with pytest.raises(ValueError, match="overlaps"):
+        opt.step([t[4:], np.ones(4, np.float32)])
+
+
 # ------------------------------------------------------------------------------ skip_nonfinite
 F16_MAX = float(np.finfo(np.float16).max)
 

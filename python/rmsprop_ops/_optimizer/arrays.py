@@ -11,7 +11,7 @@ import bisect
 
 import numpy as np
 
-__all__ = ["as_view", "check_param", "math_dtype", "MemoryMap", "read_grads"]
+__all__ = ["as_view", "check_param", "math_dtype", "MemoryMap", "grad_list", "read_grads", "check_overlaps"]
 
 
 def as_view(name, x):
@@ -50,13 +50,22 @@ def math_dtype(dtype):
 
 
 def _span(v):
-    """The byte range ``[start, end)`` an array may touch (empty for size 0)."""
+    """The byte range ``[start, end)`` an array may touch (None for size 0)."""
     if v.size == 0:
         return None
+    start = v.__array_interface__["data"][0]
     if v.flags.c_contiguous:
-        start = v.__array_interface__["data"][0]
         return start, start + v.nbytes
-    return np.byte_bounds(v)
+    lo = start + sum(s * (n - 1) for s, n in zip(v.strides, v.shape) if s < 0)
+    hi = start + sum(s * (n - 1) for s, n in zip(v.strides, v.shape) if s > 0) + v.itemsize
+    return lo, hi
+
+
+def _root(v):
+    """The array at the root of ``v``'s view chain if NumPy allocated its memory, else None."""
+    while isinstance(v.base, np.ndarray):
+        v = v.base
+    return v if v.base is None and v.flags.owndata else None
 
 
 class MemoryMap:
@@ -77,9 +86,19 @@ class MemoryMap:
         self._starts = [s for s, _, _ in spans]
         self._ends = [e for _, e, _ in spans]
         self._owner = [i for _, _, i in spans]
+        # Memory NumPy allocated (the root of a view chain that owns its data) belongs to that root
+        # alone: a grad with such a root overlaps a param only if they share the root. Params on memory
+        # from elsewhere (DLPack, buffers) keep every grad on the exact address check.
+        roots = [_root(v) for v in views]
+        self._foreign = any(r is None for r in roots)
+        self._roots = {id(r) for r in roots if r is not None}
 
     def overlap(self, v):
         """The index of a param whose memory overlaps ``v``'s, or None."""
+        if not self._foreign:
+            root = _root(v)
+            if root is not None and id(root) not in self._roots:
+                return None
         span = _span(v)
         if span is None or not self._starts:
             return None
@@ -90,33 +109,42 @@ class MemoryMap:
         return None
 
 
-def read_grads(grads, views, names, memory: MemoryMap):
-    """Check ``grads`` against the params and return NumPy views (None where a grad is None: Keras
-    skips those params). Grads that are not C-contiguous are copied (they are only read); a grad whose
-    memory overlaps a param is refused, since the update would change it while it is being read."""
+def grad_list(grads, n) -> list:
+    """``grads`` as a list of ``n`` entries (the container checks only)."""
     if isinstance(grads, (np.ndarray, dict, str)) or hasattr(grads, "__dlpack__") or not hasattr(grads, "__len__"):
-        raise TypeError(f"grads: expected a list of {len(views)} arrays, got {type(grads).__name__}")
+        raise TypeError(f"grads: expected a list of {n} arrays, got {type(grads).__name__}")
     grads = list(grads)
-    if len(grads) != len(views):
-        raise ValueError(f"grads: expected {len(views)} arrays (one per param), got {len(grads)}")
+    if len(grads) != n:
+        raise ValueError(f"grads: expected {n} arrays (one per param), got {len(grads)}")
+    return grads
+
+
+def read_grads(grads, views, names):
+    """Check ``grads`` against the params and return NumPy views (None where a grad is None: Keras
+    skips those params). Grads that are not C-contiguous are copied (they are only read)."""
+    grads = grad_list(grads, len(views))
     out = []
     for i, (g, p) in enumerate(zip(grads, views)):
         if g is None:
             out.append(None)
             continue
-        name = f"grads[{i}]"
-        g = as_view(name, g)
+        if type(g) is not np.ndarray:
+            g = as_view(f"grads[{i}]", g)
         if g.shape != p.shape or g.dtype != p.dtype:
-            raise ValueError(f"{name}: expected shape {p.shape} and dtype {p.dtype} (like {names[i]}), "
+            raise ValueError(f"grads[{i}]: expected shape {p.shape} and dtype {p.dtype} (like {names[i]}), "
                              f"got shape {g.shape} and dtype {g.dtype}")
-        if not g.flags.c_contiguous:
-            g = np.ascontiguousarray(g)
-        else:
-            hit = memory.overlap(g)
-            if hit is not None:
-                raise ValueError(f"{name}: memory overlaps {names[hit]} (a gradient must not share memory "
-                                 f"with a param: the update would change it while reading it)")
-        out.append(g)
+        out.append(g if g.flags.c_contiguous else np.ascontiguousarray(g))
     if all(g is None for g in out):
         raise ValueError("grads: expected at least one array, got None for every param")
     return out
+
+
+def check_overlaps(grads, indices, memory: MemoryMap, names) -> None:
+    """Refuse a gradient (of those at ``indices``) whose memory overlaps a param: the update would change
+    it while it is being read (within one core call the core refuses it too, but a launch cannot see
+    the params of the launches before it)."""
+    for i in indices:
+        hit = memory.overlap(grads[i])
+        if hit is not None:
+            raise ValueError(f"grads[{i}]: memory overlaps {names[hit]} (a gradient must not share memory "
+                             f"with a param: the update would change it while reading it)")

@@ -142,6 +142,8 @@ def _prepare(opts, gs, accumulators, calls):
         gs = [None if g is None else (g + a) / np.asarray(n, g.dtype) for g, a in zip(gs, accumulators)]
         new_acc = "reset"
     gs = _clip(opts, gs)
-    if opts.skip_nonfinite and not _finite(gs, opts.rescale_grad):
+    transformed = (opts.maximize or opts.loss_scale_factor is not None or n is not None or opts.clipnorm is not None
+                   or opts.clipvalue is not None or opts.global_clipnorm is not None or opts.rescale_grad != 1.0)
+    if opts.skip_nonfinite and transformed and not _finite(gs, opts.rescale_grad):
         return Prepared(skip=True, applies=False)
     return Prepared(skip=False, applies=True, grads=gs, accumulators=new_acc)

@@ -12,7 +12,7 @@ from .._toolkit import ema as ema_rules
 from .._toolkit.grouping import split_groups
 from .._values import flag
 from . import averages, checkpoint
-from .arrays import MemoryMap, as_view, check_param, read_grads
+from .arrays import MemoryMap, as_view, check_overlaps, check_param, grad_list, read_grads
 from .gradients import gradient_options, prepare
 from .groups import GROUP_KEYS, group_canonical, group_hyper, lr_function
 from .launches import check_rate, launch_calls, make_plans, make_slots, run_calls
@@ -186,6 +186,8 @@ class RMSProp:
         self._slots = make_slots(self._views, member_hp, r)
         self._plans = make_plans(self._views, member_hp, [m.group for m in members], r, self._slots)
         self._lr_fns = [lr_function(g["learning_rate"]) for g in self.param_groups]
+        self._single_launch = (len(self._plans) == 1 and self._plans[0].covers_all
+                               and not self._gradient.python_side)
         self._averages = [v.copy() for v in self._views] if self.use_ema else None
         self._acc = [np.zeros_like(v) for v in self._views] if self._gradient.accumulation_steps else None
 
@@ -234,7 +236,7 @@ class RMSProp:
             True if the step was applied (or accumulated), False if skipped for inf/NaN gradients.
         """
         ema_rules.check_not_swapped(self._swap, "step")
-        gs = read_grads(grads, self._views, self._names, self._memory)
+        gs = self._read(grads)
         prepared = prepare(self._gradient, gs, self._acc, self._iterations)
         if prepared.skip:
             self.skipped_steps += 1
@@ -244,6 +246,11 @@ class RMSProp:
             step = self._iterations
             rates = np.asarray([check_rate(fn(step), gi, step) for gi, fn in enumerate(self._lr_fns)], np.float64)
             calls = launch_calls(self._plans, rates, [g is not None for g in prepared.grads], self._names)
+            if len(calls) > 1 or (calls and calls[0].members != tuple(range(len(self._views)))):
+                # the caller's own arrays reach the core: none may share memory with a param (NumPy
+                # results of the gradient options are fresh arrays)
+                check_overlaps(prepared.grads, [i for i, (a, b) in enumerate(zip(prepared.grads, gs))
+                                                if a is not None and a is b], self._memory, self._names)
         # every check has passed: from here on the step only writes
         run_calls(calls, self._views, prepared.grads, self._slots, self.rule, self._gradient.core_rescale,
                   self._core_extra)
@@ -258,6 +265,17 @@ class RMSProp:
             averages.update(self._averages, self._views, self._ema, self.iterations)
         self._iterations += 1
         return True
+
+    def _read(self, grads):
+        """The step's grads, checked. With one launch over every param and no NumPy work on the grads,
+        the single core call checks them itself before writing anything (naming ``grads[i]`` as here),
+        so only the container is checked in Python; otherwise every grad is checked here, since a later
+        launch's error would come after an earlier launch's writes (memory overlap: in :meth:`step`)."""
+        if self._single_launch:
+            gs = grad_list(grads, len(self._views))
+            if not any(g is None for g in gs):
+                return gs
+        return read_grads(grads, self._views, self._names)
 
     # ----------------------------------------------------------------------------------- averages
     def finalize_variable_values(self) -> None:
