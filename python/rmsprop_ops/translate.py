@@ -126,6 +126,9 @@ def _from_torch_like(state_dict, lr_in_momentum_of):
             if not st:
                 params.append(ParamState(mean_square=None))
                 continue
+            if "square_avg" not in st:
+                raise ValueError(f"state_dict['state'][{pid!r}]: expected RMSprop state (square_avg, "
+                                 f"momentum_buffer, grad_avg, step), got keys {sorted(st)}")
             step = st.get("step")
             step = None if step is None else int(float(_arr(step)))
             steps.append(step or 0)

@@ -233,6 +233,19 @@ def test_a_bad_later_launch_leaves_everything_untouched(name, over, grads, exc, 
     assert opt.skipped_steps == snap[1]["skipped_steps"]
 
 
+@pytest.mark.parametrize("rate", [np.float32(0.01), np.array(0.01), np.int64(0)])
+def test_schedules_may_return_numpy_and_0d_values(rate):
+    p = np.ones(2, np.float32)
+    assert rmsprop_ops.RMSProp([p], learning_rate=lambda step: rate).step([np.ones(2, np.float32)])
+
+
+def test_keras_schedules_returning_tensors_work():
+    torch = pytest.importorskip("torch")
+    p = np.ones(2, np.float32)
+    opt = rmsprop_ops.RMSProp([p], learning_rate=lambda step: torch.tensor(0.01) * 0.5 ** step)
+    assert opt.step([np.ones(2, np.float32)]) and opt.learning_rates() == [pytest.approx(0.005)]
+
+
 def test_errors_name_the_entry_of_the_callers_list():
     ps, groups, _ = _two_launches()
     opt = rmsprop_ops.RMSProp(groups)

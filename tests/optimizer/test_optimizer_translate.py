@@ -291,6 +291,11 @@ def test_other_refusals():
     with pytest.raises(TypeError, match="RMSPropState"):
         _trained().import_state({"mean_square.0": np.ones(3)})
     ts = [torch.zeros(3, requires_grad=True)]
+    adam = torch.optim.Adam(ts)
+    ts[0].grad = torch.ones(3)
+    adam.step()
+    with pytest.raises(ValueError, match="expected RMSprop state"):
+        translate.from_torch(adam.state_dict())
     template = torch.optim.RMSprop(ts, momentum=0.0).state_dict()
     with pytest.raises(ValueError, match="torch's RMSprop does not keep"):
         translate.to_torch(translate.RMSPropState((translate.ParamState(np.ones(3), moment=np.ones(3)),)), template)

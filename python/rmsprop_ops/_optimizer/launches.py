@@ -158,17 +158,17 @@ def run_calls(calls, views, grads, slots, rule, rescale, extra=None) -> None:
 
 
 def check_rate(value, group: int, step: int) -> float:
-    """A learning rate a schedule returned: a finite real number >= 0."""
-    import numbers
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"learning_rate: the schedule of group {group} returned {type(value).__name__} "
-                        f"({value!r}) at step {step}; expected a real number")
+    """A learning rate a schedule returned: a finite real number >= 0 (Python and NumPy scalars,
+    0-d arrays and framework scalars such as a Keras schedule's tensor)."""
+    where = f"learning_rate: the schedule of group {group} returned"
+    if isinstance(value, (bool, str, bytes, complex)):
+        raise TypeError(f"{where} {type(value).__name__} ({value!r}) at step {step}; expected a real number")
     try:
         out = float(value)
     except OverflowError:
         out = math.inf
+    except (TypeError, ValueError):
+        raise TypeError(f"{where} {type(value).__name__} ({value!r}) at step {step}; expected a real number") from None
     if not (math.isfinite(out) and out >= 0):
-        raise ValueError(f"learning_rate: the schedule of group {group} returned {value!r} at step {step}; "
-                         f"expected a finite float >= 0")
+        raise ValueError(f"{where} {value!r} at step {step}; expected a finite float >= 0")
     return out

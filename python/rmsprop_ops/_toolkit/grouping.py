@@ -57,7 +57,9 @@ class Launch:
 
 
 def _is_single_tensor(obj) -> bool:
-    return isinstance(obj, Mapping) or hasattr(obj, "__dlpack__") or hasattr(obj, "__array_interface__")
+    """A dict or one tensor (anything with a shape and a dtype, or an array protocol), not a list of them."""
+    return (isinstance(obj, Mapping) or hasattr(obj, "__dlpack__") or hasattr(obj, "__array_interface__")
+            or (hasattr(obj, "shape") and hasattr(obj, "dtype")))
 
 
 def split_groups(params, *, accepted: Iterable[str], canonical: Callable[[str], str] | None = None,
