@@ -308,3 +308,15 @@ def test_plan_launches_is_stable():
     plan = plan_launches(keys)
     assert plan == (Launch("x", (0, 2, 5)), Launch("y", (1, 4)), Launch("z", (3,)))
     assert plan_launches(list(keys)) == plan and plan_launches(["a", "a"])[0].covers(2)
+
+
+def test_the_package_root_imports_leaf_modules_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, rmsprop_ops; lazy = ['rmsprop_ops.mxnet_compat', 'rmsprop_ops.recipes', "
+            "'rmsprop_ops.translate']; print([m for m in lazy if m in sys.modules]); "
+            "print(rmsprop_ops.mxnet_compat.RMSProp.__name__, len(rmsprop_ops.recipes.RECIPES) > 0, "
+            "rmsprop_ops.translate.RMSPropState.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "RMSProp True RMSPropState"
