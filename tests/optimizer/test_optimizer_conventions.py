@@ -250,6 +250,8 @@ def test_swap_ema_weights_exchanges_bitwise_and_refuses_training_inside():
     with opt.swap_ema_weights():
         for i, p in enumerate(ps):
             np.testing.assert_array_equal(p, state[f"ema.{i}"])
+        for k, v in opt.state_dict().items():  # a checkpoint taken while swapped is the same
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(state[k]))
         with pytest.raises(RuntimeError, match="step"):
             opt.step([c * p + n for p, c, n in zip(ps, curv, noise[4])])
         for name, call in (("finalize_variable_values", opt.finalize_variable_values),

@@ -300,8 +300,10 @@ class RMSProp:
 
     # ----------------------------------------------------------------------------------- state
     def _buffers(self) -> checkpoint.StateBuffers:
+        # while swapped for evaluation the params hold the averages: a checkpoint taken then is the same
+        ema = self._views if self._swap.swapped else self._averages
         return checkpoint.StateBuffers(mean_square=self._slots.mean_square, moment=self._slots.moment,
-                                       mean_grad=self._slots.mean_grad, ema=self._averages, accumulator=self._acc)
+                                       mean_grad=self._slots.mean_grad, ema=ema, accumulator=self._acc)
 
     def state_dict(self) -> dict:
         """The optimizer state as plain NumPy arrays and numbers (copies): ``np.savez(f, **sd)`` saves it."""
