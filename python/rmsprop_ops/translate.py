@@ -110,8 +110,9 @@ def _check_buffers(state, i, *, momentum, centered, where):
                              f"({'momentum is 0' if name.startswith('momentum') else 'not centered'}); it "
                              f"cannot map exactly")
         if want and not have:
-            raise ValueError(f"params[{i}]: {where} needs a {name} ({'momentum > 0' if name.startswith('momentum') else 'centered'}) "
-                             f"that the state does not have; it cannot map exactly")
+            why = "momentum > 0" if name.startswith("momentum") else "centered"
+            raise ValueError(f"params[{i}]: {where} needs a {name} ({why}) that the state does not have; it "
+                             f"cannot map exactly")
 
 
 # ------------------------------------------------------------------------------ torch / timm

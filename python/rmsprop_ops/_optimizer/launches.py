@@ -152,7 +152,8 @@ def run_calls(calls, views, grads, slots, rule, rescale, extra=None) -> None:
             gs = [grads[i] for i in idx]
         rmsprop_multi_(
             b.params, gs, b.mean_squares, lr=call.lr, rho=key.rho, epsilon=key.epsilon, momentum=key.momentum,
-            moments=b.moments, centered=key.centered, mean_grads=b.mean_grads, eps_in_sqrt=key.eps_in_sqrt, lr_in_momentum=rule.lr_in_momentum, weight_decay=call.weight_decay,
+            moments=b.moments, centered=key.centered, mean_grads=b.mean_grads, eps_in_sqrt=key.eps_in_sqrt,
+            lr_in_momentum=rule.lr_in_momentum, weight_decay=call.weight_decay,
             weight_decay_mode=rule.weight_decay_mode, rescale_grad=rescale, clip_gradient=key.clip_gradient,
             clip_weights=key.clip_weights, clip_after_weight_decay=rule.clip_after_weight_decay, **(extra or {}))
 

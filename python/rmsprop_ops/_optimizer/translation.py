@@ -53,8 +53,8 @@ def import_state_dict(opt, state, learning_rate) -> dict:
                 elif kind == "accumulator" and (n_acc is None or state.iterations % n_acc == 0):
                     value = np.zeros_like(target)  # at an accumulation boundary it is empty
                 else:
-                    raise ValueError(f"{name}: this optimizer keeps a {_WORDS[kind]} ({where or 'always'}) that the state "
-                                     f"does not have; it cannot map exactly")
+                    raise ValueError(f"{name}: this optimizer keeps a {_WORDS[kind]} ({where or 'always'}) that "
+                                     f"the state does not have; it cannot map exactly")
             value = np.asarray(value)
             if value.shape != target.shape:
                 raise ValueError(f"{name}: the {_WORDS[kind]} has shape {value.shape}, expected {target.shape}")
