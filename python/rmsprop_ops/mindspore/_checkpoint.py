@@ -11,6 +11,8 @@ import numpy as np
 from mindspore import Tensor
 from mindspore import dtype as mstype
 
+from ._rule import state_kinds
+
 __all__ = ["Entry", "entries", "state_per_parameter", "load_state_per_parameter"]
 
 # Largest finite value per state dtype: a loaded value beyond it would become inf.
@@ -57,7 +59,7 @@ def entries(opt) -> list[Entry]:
     """Every (kind, parameter) state entry of ``opt`` in nn.RMSProp's names: kind by kind (mean_square,
     moment, mean_grad), parameter by parameter."""
     params, made, out = opt._parameters, opt._made_names, []
-    for kind in sorted(opt._rule.state_kinds, key=lambda k: k.prefix == "mean_grad"):
+    for kind in sorted(state_kinds(opt._rule), key=lambda k: k.prefix == "mean_grad"):
         buffers = getattr(opt, kind.attr)
         if not opt.flat_state:
             out += [Entry(b.name, _head(b, f"{kind.prefix}.{made[i]}"), kind.prefix, made[i], i, params[i], b, None)

@@ -48,6 +48,6 @@ def describe(opt) -> str:
                f"state='{'flat' if opt.flat_state else 'per-parameter'}'")
     else:
         how = f"kernel='{type(opt.opt).__name__}' (fallback), state='per-parameter'"
-    return (f"learning_rate={_learning_rate(opt)}, decay={rule.decay!r}, momentum={rule.momentum!r}, "
+    return (f"learning_rate={_learning_rate(opt)}, decay={rule.rho!r}, momentum={rule.momentum!r}, "
             f"epsilon={rule.epsilon!r}, centered={rule.centered}, loss_scale={opt.loss_scale!r}, "
             f"weight_decay={_weight_decay(opt)}, params={opt.param_length}, convention='mindspore', {how}")

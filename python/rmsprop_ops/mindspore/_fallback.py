@@ -61,11 +61,11 @@ def builtin_step(opt, gradients):
     lr = opt.get_lr()
     opt.assignadd(opt.global_step, opt.global_step_increase_tensor)
     if opt.is_group_lr:
-        step = F.partial(_builtin_apply, opt.opt, rule.decay, rule.epsilon, rule.momentum)
+        step = F.partial(_builtin_apply, opt.opt, rule.rho, rule.epsilon, rule.momentum)
         if rule.centered:
             return opt.hyper_map_reverse(step, lr, params, opt.mg, opt.ms, opt.moment, gradients)
         return opt.hyper_map_reverse(step, lr, params, opt.ms, opt.moment, gradients)
-    step = F.partial(_builtin_apply, opt.opt, rule.decay, rule.epsilon, rule.momentum, lr)
+    step = F.partial(_builtin_apply, opt.opt, rule.rho, rule.epsilon, rule.momentum, lr)
     if rule.centered:
         return opt.hyper_map_reverse(step, params, opt.mg, opt.ms, opt.moment, gradients)
     return opt.hyper_map_reverse(step, params, opt.ms, opt.moment, gradients)

@@ -18,7 +18,7 @@ from ._describe import describe
 from ._fallback import builtin_ops, builtin_step, fallback_reason
 from ._op import kernel_available
 from ._plan import plan_launches
-from ._rule import check_learning_rates, rule_from_arguments
+from ._rule import check_learning_rates, rule_from_arguments, state_kinds
 from ._state import flat_buffers, per_parameter_buffers
 from ._step import check_call, check_gradients, kernel_step
 
@@ -98,7 +98,7 @@ class RMSProp(Optimizer):
             self._plan = plan_launches(self, self._rule, weight_decay, self.flat_state)
         else:
             self.opt = builtin_ops(centered, use_locking)
-        for kind in self._rule.state_kinds:
+        for kind in state_kinds(self._rule):
             if self.flat_state:
                 buffers = flat_buffers(self._parameters, self._plan, kind.prefix, kind.init)
             elif self.use_kernel:

@@ -12,8 +12,9 @@ import dataclasses
 import numpy as np
 
 from .._flat import flat_offsets
+from .._toolkit import grouping
 from ._op import make_op
-from ._rule import Rule
+from ._rule import Rule, launch_config
 
 __all__ = ["Launch", "Plan", "plan_launches"]
 
@@ -58,29 +59,23 @@ def _kernel_weight_decays(opt, weight_decay) -> tuple[list[float], bool]:
     return [float(weight_decay) if f else 0.0 for f in opt.decay_flags], False
 
 
-def _group_by(keys) -> list[tuple[int, ...]]:
-    """Positions with equal keys, in order of first appearance."""
-    groups: dict = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key, []).append(i)
-    return [tuple(v) for v in groups.values()]
-
-
 def plan_launches(opt, rule: Rule, weight_decay, flat: bool) -> Plan:
     """The launches of ``opt`` (a constructed ``mindspore.nn.Optimizer``): one per (learning rate, dtype)."""
     params = opt._parameters
     wds, ms_decay = _kernel_weight_decays(opt, weight_decay)
     keys = [(id(opt.group_lr[i]) if opt.is_group_lr else None, str(p.dtype)) for i, p in enumerate(params)]
+    groups = grouping.plan_launches(keys)
     launches = []
-    for index in _group_by(keys):
+    for group in groups:
+        index = group.members
         offsets = flat_size = None
         if flat:
             starts, total = flat_offsets(int(np.prod(params[i].shape)) for i in index)
             # MindSpore refuses Parameters of zero elements; a launch of empty params gets one spare.
             offsets, flat_size = tuple(starts), max(total, 1)
         launches.append(Launch(index=index, lr_index=index[0],
-                               config=rule.config([wds[i] for i in index], 1.0 / opt.loss_scale, offsets),
+                               config=launch_config(rule, [wds[i] for i in index], 1.0 / opt.loss_scale, offsets),
                                op=make_op(len(index), rule.centered, flat_size=flat_size),
                                flat_size=flat_size, offsets=offsets))
-    single = len(launches) == 1 and not opt.is_group_lr and launches[0].index == tuple(range(len(params)))
+    single = len(groups) == 1 and not opt.is_group_lr and groups[0].covers(len(params))
     return Plan(launches=tuple(launches), single=single, ms_decay=ms_decay, flat=flat)

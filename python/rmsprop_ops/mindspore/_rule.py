@@ -1,5 +1,11 @@
-"""The update rule of ``rmsprop_ops.mindspore.RMSProp`` as one named record, and the checks of the
-constructor arguments that make it (MindSpore's own checks first, then the core registry's ranges)."""
+"""The update rule of ``rmsprop_ops.mindspore.RMSProp``: the shared :class:`rmsprop_ops._conventions.Rule`
+resolved for MindSpore's convention, after MindSpore's own checks of the constructor arguments; what the
+rule implies for the state buffers and the custom op's config.
+
+Learning rates and weight decay stay with ``mindspore.nn.Optimizer``, which parses their many kinds
+(schedules, per-step Tensors, groups); the record's ``learning_rate`` and ``weight_decay`` fields are the
+convention's defaults and are not used here.
+"""
 
 from __future__ import annotations
 
@@ -9,51 +15,39 @@ import numpy as np
 from mindspore import Tensor
 from mindspore.nn.optim.optimizer import _ConvertToCell, _IteratorLearningRate
 
-from ..registry import check_attr
+from .._conventions import Rule, resolve
 from ._op import make_config
 
-__all__ = ["Rule", "StateKind", "rule_from_arguments", "check_learning_rates"]
+__all__ = ["Rule", "StateKind", "rule_from_arguments", "state_kinds", "launch_config", "check_learning_rates"]
 
 
 @dataclasses.dataclass(frozen=True)
 class StateKind:
     """One kind of per-parameter state: the optimizer attribute holding it, the name prefix MindSpore gives
-    its Parameters and their initial value."""
+    its Parameters and their initial value (an initializer name or a number)."""
 
     attr: str
     prefix: str
-    init: str
+    init: object
 
 
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    """Every field of the update rule, in MindSpore's names.
-
-    MindSpore's convention is fixed here (epsilon inside the square root, the learning rate inside the
-    moment, the mean square starting at ones); a field added to the core's rule is added here once and
-    reaches the kernel through :meth:`config`.
-    """
-
-    decay: float
-    momentum: float
-    epsilon: float
-    centered: bool
-
-    @property
-    def state_kinds(self) -> tuple[StateKind, ...]:
-        """The state this rule keeps per parameter, in nn.RMSProp's names and order of creation."""
-        kinds = (StateKind("ms", "mean_square", "ones"), StateKind("moment", "moment", "zeros"))
-        return (StateKind("mg", "mean_grad", "zeros"),) + kinds if self.centered else kinds
-
-    def config(self, weight_decays, rescale_grad: float, offsets=None) -> Tensor:
-        """The custom op's config tensor for one launch over ``len(weight_decays)`` tensors."""
-        return make_config(len(weight_decays), rho=self.decay, epsilon=self.epsilon, momentum=self.momentum,
-                           centered=self.centered, weight_decays=weight_decays, rescale_grad=rescale_grad,
-                           offsets=offsets)
+def _initial(value: float):
+    # MindSpore's own names for the common values, so the state is made exactly as nn.RMSProp makes it.
+    return {0.0: "zeros", 1.0: "ones"}.get(value, value)
 
 
-# (argument, registry attribute) of the rule's numbers; MindSpore calls rho "decay".
-_REGISTRY_NAMES = (("decay", "rho"), ("epsilon", "epsilon"), ("momentum", "momentum"))
+def state_kinds(rule: Rule) -> tuple[StateKind, ...]:
+    """The state ``rule`` keeps per parameter, in nn.RMSProp's names and order of creation."""
+    kinds = (StateKind("ms", "mean_square", _initial(rule.initial_accumulator_value)),
+             StateKind("moment", "moment", "zeros"))
+    return (StateKind("mg", "mean_grad", "zeros"),) + kinds if rule.centered else kinds
+
+
+def launch_config(rule: Rule, weight_decays, rescale_grad: float, offsets=None) -> Tensor:
+    """The custom op's config tensor for one launch over ``len(weight_decays)`` tensors."""
+    return make_config(len(weight_decays), rho=rule.rho, epsilon=rule.epsilon, momentum=rule.momentum,
+                       centered=rule.centered, weight_decays=weight_decays, rescale_grad=rescale_grad,
+                       offsets=offsets)
 
 
 def rule_from_arguments(cls_name: str, *, decay, momentum, epsilon, centered, use_locking, flat_state) -> Rule:
@@ -70,14 +64,11 @@ def rule_from_arguments(cls_name: str, *, decay, momentum, epsilon, centered, us
     validator.check_value_type("use_locking", use_locking, [bool], cls_name)
     validator.check_value_type("centered", centered, [bool], cls_name)
     validator.check_value_type("flat_state", flat_state, [bool], cls_name)
-    values = {"decay": decay, "epsilon": epsilon, "momentum": momentum}
-    for name, attr in _REGISTRY_NAMES:
-        try:
-            check_attr("rmsprop", attr, values[name], name=name)
-        except ValueError as e:
-            detail = str(e).removeprefix(f"{name}: ")
-            raise ValueError(f"For '{cls_name}', the argument '{name}' is out of range: {detail}.") from None
-    return Rule(decay=decay, momentum=momentum, epsilon=epsilon, centered=centered)
+    try:
+        return resolve("mindspore", decay=decay, momentum=momentum, epsilon=epsilon, centered=centered)
+    except ValueError as e:
+        name, _, detail = str(e).partition(": ")
+        raise ValueError(f"For '{cls_name}', the argument '{name}' is out of range: {detail}.") from None
 
 
 def check_learning_rates(cls_name: str, learning_rates) -> None:
