@@ -172,3 +172,21 @@ def test_healthy_group_learning_rates_pass_through_unchanged(mode):
         results.append([p.asnumpy() for p in ps])
     for ours, ref in zip(results[1], results[0]):
         np.testing.assert_allclose(ours, ref, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("seed, mode_name", [(0, "graph"), (1, "pynative")])
+def test_fuzz_optimizer_steps_in_subprocess(seed, mode_name):
+    """Random groups, dtypes, layouts and faults (tests/scripts/fuzz_ms_optimizer.py): a refused step changes
+    nothing, a healthy one moves every parameter with one launch per (learning rate, dtype) group."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "fuzz_ms_optimizer.py")
+    proc = subprocess.run([sys.executable, script, str(seed), "24", mode_name], capture_output=True, text=True,
+                          timeout=900, env=dict(os.environ, GLOG_v="3"))
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "fuzz ok" in proc.stdout
+    outcomes = ast.literal_eval(proc.stdout.split("outcomes:", 1)[1].splitlines()[0].strip())
+    assert outcomes.get("ok", 0) >= 2 and outcomes.get("refused", 0) >= 8, outcomes
