@@ -46,23 +46,31 @@ class Plan:
     flat: bool
 
 
-def _kernel_weight_decays(opt, weight_decay) -> tuple[list[float], bool]:
-    """Per parameter, the decay coefficient the kernel applies, and whether MindSpore's ops decay instead."""
+@dataclasses.dataclass(frozen=True)
+class _Decay:
+    """Per parameter, the decay coefficient the kernel applies; ``in_mindspore``: MindSpore's ops decay
+    instead (then every coefficient is 0)."""
+
+    coefficients: tuple[float, ...]
+    in_mindspore: bool
+
+
+def _weight_decay(opt, weight_decay) -> _Decay:
     n = opt.param_length
     gc = opt.is_group and any(opt.grad_centralization_flags)
-    in_kernel = opt.exec_weight_decay and not opt.dynamic_weight_decay and not gc
-    if not in_kernel:
-        return [0.0] * n, opt.exec_weight_decay
+    if not opt.exec_weight_decay or opt.dynamic_weight_decay or gc:
+        return _Decay((0.0,) * n, opt.exec_weight_decay)
     if opt.is_group:
         # group_weight_decay holds wd * loss_scale (MindSpore decays before unscaling).
-        return [w / opt.loss_scale if f else 0.0 for w, f in zip(opt.group_weight_decay, opt.decay_flags)], False
-    return [float(weight_decay) if f else 0.0 for f in opt.decay_flags], False
+        return _Decay(tuple(w / opt.loss_scale if f else 0.0 for w, f in zip(opt.group_weight_decay,
+                                                                              opt.decay_flags)), False)
+    return _Decay(tuple(float(weight_decay) if f else 0.0 for f in opt.decay_flags), False)
 
 
 def plan_launches(opt, rule: Rule, weight_decay, flat: bool) -> Plan:
     """The launches of ``opt`` (a constructed ``mindspore.nn.Optimizer``): one per (learning rate, dtype)."""
     params = opt._parameters
-    wds, ms_decay = _kernel_weight_decays(opt, weight_decay)
+    decay = _weight_decay(opt, weight_decay)
     keys = [(id(opt.group_lr[i]) if opt.is_group_lr else None, str(p.dtype)) for i, p in enumerate(params)]
     groups = grouping.plan_launches(keys)
     launches = []
@@ -74,8 +82,9 @@ def plan_launches(opt, rule: Rule, weight_decay, flat: bool) -> Plan:
             # MindSpore refuses Parameters of zero elements; a launch of empty params gets one spare.
             offsets, flat_size = tuple(starts), max(total, 1)
         launches.append(Launch(index=index, lr_index=index[0],
-                               config=launch_config(rule, [wds[i] for i in index], 1.0 / opt.loss_scale, offsets),
+                               config=launch_config(rule, [decay.coefficients[i] for i in index], 1.0 / opt.loss_scale,
+                                                      offsets),
                                op=make_op(len(index), rule.centered, flat_size=flat_size),
                                flat_size=flat_size, offsets=offsets))
     single = len(groups) == 1 and not opt.is_group_lr and groups[0].covers(len(params))
-    return Plan(launches=tuple(launches), single=single, ms_decay=ms_decay, flat=flat)
+    return Plan(launches=tuple(launches), single=single, ms_decay=decay.in_mindspore, flat=flat)
