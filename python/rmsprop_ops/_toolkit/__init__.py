@@ -1,0 +1,1 @@
+"""Small pieces shared by the framework-neutral optimizer and the Paddle / MindSpore adapters."""
