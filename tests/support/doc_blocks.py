@@ -168,3 +168,10 @@ def run(page_blocks: list[Block], workdir: pathlib.Path, timeout: float = 600) -
                 failures.append(f"FAILED: the bash block at {b.where} (exit {proc.returncode}):\n{b.code}\n"
                                 f"{proc.stderr[-4000:]}\n{proc.stdout[-2000:]}")
     return failures
+
+
+if __name__ == "__main__":
+    # python tests/support/doc_blocks.py README.md sh 0  -> the code of README.md's first ```sh block
+    # (.ci/run runs the README's set-up commands exactly as written).
+    page, tag, index = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    print([b for b in blocks(page) if b.tag == tag][index].code, end="")
