@@ -125,7 +125,10 @@ endif()
 if(RMSPROP_OPS_WITH_CUDA)
   # A user's choice (-DCMAKE_CUDA_ARCHITECTURES=..., $CUDAARCHS) wins. The default is set as a normal
   # variable so that a reconfigure on another machine detects again instead of reusing a cached list.
-  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT DEFINED ENV{CUDAARCHS})
+  # CMake itself reads $CUDAARCHS only when it first finds the compiler, not on a reconfigure.
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND DEFINED ENV{CUDAARCHS})
+    set(CMAKE_CUDA_ARCHITECTURES $ENV{CUDAARCHS})
+  elseif(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
     set(CMAKE_CUDA_ARCHITECTURES ${_cuda_archs})
   endif()
   enable_language(CUDA)
