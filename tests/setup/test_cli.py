@@ -65,6 +65,8 @@ def test_info_matches_the_library(tmp_path):
     assert table["threads"][0].startswith("1 (") and "RMSPROP_OPS_NUM_THREADS=1" in table["threads"][0]
     assert table["cache"] == [f"{tmp_path} (${build.CACHE_ENV})"]
     assert f"{len(os.sched_getaffinity(0))} usable" in table["CPU"][0]
+    loops = cli.kernel_loops()  # a core that picks its CPU loops at run time says which
+    assert (f"kernel loops: {loops}" in table["CPU"][0]) == (loops is not None)
 
 
 def test_info_reports_why_cuda_was_or_was_not_built():

@@ -3,6 +3,8 @@ MindSpore's in their suites: tests/paddle/test_paddle_docs.py, tests/mindspore/t
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 import doc_blocks
@@ -20,6 +22,15 @@ def test_page_blocks_run(page, tmp_path):
 def test_every_fence_has_a_known_tag(page):
     bad = [f"{b.where}: ```{b.tag}" for b in doc_blocks.blocks(page) if b.tag not in doc_blocks.TAGS]
     assert not bad, f"fences need one of the tags {sorted(doc_blocks.TAGS)} (see tests/support/doc_blocks.py): {bad}"
+
+
+@pytest.mark.parametrize("page", doc_blocks.pages())
+def test_sh_blocks_are_valid_shell(page):
+    # Not run here (installs, long runs), but a reader pastes them: they must at least parse.
+    for b in doc_blocks.blocks(page):
+        if b.tag == "sh":
+            proc = subprocess.run(["bash", "-n", "-c", b.code], capture_output=True, text=True)
+            assert proc.returncode == 0, f"{b.where}: {proc.stderr}"
 
 
 def test_every_page_with_blocks_is_run_somewhere():

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from . import build
 
-__all__ = ["Row", "core_rows", "framework_rows", "cpu_isa", "build_config", "print_rows", "main"]
+__all__ = ["Row", "core_rows", "framework_rows", "cpu_isa", "kernel_loops", "build_config", "print_rows", "main"]
 
 # The framework's distribution names on PyPI, and its extra in pyproject.toml.
 FRAMEWORKS = {"paddle": ("paddlepaddle", "paddlepaddle-gpu"), "mindspore": ("mindspore",)}
@@ -59,6 +59,20 @@ def cpu_isa() -> tuple[str, list[str]]:
     except OSError:
         pass
     return model or "unknown CPU", [f for f in _ISA_FLAGS if f in flags]
+
+
+def kernel_loops() -> str | None:
+    """The instruction set of the CPU loops the core chose for this machine, from cores that choose at run
+    time (``rmsprop_ops_cpu_isa`` in the C ABI); None for a core compiled for one target."""
+    import ctypes
+
+    from .._runtime import get_library
+
+    fn = getattr(ctypes.CDLL(get_library()), "rmsprop_ops_cpu_isa", None)
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
 
 
 def _installed(framework: str) -> str | None:
@@ -112,7 +126,8 @@ def core_rows() -> list[Row]:
         Row("core", get_library()),
         Row("built with", compiled),
         Row("CUDA", cuda),
-        Row("CPU", f"{model}; {', '.join(isa) or 'no vector features listed'}; {len(os.sched_getaffinity(0))} usable"),
+        Row("CPU", f"{model}; {', '.join(isa) or 'no vector features listed'}; {len(os.sched_getaffinity(0))} usable"
+                   + (f"; kernel loops: {loops}" if (loops := kernel_loops()) else "")),
         Row("threads", threads),
         Row("cache", f"{build.cache_root()} ({where})"),
     ]
