@@ -296,7 +296,7 @@ def test_input_layout_follows_the_core_registry():
 
 
 @pytest.mark.parametrize("field, value, match", [(0, 1.0, "layout version"), (1, np.nan, "tensor count"),
-                                                 (1, 7.0, "config: expected 17 values for 7 tensors")])
+                                                 (1, 7.0, "config: expected 18 values for 7 tensors")])
 def test_raw_op_rejects_a_malformed_config(pynative, field, value, match):
     from rmsprop_ops.mindspore._op import raise_from_kernel
 

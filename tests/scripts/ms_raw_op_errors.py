@@ -18,14 +18,14 @@ import numpy as np
 # grads, mean_squares, moments; lists of NumPy arrays that become Parameters / Tensors); "flat" launches
 # with flat state (the config's flag and offset [0]), its dict changing the offset or the state buffers.
 RAW_CASES = [
-    ("config-float32", "cfg_f32", TypeError, "config: expected a float64 vector of at least 10 values"),
-    ("config-short", "cfg_short", TypeError, "config: expected a float64 vector of at least 10 values"),
+    ("config-float32", "cfg_f32", TypeError, "config: expected a float64 vector of at least 11 values"),
+    ("config-short", "cfg_short", TypeError, "config: expected a float64 vector of at least 11 values"),
     ("config-version", ("cfg", 0, 1.0), ValueError, "config: layout version 1.000000 does not match the kernel's"),
     ("config-count-nan", ("cfg", 1, np.nan), ValueError, "config: expected a tensor count in [0, 7]"),
     ("config-count-negative", ("cfg", 1, -1.0), ValueError, "config: expected a tensor count in [0, 7]"),
     ("config-count-fraction", ("cfg", 1, 0.5), ValueError, "config: expected a tensor count in [0, 7]"),
-    ("config-count-too-big", ("cfg", 1, 7.0), ValueError, "config: expected 17 values for 7 tensors, got 11"),
-    ("config-extra-value", "cfg_long", ValueError, "config: expected 11 values for 1 tensors, got 12"),
+    ("config-count-too-big", ("cfg", 1, 7.0), ValueError, "config: expected 18 values for 7 tensors, got 12"),
+    ("config-extra-value", "cfg_long", ValueError, "config: expected 12 values for 1 tensors, got 13"),
     ("config-centered-without-mean-grads", ("cfg", 2, 1.0), ValueError, "expected 8 arguments for 1 tensors, got 7"),
     ("config-rho-nan", ("cfg", 3, np.nan), ValueError, "rho: expected a finite number"),
     ("config-rho-above-one", ("cfg", 3, 1.5), ValueError, "rho: expected a value in [0, 1]"),
@@ -33,8 +33,10 @@ RAW_CASES = [
     ("config-epsilon-inf", ("cfg", 4, np.inf), ValueError, "epsilon: expected a finite number"),
     ("config-momentum-negative", ("cfg", 5, -1.0), ValueError, "momentum: expected a value >= 0"),
     ("config-rescale-inf", ("cfg", 6, -np.inf), ValueError, "rescale_grad: expected a finite number"),
-    ("config-weight-decay-nan", ("cfg", 10, np.nan), ValueError, "weight_decay[0]: expected a finite value >= 0"),
-    ("config-flat-without-offsets", ("cfg", 9, 1.0), ValueError, "config: expected 12 values for 1 tensors, got 11"),
+    ("config-weight-decay-nan", ("cfg", 11, np.nan), ValueError, "weight_decay[0]: expected a finite value >= 0"),
+    ("config-flat-without-offsets", ("cfg", 9, 1.0), ValueError, "config: expected 13 values for 1 tensors, got 12"),
+    ("config-weight-decay-mode", ("cfg", 10, 3.0), ValueError,
+     "config: weight_decay_mode: expected 0 (l2), 1 (l1) or 2 (decoupled), got 3"),
     ("flat-offset-negative", ("flat", {"offset": -1.0}), ValueError,
      "config: offset[0]: expected an integer in [0, 0] so that params[0]'s 3 elements fit in mean_squares (3 "
      "elements), got -1"),

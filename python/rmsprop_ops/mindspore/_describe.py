@@ -40,6 +40,23 @@ def _weight_decay(opt) -> str:
     return _number(opt.weight_decay, opt.loss_scale)  # MindSpore keeps weight_decay * loss_scale
 
 
+def _rule_fields(opt) -> str:
+    """The convention, then every rule field that differs from the convention's row, and the EMA."""
+    from .._conventions import get_convention
+
+    rule, row = opt._rule, get_convention(opt._rule.convention)
+    parts = [f"convention={rule.convention!r}"]
+    for name in ("eps_in_sqrt", "initial_accumulator_value", "lr_in_momentum", "weight_decay_mode"):
+        if getattr(rule, name) != getattr(row, name):
+            parts.append(f"{name}={getattr(rule, name)!r}")
+    parts += [f"{name}=True" for name in ("maximize", "nesterov", "bias_correction") if getattr(rule, name)]
+    if opt.use_ema:
+        parts.append(f"use_ema=True, ema_momentum={opt._ema.decay!r}, ema_schedule={opt._ema.schedule!r}")
+        if opt._ema.overwrite_frequency:
+            parts.append(f"ema_overwrite_frequency={opt._ema.overwrite_frequency}")
+    return ", ".join(parts)
+
+
 def describe(opt) -> str:
     rule = opt._rule
     if opt.use_kernel:
@@ -50,4 +67,4 @@ def describe(opt) -> str:
         how = f"kernel='{type(opt.opt).__name__}' (fallback), state='per-parameter'"
     return (f"learning_rate={_learning_rate(opt)}, decay={rule.rho!r}, momentum={rule.momentum!r}, "
             f"epsilon={rule.epsilon!r}, centered={rule.centered}, loss_scale={opt.loss_scale!r}, "
-            f"weight_decay={_weight_decay(opt)}, params={opt.param_length}, convention='mindspore', {how}")
+            f"weight_decay={_weight_decay(opt)}, params={opt.param_length}, {_rule_fields(opt)}, {how}")

@@ -22,8 +22,9 @@ __all__ = ["kernel_available", "device_target", "make_op", "make_config", "flat_
            "kernel_stats", "last_error", "raise_from_kernel"]
 
 # Layout of the float64 config input; kernel.cc reads the same fields (enum ConfigField).
-_CONFIG_VERSION = 2.0
-_HEADER = 10
+_CONFIG_VERSION = 3.0
+_HEADER = 11
+_WEIGHT_DECAY_MODES = ("l2", "l1", "decoupled")  # the core's enum order (c_api.h)
 _STATUS_EXC = {1: TypeError, 2: ValueError, 3: RuntimeError, 4: NotImplementedError}
 
 
@@ -45,10 +46,16 @@ def kernel_available(target: str | None = None) -> bool:
 
 
 def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered: bool,
-                weight_decays, rescale_grad: float = 1.0, offsets=None):
+                weight_decays, rescale_grad: float = 1.0, offsets=None, eps_in_sqrt: bool = True,
+                lr_in_momentum: bool = True, weight_decay_mode: str = "l2"):
     """The op's float64 config tensor: header, then one weight-decay coefficient per tensor, then with
-    ``offsets`` (flat state: where tensor k's state starts in each state buffer, in elements) the offsets."""
+    ``offsets`` (flat state: where tensor k's state starts in each state buffer, in elements) the offsets.
+    ``eps_in_sqrt``, ``lr_in_momentum`` and ``weight_decay_mode`` (``"l2"``, ``"l1"``, ``"decoupled"``) are
+    the core's rule fields, MindSpore's rule by default."""
     from mindspore import Tensor
+
+    if weight_decay_mode not in _WEIGHT_DECAY_MODES:
+        raise ValueError(f"weight_decay_mode: expected one of {list(_WEIGHT_DECAY_MODES)}, got {weight_decay_mode!r}")
 
     wds = [float(w) for w in weight_decays]
     if len(wds) != n:
@@ -59,7 +66,8 @@ def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered
         if len(tail) != n:
             raise ValueError(f"offsets: expected {n} per-tensor values, got {len(tail)}")
     header = [_CONFIG_VERSION, float(n), 1.0 if centered else 0.0, float(rho), float(epsilon), float(momentum),
-              float(rescale_grad), 1.0, 1.0, 0.0 if offsets is None else 1.0]
+              float(rescale_grad), float(bool(eps_in_sqrt)), float(bool(lr_in_momentum)),
+              0.0 if offsets is None else 1.0, float(_WEIGHT_DECAY_MODES.index(weight_decay_mode))]
     assert len(header) == _HEADER, "make_config's header and _HEADER (kernel.cc's kHeader) disagree"
     return Tensor(np.array(header + wds + tail, dtype=np.float64))
 

@@ -8,17 +8,23 @@ the arguments (``_rule``), the launches (``_plan``), the state buffers (``_state
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 from mindspore import jit
 from mindspore.nn.optim.optimizer import Optimizer, opt_init_args_register
+from mindspore.ops import functional as F
 
-from . import _checkpoint
+from .._toolkit import ema as ema_rules
+from . import _checkpoint, _ema, _translate
 from ._describe import describe
 from ._fallback import builtin_ops, builtin_step, fallback_reason
 from ._op import kernel_available
 from ._plan import plan_launches
-from ._rule import check_learning_rates, rule_from_arguments, state_kinds
+from ._recipe import recipe_arguments
+from ._rule import (MINDSPORE_DEFAULTS as _D, check_learning_rates, check_weight_decay_kind, kernel_only,
+                    resolve_arguments, state_kinds)
+from ._schedules import as_mindspore_schedule
 from ._state import flat_buffers, per_parameter_buffers
 from ._step import check_call, check_gradients, kernel_step
 
@@ -81,23 +87,41 @@ class RMSProp(Optimizer):
     """
 
     @opt_init_args_register
-    def __init__(self, params, learning_rate=0.1, decay=0.9, momentum=0.0, epsilon=1e-10, use_locking=False,
-                 centered=False, loss_scale=1.0, weight_decay=0.0, *, flat_state=False):
-        super().__init__(learning_rate, params, weight_decay, loss_scale)
-        self._rule = rule_from_arguments(self.cls_name, decay=decay, momentum=momentum, epsilon=epsilon,
-                                         centered=centered, use_locking=use_locking, flat_state=flat_state)
+    def __init__(self, params, learning_rate=_D["learning_rate"], decay=_D["decay"], momentum=_D["momentum"],
+                 epsilon=_D["epsilon"], use_locking=False, centered=False, loss_scale=_D["loss_scale"],
+                 weight_decay=_D["weight_decay"], *, flat_state=False, convention=None,
+                 initial_accumulator_value=None, eps_in_sqrt=None, lr_in_momentum=None, weight_decay_mode=None,
+                 maximize=False, nesterov=False, bias_correction=False, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, ema_schedule="keras", **aliases):
+        args = resolve_arguments(
+            type(self).__name__,
+            {"learning_rate": learning_rate, "decay": decay, "momentum": momentum, "epsilon": epsilon,
+             "centered": centered, "weight_decay": weight_decay, "loss_scale": loss_scale},
+            convention=convention, use_locking=use_locking, flat_state=flat_state, aliases=aliases,
+            fields={"initial_accumulator_value": initial_accumulator_value, "eps_in_sqrt": eps_in_sqrt,
+                    "lr_in_momentum": lr_in_momentum, "weight_decay_mode": weight_decay_mode,
+                    "maximize": maximize, "nesterov": nesterov, "bias_correction": bias_correction})
+        learning_rate = as_mindspore_schedule(args.learning_rate)
+        super().__init__(learning_rate, params, args.weight_decay, args.loss_scale)
+        self._rule = args.rule
         check_learning_rates(self.cls_name, self.learning_rate if self.is_group_lr else (self.learning_rate,))
-        self.centered, self.momentum, self.epsilon, self.decay = centered, momentum, epsilon, decay
+        self.centered, self.momentum, self.epsilon, self.decay = (self._rule.centered, self._rule.momentum,
+                                                                  self._rule.epsilon, self._rule.rho)
         self.use_kernel = fallback_reason(kernel_available()) is None
+        if not self.use_kernel and kernel_only(self._rule):
+            raise ValueError(f"For '{self.cls_name}', {', '.join(kernel_only(self._rule))} needs the rmsprop_ops "
+                             "kernel, which this device has not: MindSpore's ApplyRMSProp computes MindSpore's "
+                             "rule only.")
+        check_weight_decay_kind(self, self._rule, args.weight_decay)
         self.flat_state = flat_state and self.use_kernel
         if flat_state and not self.use_kernel:
             warnings.warn("rmsprop_ops.mindspore.RMSProp: flat_state=True needs the rmsprop_ops kernel; the state "
                           "stays one Parameter per parameter", UserWarning, stacklevel=2)
         self._made_names = tuple(p.name for p in self._parameters)
         if self.use_kernel:
-            self._plan = plan_launches(self, self._rule, weight_decay, self.flat_state)
+            self._plan = plan_launches(self, self._rule, args.weight_decay, self.flat_state)
         else:
-            self.opt = builtin_ops(centered, use_locking)
+            self.opt = builtin_ops(self._rule.centered, use_locking)
         for kind in state_kinds(self._rule):
             if self.flat_state:
                 buffers = flat_buffers(self._parameters, self._plan, kind.prefix, kind.init)
@@ -106,6 +130,24 @@ class RMSProp(Optimizer):
             else:
                 buffers = self._parameters.clone(prefix=kind.prefix, init=kind.init)
             setattr(self, kind.attr, buffers)
+        self._ema = _ema.make_averages(self, use_ema, ema_momentum, ema_schedule, ema_overwrite_frequency)
+
+    @classmethod
+    def from_recipe(cls, params, recipe, *, steps_per_epoch=None, batch_size=None, **overrides):
+        """An optimizer following a published recipe of :data:`rmsprop_ops.recipes.RECIPES` (the same data
+        as ``rmsprop_ops.RMSProp.from_recipe``): its convention, hyper-parameters, learning-rate schedule (a
+        ``LearningRateSchedule`` of the global step) and EMA.
+
+        Args:
+            params: as for the constructor. A flat list is split into groups of consecutive parameters when
+                the recipe exempts 1-D parameters from weight decay (order kept).
+            recipe: a recipe name or :class:`rmsprop_ops.recipes.Recipe`.
+            steps_per_epoch: optimizer steps per epoch (the schedules are defined in epochs).
+            batch_size: the batch the run uses, for recipes whose rate scales with it.
+            **overrides: any constructor argument; explicit values win over the recipe's.
+        """
+        params, kwargs = recipe_arguments(params, recipe, steps_per_epoch, batch_size, overrides)
+        return cls(params, **kwargs)
 
     def extend_repr(self):
         return describe(self)
@@ -142,14 +184,53 @@ class RMSProp(Optimizer):
         """
         return _checkpoint.load_state_per_parameter(self, state, strict)
 
+    # ----------------------------------------------------------------------------- moving averages
+    ema_momentum = property(lambda self: self._ema.decay, doc="The EMA decay (Keras' ema_momentum).")
+    ema_overwrite_frequency = property(lambda self: self._ema.overwrite_frequency)
+    ema_schedule = property(lambda self: self._ema.schedule)
+
+    @contextlib.contextmanager
+    def swap_ema_weights(self):
+        """Evaluate with the moving averages: inside the ``with`` block the parameters hold their averages
+        (exchanged in place, bit for bit) and a step is refused; on exit they are swapped back."""
+        yield from _ema.swap(self)
+
+    def finalize_variable_values(self) -> None:
+        """Overwrite the parameters with their moving averages (Keras; a no-op without use_ema)."""
+        _ema.overwrite(self)
+
+    # ----------------------------------------------------------------------------- translation
+    def export_state(self):
+        """The state as a framework-free :class:`rmsprop_ops.translate.RMSPropState` (for torch ``RMSprop``,
+        timm ``RMSpropTF``, Keras 3 or another rmsprop_ops optimizer); it records each parameter's learning
+        rate for the next step."""
+        return _translate.export_state(self)
+
+    def import_state(self, state, *, learning_rate=None) -> None:
+        """Load a :class:`rmsprop_ops.translate.RMSPropState` (e.g. ``translate.from_torch(sd)``). Momentum
+        buffers are rescaled to this rule's lr placement with ``learning_rate`` (a number or one per
+        parameter; default: this optimizer's rate for its next step); a buffer this optimizer does not keep,
+        or lacks, is a ValueError. Everything is checked before the first write."""
+        _translate.import_state(self, state, learning_rate)
+
     def __call__(self, *args, **kwargs):
         check_call(self.cls_name, args, kwargs)
+        ema_rules.check_not_swapped(self._swap, "step")
         return super().__call__(*args, **kwargs)
 
     @jit
     def construct(self, gradients):
         check_gradients(self, gradients)
         gradients = self.flatten_gradients(gradients)
+        if self.use_ema:
+            gradients = _ema.guard(self, gradients)
+        if self._rule.maximize:
+            # Ascend the objective (torch's maximize): the core's rule has no such field yet.
+            gradients = self.hyper_map(F.neg, gradients)
         if self.use_kernel:
-            return kernel_step(self, gradients)
-        return builtin_step(self, gradients)
+            done = kernel_step(self, gradients)
+        else:
+            done = builtin_step(self, gradients)
+        if self.use_ema:
+            return _ema.update(self, done)
+        return done

@@ -55,9 +55,12 @@ class _Decay:
     in_mindspore: bool
 
 
-def _weight_decay(opt, weight_decay) -> _Decay:
+def _weight_decay(opt, weight_decay, rule: Rule) -> _Decay:
     n = opt.param_length
-    gc = opt.is_group and any(opt.grad_centralization_flags)
+    # Gradient centralisation acts after a coupled decay (MindSpore's order); a decoupled one is no part of
+    # the gradient, so the kernel applies it. (l1 with centralisation, and a dynamic decay of another kind
+    # than l2, are refused by the constructor.)
+    gc = opt.is_group and any(opt.grad_centralization_flags) and rule.weight_decay_mode == "l2"
     if not opt.exec_weight_decay or opt.dynamic_weight_decay or gc:
         return _Decay((0.0,) * n, opt.exec_weight_decay)
     if opt.is_group:
@@ -70,7 +73,7 @@ def _weight_decay(opt, weight_decay) -> _Decay:
 def plan_launches(opt, rule: Rule, weight_decay, flat: bool) -> Plan:
     """The launches of ``opt`` (a constructed ``mindspore.nn.Optimizer``): one per (learning rate, dtype)."""
     params = opt._parameters
-    decay = _weight_decay(opt, weight_decay)
+    decay = _weight_decay(opt, weight_decay, rule)
     keys = [(id(opt.group_lr[i]) if opt.is_group_lr else None, str(p.dtype)) for i, p in enumerate(params)]
     groups = grouping.plan_launches(keys)
     launches = []

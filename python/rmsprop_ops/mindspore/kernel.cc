@@ -40,9 +40,9 @@ namespace {
 
 enum ConfigField {
   kVersion, kCount, kCentered, kRho, kEpsilon, kMomentum, kRescale, kEpsInSqrt, kLrInMomentum, kFlatState,
-  kHeader
+  kWeightDecayMode, kHeader
 };
-constexpr double kConfigVersion = 2.0;
+constexpr double kConfigVersion = 3.0;
 
 std::mutex g_err_mutex;
 char g_last_error[1024] = "";
@@ -163,6 +163,11 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   hp.lr_in_momentum = cfg[kLrInMomentum] != 0.0;
   hp.clip_gradient = -1.0;
   hp.clip_weights = -1.0;
+  // The mode code is the core's enum; the core refuses a code it does not know.
+  const double wd_mode = cfg[kWeightDecayMode];
+  if (!(wd_mode == RMSPROP_OPS_WD_L2 || wd_mode == RMSPROP_OPS_WD_L1 || wd_mode == RMSPROP_OPS_WD_DECOUPLED))
+    return fail(RMSPROP_OPS_VALUE_ERROR, "config: weight_decay_mode: expected 0 (l2), 1 (l1) or 2 (decoupled), got " +
+                                             std::to_string(wd_mode));
 
   // A flat state buffer must be 1-D and hold every slice; dtypes, overlaps and the slices' fit with their
   // params are the core's checks, as for separate tensors.
@@ -222,7 +227,7 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
     if (centered) s.mean_grad = state(2, k);
     s.lr_mult = 1.0;
     s.weight_decay = cfg[kHeader + k];
-    s.weight_decay_mode = RMSPROP_OPS_WD_L2;
+    s.weight_decay_mode = static_cast<int32_t>(wd_mode);
   }
 
   char err[1024];
