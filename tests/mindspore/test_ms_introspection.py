@@ -27,12 +27,12 @@ REPR_CASES = [
     # (id, constructor arguments, text the repr must hold)
     ("defaults", dict(), ["learning_rate=0.1, decay=0.9, momentum=0.0, epsilon=1e-10, centered=False, "
                           "loss_scale=1.0, weight_decay=0.0, params=2, convention='mindspore', "
-                          "kernel='rmsprop_ops', launches=1, state='per-parameter'"]),
+                          "kernel='rmsprop_ops', launches=1, flat_state=False"]),
     ("hyper-parameters", dict(learning_rate=0.01, decay=0.95, momentum=0.9, epsilon=1e-3, centered=True,
                               loss_scale=128.0, weight_decay=1e-4),
      ["learning_rate=0.01, decay=0.95, momentum=0.9, epsilon=0.001, centered=True, loss_scale=128.0, "
       "weight_decay=0.0001,"]),
-    ("flat-state", dict(flat_state=True), ["state='flat'"]),
+    ("flat-state", dict(flat_state=True), ["flat_state=True"]),
     ("two-dtypes", dict(params=lambda: _params((np.float32, np.float64))), ["launches=2"]),
     ("schedule", dict(learning_rate=lambda: nn.ExponentialDecayLR(0.1, 0.9, 2)),
      ["learning_rate=ExponentialDecayLR,", "(learning_rate): ExponentialDecayLR()"]),
@@ -58,7 +58,7 @@ def test_repr_shows_hyper_parameters_convention_and_layout(case):
 def test_repr_of_the_fallback_names_mindspores_op(monkeypatch):
     monkeypatch.setenv(_fallback.FALLBACK_ENV, "1")
     monkeypatch.setattr(_fallback, "_fallback_warned", True)
-    assert "kernel='ApplyCenteredRMSProp' (fallback), state='per-parameter'" in repr(
+    assert "kernel='ApplyCenteredRMSProp' (fallback), flat_state=False" in repr(
         rms.RMSProp(_params(), centered=True))
 
 

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
-from mindspore import Tensor
+from mindspore import Tensor, ops
 from mindspore import dtype as mstype
 
 from ._rule import state_kinds
@@ -152,16 +152,18 @@ def load_state_per_parameter(opt, state, strict: bool) -> list:
                          "(pass strict=False to keep those buffers as they are).")
     if strict:
         _check_kinds(opt, all_entries, state)
-    # Flat buffers: each one touched is rewritten once, from a host copy holding its new slices.
+    # Written through an op, not set_data: in PYNATIVE_MODE an optimizer step compiled before keeps reading
+    # the data a Parameter had then, and would neither see nor keep what set_data puts there. Flat buffers:
+    # each one touched is rewritten once, from a host copy holding its new slices.
     hosts = {}
     for e, value in plan:
         if e.offset is None:
             data = Tensor(np.array(value, dtype=_NUMPY.get(e.buffer.dtype, np.float32)))
-            e.buffer.set_data(data if data.dtype == e.buffer.dtype else data.astype(e.buffer.dtype))
+            ops.assign(e.buffer, data if data.dtype == e.buffer.dtype else data.astype(e.buffer.dtype))
             continue
         if id(e.buffer) not in hosts:
             hosts[id(e.buffer)] = (e.buffer, e.buffer.asnumpy().copy())
         hosts[id(e.buffer)][1][e.offset:e.offset + value.size] = value.reshape(-1)
     for target, host in hosts.values():
-        target.set_data(Tensor(host))
+        ops.assign(target, Tensor(host))
     return [e.name for e, _ in plan]

@@ -61,10 +61,9 @@ def describe(opt) -> str:
     rule = opt._rule
     if opt.use_kernel:
         launches = len(opt._plan.launches)
-        how = (f"kernel='rmsprop_ops', launches={launches}, "
-               f"state='{'flat' if opt.flat_state else 'per-parameter'}'")
+        how = f"kernel='rmsprop_ops', launches={launches}, flat_state={opt.flat_state}"
     else:
-        how = f"kernel='{type(opt.opt).__name__}' (fallback), state='per-parameter'"
+        how = f"kernel='{type(opt.opt).__name__}' (fallback), flat_state=False"
     return (f"learning_rate={_learning_rate(opt)}, decay={rule.rho!r}, momentum={rule.momentum!r}, "
             f"epsilon={rule.epsilon!r}, centered={rule.centered}, loss_scale={opt.loss_scale!r}, "
             f"weight_decay={_weight_decay(opt)}, params={opt.param_length}, {_rule_fields(opt)}, {how}")

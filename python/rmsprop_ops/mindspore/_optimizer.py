@@ -83,7 +83,7 @@ class RMSProp(Optimizer):
         >>> opt = RMSProp(net.trainable_params(), learning_rate=0.01, momentum=0.9)
         >>> step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), opt)
         >>> opt  # doctest: +ELLIPSIS
-        RMSProp(learning_rate=0.01, decay=0.9, momentum=0.9, ..., kernel='rmsprop_ops', launches=1, state='per-parameter')
+        RMSProp(learning_rate=0.01, decay=0.9, momentum=0.9, ..., kernel='rmsprop_ops', launches=1, flat_state=False)
     """
 
     @opt_init_args_register
