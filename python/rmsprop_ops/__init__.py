@@ -9,6 +9,7 @@ from . import mxnet_compat, reference, registry, schedules
 from ._conventions import CONVENTIONS, Convention
 from ._functional import rmsprop_, rmsprop_multi_
 from ._optimizer import RMSProp
+from ._rows import catch_up_rows_, rmsprop_rows_
 from .schedules import (Constant, CosineDecay, ExponentialDecay, LinearWarmup, PiecewiseConstant, StepDecay)
 from ._runtime import (built_with_cuda, cuda_available, get_include, get_library, get_num_threads,
                        set_num_threads)
@@ -18,6 +19,8 @@ __version__ = "0.1.0"
 __all__ = [
     "rmsprop_",
     "rmsprop_multi_",
+    "rmsprop_rows_",
+    "catch_up_rows_",
     "RMSProp",
     "CONVENTIONS",
     "Convention",
