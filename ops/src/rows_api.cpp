@@ -129,8 +129,8 @@ RowsLaunch validate(const rmsprop_ops_rows *rp, const rmsprop_ops_hparams *hp, b
   check_scalar_dtype(hp->lr, "lr", true);
   check_scalar_dtype(hp->rescale_grad, "rescale_grad", true);
   check_scalar_dtype(hp->skip_update, "skip_update", false);
-  if (r.mode < RMSPROP_OPS_ROWS_DENSE || r.mode > RMSPROP_OPS_ROWS_LAZY)
-    fail(RMSPROP_OPS_VALUE_ERROR, "mode: expected one of {dense, exact, lazy}, got " + std::to_string(r.mode));
+  const std::string bad_mode = check_attr_value(*find_attr(*find_op("rmsprop_rows"), "mode"), r.mode);
+  if (!bad_mode.empty()) fail(RMSPROP_OPS_VALUE_ERROR, bad_mode);
   if (catch_up && r.mode == RMSPROP_OPS_ROWS_DENSE)
     fail(RMSPROP_OPS_VALUE_ERROR, "mode: expected 'exact' or 'lazy' (a dense table has nothing to catch up), "
                                   "got 'dense'");

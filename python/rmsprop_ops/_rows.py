@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, registry
 from ._checks import as_bool, as_float, as_optional_clip, weight_decay_mode_code
 
 __all__ = ["ROWS_MODES", "rmsprop_rows_", "catch_up_rows_"]
 
-# The core's rows modes (enum rmsprop_ops_rows_mode).
-ROWS_MODES = {"dense": 0, "exact": 1, "lazy": 2}
+# The rows op's modes, in the registry's order (its enum values).
+ROWS_MODES = tuple(next(a["choices"] for a in registry.schema("rmsprop_rows")["attrs"] if a["name"] == "mode"))
 
 _CATCH_UP_EPSILON = 1e-6  # any valid epsilon: a catch-up never divides
 
@@ -16,10 +16,9 @@ _CATCH_UP_EPSILON = 1e-6  # any valid epsilon: a catch-up never divides
 def _mode_code(mode):
     if not isinstance(mode, str):
         raise TypeError(f"mode: expected a str, got {type(mode).__name__} ({mode!r})")
-    try:
-        return ROWS_MODES[mode]
-    except KeyError:
-        raise ValueError(f"mode: expected one of {list(ROWS_MODES)}, got {mode!r}") from None
+    if mode not in ROWS_MODES:
+        raise ValueError(f"mode: expected one of {list(ROWS_MODES)}, got {mode!r}")
+    return ROWS_MODES.index(mode)
 
 
 def _scalar_or_array(name, value):
