@@ -11,12 +11,13 @@ from . import registry
 from ._checks import as_bool, as_float
 from ._conventions import get_convention
 from ._functional import rmsprop_multi_
+from ._rows_optimizer import BucketStep, RowsBook, check_sparse_mode
 from .schedules import as_schedule
 
 __all__ = ["RMSProp"]
 
 _GROUP_KEYS = ("learning_rate", "rho", "momentum", "epsilon", "centered", "weight_decay", "clip_gradient",
-               "clip_weights", "lr_mult", "wd_mult")
+               "clip_weights", "lr_mult", "wd_mult", "sparse_mode")
 
 
 def _as_view(name, x):
@@ -106,6 +107,13 @@ class RMSProp:
         loss_scale_factor, gradient_accumulation_steps: Keras 3's options, with Keras' semantics.
         rescale_grad, clip_gradient, clip_weights: MXNet's options (rescale first, clip elementwise).
         skip_nonfinite: skip (and count in :attr:`skipped_steps`) a step whose gradients hold inf/NaN.
+        sparse_mode: what a row-sparse gradient (:class:`rmsprop_ops.RowGrad`, or ``(indices, values)``) does
+            to the rows it leaves out (also a group key): "auto" (default) catches them up when next touched
+            where that gives the dense numbers (no momentum, weight decay or ``clip_weights``) and steps
+            every row otherwise; "dense" always steps every row; "exact" and "lazy" always catch up ("lazy"
+            also with momentum, its parameters lagging between touches). See ``docs/sparse.md``. With
+            clipnorm, clipvalue, global_clipnorm, gradient accumulation or skip_nonfinite a row-sparse
+            gradient is made dense first.
 
     Defaults differ between frameworks: Keras lr 1e-3, rho 0.9, eps 1e-7; torch lr 1e-2, alpha 0.99,
     eps 1e-8 outside the root; MindSpore lr 0.1, eps 1e-10, ms at ones; Paddle rho 0.95, eps 1e-6 and
@@ -126,8 +134,9 @@ class RMSProp:
                  lr_in_momentum=None, weight_decay_mode=None, clip_after_weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None,
-                 rescale_grad=1.0, clip_gradient=None, clip_weights=None, skip_nonfinite=False):
+                 rescale_grad=1.0, clip_gradient=None, clip_weights=None, skip_nonfinite=False, sparse_mode="auto"):
         conv = get_convention(convention)
+        self._rows = RowsBook(sparse_mode)
         self.convention = conv
         d = conv.defaults
         base = {
@@ -138,6 +147,7 @@ class RMSProp:
             "centered": centered,
             "weight_decay": 0.0 if weight_decay is None else weight_decay,
             "clip_gradient": clip_gradient, "clip_weights": clip_weights, "lr_mult": 1.0, "wd_mult": 1.0,
+            "sparse_mode": sparse_mode,
         }
         self.eps_in_sqrt = as_bool("eps_in_sqrt", conv.eps_in_sqrt if eps_in_sqrt is None else eps_in_sqrt)
         self.lr_in_momentum = as_bool("lr_in_momentum",
@@ -269,6 +279,7 @@ class RMSProp:
         for name in ("lr_mult", "wd_mult"):
             if as_float(name, hp[name]) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {hp[name]!r} ({where})")
+        check_sparse_mode(f"sparse_mode ({where})", hp["sparse_mode"])
 
     def _effective_momentum(self, hp):
         if self.convention.momentum_requires_centered and not hp["centered"]:
@@ -329,14 +340,15 @@ class RMSProp:
         """One optimizer step; updates the params (and this optimizer's state) in place.
 
         Args:
-            grads: one array per param, in the order the params were given (groups flattened).
+            grads: one array per param, in the order the params were given (groups flattened); for a
+                param of rows, also a :class:`rmsprop_ops.RowGrad` ``(indices, values)``.
 
         Returns:
             True if the step was applied (or accumulated), False if skipped for inf/NaN gradients.
         """
         python_side = (self.clipnorm is not None or self.clipvalue is not None or self.global_clipnorm is not None
                        or self.gradient_accumulation_steps is not None or self.skip_nonfinite)
-        gs = self._grads(grads, python_side)
+        gs = self._grads(self._rows.normalize(self, grads, densify=python_side), python_side)
         if self.skip_nonfinite and not all(np.isfinite(g).all() for g in gs):
             self.skipped_steps += 1
             return False
@@ -365,10 +377,16 @@ class RMSProp:
 
     def _apply(self, gs, step, rescale):
         group_lr = np.asarray(self.learning_rates(step), dtype=np.float64)
+        plans = []
         for b in self._buckets:
             lr = group_lr[b["owner"]] * b["lr_mult"]
             lr = float(lr[0]) if (lr == lr[0]).all() else lr.tolist()
-            grads = gs if b["identity"] else [gs[i] for i in b["idx"]]
+            plans.append(BucketStep(b, lr, gs if b["identity"] else [gs[i] for i in b["idx"]]))
+        self._rows.check(self, plans, rescale)  # every row-sparse gradient, before anything is written
+        for plan in plans:
+            if self._rows.take(self, plan, rescale):
+                continue
+            b, lr, grads = plan
             rmsprop_multi_(b["params"], grads, b["ms"], lr=lr, moments=b["mom"], mean_grads=b["mg"],
                            eps_in_sqrt=self.eps_in_sqrt, lr_in_momentum=self.lr_in_momentum,
                            weight_decay=b["wd"], weight_decay_mode=self.weight_decay_mode,
@@ -386,6 +404,13 @@ class RMSProp:
                     np.copyto(p, avg)
         self._iterations += 1
 
+    def catch_up(self) -> None:
+        """Bring the rows that row-sparse gradients skipped up to date (``sparse_mode`` "exact": their state;
+        "lazy": their state and parameters, the pending momentum moves made, scaled by the last step's
+        learning rate where lr is outside the momentum). The state is then the dense update's; call it before
+        reading or exporting the parameters of a lazy run. A no-op without row-sparse gradients."""
+        self._rows.catch_up_all(self, max(self._iterations - 1, 0))
+
     def finalize_variable_values(self) -> None:
         """Overwrite the params with their moving averages (Keras; a no-op without use_ema)."""
         if self.use_ema:
@@ -401,6 +426,7 @@ class RMSProp:
             for i, a in enumerate(arrays or ()):
                 if a is not None:
                     out[f"{name}.{i}"] = a
+        out.update(self._rows.state_arrays())  # per-row counters of row-sparse parameters
         return out
 
     def state_dict(self) -> dict:
@@ -414,6 +440,7 @@ class RMSProp:
         """Restore a :meth:`state_dict` (or ``dict(np.load(f))``); validates everything before writing."""
         if not hasattr(state, "keys"):
             raise TypeError(f"state: expected a dict, got {type(state).__name__}")
+        self._rows.prepare_load(state.keys(), self._views)
         mine = self._state_arrays()
         expected = set(mine) | {"iterations", "skipped_steps"}
         if set(state.keys()) != expected:

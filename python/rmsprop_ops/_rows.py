@@ -85,6 +85,19 @@ def rmsprop_rows_(param, indices, values, mean_square, *, lr, rho, epsilon, last
         >>> [round(float(x), 4) for x in table[:, 0]], last.tolist(), int(step[0])
         ([0.6838, 1.0, 0.6838, 1.0], [1, 0, 1, 0], 1)
     """
+    _rows_call(param, indices, values, mean_square, lr=lr, rho=rho, epsilon=epsilon, last_step=last_step, step=step,
+               mode=mode, momentum=momentum, moment=moment, centered=centered, mean_grad=mean_grad,
+               master_param=master_param, eps_in_sqrt=eps_in_sqrt, lr_in_momentum=lr_in_momentum,
+               weight_decay=weight_decay, weight_decay_mode=weight_decay_mode, lr_mult=lr_mult,
+               rescale_grad=rescale_grad, clip_gradient=clip_gradient, clip_weights=clip_weights,
+               clip_after_weight_decay=clip_after_weight_decay, skip_update=skip_update)
+
+
+def _rows_call(param, indices, values, mean_square, *, lr, rho, epsilon, last_step, step, mode, momentum, moment,
+               centered, mean_grad, master_param, eps_in_sqrt, lr_in_momentum, weight_decay, weight_decay_mode,
+               lr_mult, rescale_grad, clip_gradient, clip_weights, clip_after_weight_decay, skip_update,
+               check_only=False):
+    """rmsprop_rows_; check_only=True validates everything (every index and counter) and writes nothing."""
     _core.rows(param, indices, values, mean_square, moment, mean_grad, master_param, last_step, step,
                lr=_scalar_or_array("lr", lr), lr_mult=as_float("lr_mult", lr_mult), rho=as_float("rho", rho),
                epsilon=as_float("epsilon", epsilon), momentum=as_float("momentum", momentum),
@@ -96,7 +109,7 @@ def rmsprop_rows_(param, indices, values, mean_square, *, lr, rho, epsilon, last
                clip_gradient=as_optional_clip("clip_gradient", clip_gradient),
                clip_weights=as_optional_clip("clip_weights", clip_weights),
                clip_after_weight_decay=as_bool("clip_after_weight_decay", clip_after_weight_decay),
-               skip_update=_skip(skip_update), mode=_mode_code(mode), catch_up=False)
+               skip_update=_skip(skip_update), mode=_mode_code(mode), catch_up=False, check_only=check_only)
 
 
 def catch_up_rows_(param, mean_square, *, last_step, step, rho, mode="exact", momentum=0.0, moment=None,
