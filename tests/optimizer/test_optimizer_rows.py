@@ -171,7 +171,7 @@ def test_sparse_mode_per_group():
     for g, d in stream(10):
         opt.step([RowGrad(g.indices, g.values), d])
     assert "last_step.0" in opt.state_dict()
-    with pytest.raises(ValueError, match=r"sparse_mode \(group 0\): expected one of"):
+    with pytest.raises(ValueError, match=r"sparse_mode: expected one of .*, got .fast. \(group 0\)"):
         rmsprop_ops.RMSProp([{"params": [table], "sparse_mode": "fast"}])
     with pytest.raises(TypeError, match="sparse_mode: expected a str"):
         rmsprop_ops.RMSProp([table], sparse_mode=None)
@@ -195,3 +195,64 @@ def test_torch_row_gradients():
         opt.step([(torch.from_numpy(g.indices), torch.from_numpy(g.values)), d])
     ref, _, _ = run(steps, convention="torch", learning_rate=0.01)
     np.testing.assert_array_equal(params[0], ref[0])
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda sd: sd.update({"last_step.0": sd["last_step.0"].astype(np.int32)}), "expected shape (50,) and dtype int64"),
+    (lambda sd: sd.update({"last_step.0": sd["last_step.0"][:-1]}), "expected shape (50,) and dtype int64"),
+    (lambda sd: sd["last_step.0"].__setitem__(3, 10**6), "expected counts in [0, rows_step.0="),
+    (lambda sd: sd.pop("rows_step.0"), "expected both last_step.0 and rows_step.0"),
+    (lambda sd: sd.update({"last_step.1": np.zeros(7, np.int64), "rows_step.1": np.zeros(1, np.int64)}), None),
+    (lambda sd: sd.update({"last_step.2": np.zeros(3, np.int64)}), "no parameter of rows at position 2"),
+])
+def test_counters_in_a_checkpoint_are_checked_before_anything_is_written(change, message):
+    params = make_params()
+    opt = rmsprop_ops.RMSProp(params, convention="keras", learning_rate=0.01)
+    for g, d in stream(6):
+        opt.step([RowGrad(g.indices, g.values), d])
+    sd = opt.state_dict()
+    change(sd)
+    fresh = rmsprop_ops.RMSProp(make_params(1), convention="keras", learning_rate=0.01)
+    before = fresh.state_dict()
+    if message is None:  # counters for the 1-D param load too (its rows are its elements)
+        fresh.load_state_dict(sd)
+        assert "last_step.1" in fresh.state_dict()
+        return
+    with pytest.raises(ValueError) as info:
+        fresh.load_state_dict(sd)
+    assert message in str(info.value)
+    after = fresh.state_dict()
+    assert sorted(after) == sorted(before)
+    for k, v in before.items():
+        np.testing.assert_array_equal(after[k], v, err_msg=k)
+
+
+def test_row_gradients_next_to_none_and_other_launches():
+    """A float64 param sits in a launch of its own; None skips a param (Keras 3)."""
+    rng = np.random.default_rng(3)
+    table, other = rng.standard_normal((NROWS, DIM)).astype(np.float32), rng.standard_normal(5)
+    ref_table, ref_other = table.copy(), other.copy()
+    opt = rmsprop_ops.RMSProp([table, other], convention="keras", learning_rate=0.01)
+    ref = rmsprop_ops.RMSProp([ref_table, ref_other], convention="keras", learning_rate=0.01)
+    for t, (g, _) in enumerate(stream(30)):
+        d = rng.standard_normal(5)
+        if t % 3 == 0:
+            opt.step([None, d])
+            ref.step([None, d])
+        else:
+            opt.step([RowGrad(g.indices, g.values), None if t % 3 == 1 else d])
+            ref.step([dense_grad(g, table.shape, np.float32), None if t % 3 == 1 else d])
+        assert_close(table, ref_table, np.abs(make_params(3)[0]).max(), f"step {t}")
+        np.testing.assert_array_equal(other, ref_other)
+
+
+def test_export_state_catches_up_first():
+    params = make_params()
+    opt = rmsprop_ops.RMSProp(params, convention="keras", learning_rate=0.01)
+    ref_params = make_params()
+    ref = rmsprop_ops.RMSProp(ref_params, convention="keras", learning_rate=0.01)
+    for g, d in stream(40):
+        opt.step([RowGrad(g.indices, g.values), d])
+        ref.step([dense_grad(g, params[0].shape, np.float32), d])
+    mine, theirs = opt.export_state(), ref.export_state()
+    np.testing.assert_allclose(mine.params[0].mean_square, theirs.params[0].mean_square, rtol=2e-5)
