@@ -1,6 +1,7 @@
 // The rows C API (rows_api.h): every argument validated before anything is written, then the CPU or
 // CUDA rows kernel.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -158,7 +159,16 @@ RowsLaunch validate(const rmsprop_ops_rows *rp, const rmsprop_ops_hparams *hp, b
   l.hp = hp;
   l.nrows = p.shape[0];
   l.width = 1;
-  for (int32_t d = 1; d < p.ndim; ++d) l.width *= p.shape[d];
+  bool fits = l.nrows >= 0;
+  for (int32_t d = 1; fits && d < p.ndim; ++d) {
+    fits = p.shape[d] >= 0 && (p.shape[d] == 0 || l.width <= INT64_MAX / p.shape[d]);
+    if (fits) l.width *= p.shape[d];
+  }
+  fits = fits && (l.width == 0 || l.nrows <= INT64_MAX / l.width);
+  if (!fits) fail(RMSPROP_OPS_VALUE_ERROR, "param: expected a shape of at most 2^63 elements, got " + shape_str(p));
+  if (l.nrows * l.width != p.numel)
+    fail(RMSPROP_OPS_VALUE_ERROR, "param: expected numel " + std::to_string(l.nrows * l.width) + " (shape " +
+                                      shape_str(p) + "), got " + std::to_string(p.numel));
   l.param_dtype = pd;
   l.centered = hp->centered != 0;
   l.moment = r.moment.data != nullptr;
@@ -239,6 +249,9 @@ RowsLaunch validate(const rmsprop_ops_rows *rp, const rmsprop_ops_hparams *hp, b
   }
   if (need_grad) {
     const rmsprop_ops_tensor &v = r.values;
+    if (l.width > 0 && l.n > INT64_MAX / l.width)
+      fail(RMSPROP_OPS_VALUE_ERROR, "indices: expected at most 2^63 gradient elements, got " + std::to_string(l.n) +
+                                        " rows of " + std::to_string(l.width));
     if (v.data == nullptr && v.numel > 0) fail(RMSPROP_OPS_VALUE_ERROR, "values: missing");
     if (v.data == nullptr && l.n * l.width > 0) fail(RMSPROP_OPS_VALUE_ERROR, "values: expected an array, got None");
     if (v.dtype != pd)
