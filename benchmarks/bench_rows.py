@@ -6,7 +6,8 @@ on the same SelectedRows gradients, and the core's cost as rows and table grow.
   see docs/sparse.md), ``--steps`` steps. Both optimizers get the same gradient each step (the backward
   passes are untimed); ``opt.step()`` is timed, ours and the built-in alternating which goes first. Plain
   and centered without momentum (our "exact" mode) and with momentum 0.9 ("dense" mode). After the last
-  step the tables are compared: the largest difference relative to the table's scale.
+  step the tables are compared: the largest difference relative to the table's scale. Wall time and the
+  process's CPU time (all threads) are both recorded; on a busy machine the CPU time is the steadier.
 - **scaling**: the core's exact-mode step (``rmsprop_rows_``) for 10x the ids, and for a 10x smaller and
   (``--big``) a 10x larger table at the same ids, interleaved; each step's ids drawn afresh.
 - **memory**: the optimizer state each one adds (Paddle's accumulators; ours adds one int64 counter per
@@ -58,23 +59,28 @@ def bench_paddle(args):
             emb.weight.set_value(table)
             sides[name] = (emb, cls(learning_rate=0.01, parameters=[emb.weight], **kw))
         times = {name: [] for name in sides}
+        cpu = {name: [] for name in sides}  # CPU time of the process (all threads): robust to a busy machine
         for step, (ids, w) in enumerate(data):
             for name in (("ours", "builtin") if step % 2 == 0 else ("builtin", "ours")):
                 emb, opt = sides[name]
                 (emb(paddle.to_tensor(ids)) * paddle.to_tensor(w)).sum().backward()
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 opt.step()
                 times[name].append((time.perf_counter() - t) * 1e3)
+                cpu[name].append((time.process_time() - c) * 1e3)
                 opt.clear_grad()
         ours, theirs = (sides[n][0].weight.numpy() for n in ("ours", "builtin"))
         med = {n: statistics.median(v) for n, v in times.items()}
+        cpu_med = {n: statistics.median(v) for n, v in cpu.items()}
         mode = sides["ours"][1]._sparse.counters.get(sides["ours"][0].weight.name)
-        results[rule] = dict(ms=med, times=times, speedup=med["builtin"] / med["ours"],
+        results[rule] = dict(ms=med, times=times, speedup=med["builtin"] / med["ours"], cpu_ms=cpu_med,
+                             cpu_speedup=cpu_med["builtin"] / cpu_med["ours"],
                              max_diff_rel_scale=float(np.abs(ours - theirs).max() / np.abs(theirs).max()),
                              mode=mode.mode if mode is not None else "dense",
                              state_bytes={n: _state_bytes(o, e.weight) for n, (e, o) in sides.items()})
         print(f"paddle {rule:18s} ours {med['ours']:8.2f} ms  built-in {med['builtin']:8.2f} ms  "
-              f"{results[rule]['speedup']:6.1f}x  max diff {results[rule]['max_diff_rel_scale']:.1e} of the "
+              f"{results[rule]['speedup']:6.1f}x  (CPU time {cpu_med['ours']:.1f} / {cpu_med['builtin']:.1f} ms, "
+              f"{results[rule]['cpu_speedup']:.1f}x)  max diff {results[rule]['max_diff_rel_scale']:.1e} of the "
               f"table's scale  ({results[rule]['mode']})", flush=True)
         del sides
     return results

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "rmsprop_ops/rows_api.h"
 
@@ -23,6 +24,21 @@ struct RowsLaunch {
   bool master;     // master weights present
   bool catch_up;   // rmsprop_ops_rows_catch_up: no gradient, no step increment
 };
+
+// Calls f(CENTERED, MOMENT, MASTER, MOVE) with each flag as a std::integral_constant, so that kernels can
+// take them as template arguments: the one place the 16 combinations are spelled out.
+template <typename F>
+void with_row_flags(bool centered, bool moment, bool master, bool move, F &&f) {
+  auto pick = [](bool v, auto &&g) {
+    if (v)
+      g(std::true_type{});
+    else
+      g(std::false_type{});
+  };
+  pick(centered, [&](auto c) {
+    pick(moment, [&](auto m) { pick(master, [&](auto ma) { pick(move, [&](auto mv) { f(c, m, ma, mv); }); }); });
+  });
+}
 
 void run_rows_cpu(const RowsLaunch &l);
 // Throws ArgError for a bad index or counter found on the device (nothing written), std::runtime_error

@@ -257,27 +257,12 @@ void run_flags(const RowsLaunch &l) {
                    static_cast<M *>(r.master_param.data), static_cast<int64_t *>(r.last_step.data),
                    static_cast<const P *>(r.values.data), l.width};
   const int64_t t = r.step.data != nullptr ? *static_cast<const int64_t *>(r.step.data) : 0;
+  // The 16-bit storage types are the only ones a master weight may accompany (validated in rows_api.cpp).
   constexpr bool kMasterPossible = sizeof(P) == 2;
-  const bool move = r.mode == RMSPROP_OPS_ROWS_LAZY;
-  const int key = (l.centered ? 8 : 0) | (l.moment ? 4 : 0) | (l.master && kMasterPossible ? 2 : 0) | (move ? 1 : 0);
-  switch (key) {
-    case 0: run_typed<P, false, false, false, false>(l, s, t); break;
-    case 1: run_typed<P, false, false, false, true>(l, s, t); break;
-    case 2: run_typed<P, false, false, kMasterPossible, false>(l, s, t); break;
-    case 3: run_typed<P, false, false, kMasterPossible, true>(l, s, t); break;
-    case 4: run_typed<P, false, true, false, false>(l, s, t); break;
-    case 5: run_typed<P, false, true, false, true>(l, s, t); break;
-    case 6: run_typed<P, false, true, kMasterPossible, false>(l, s, t); break;
-    case 7: run_typed<P, false, true, kMasterPossible, true>(l, s, t); break;
-    case 8: run_typed<P, true, false, false, false>(l, s, t); break;
-    case 9: run_typed<P, true, false, false, true>(l, s, t); break;
-    case 10: run_typed<P, true, false, kMasterPossible, false>(l, s, t); break;
-    case 11: run_typed<P, true, false, kMasterPossible, true>(l, s, t); break;
-    case 12: run_typed<P, true, true, false, false>(l, s, t); break;
-    case 13: run_typed<P, true, true, false, true>(l, s, t); break;
-    case 14: run_typed<P, true, true, kMasterPossible, false>(l, s, t); break;
-    default: run_typed<P, true, true, kMasterPossible, true>(l, s, t); break;
-  }
+  with_row_flags(l.centered, l.moment, l.master, r.mode == RMSPROP_OPS_ROWS_LAZY, [&](auto c, auto m, auto ma, auto mv) {
+    run_typed<P, decltype(c)::value, decltype(m)::value, decltype(ma)::value && kMasterPossible, decltype(mv)::value>(
+        l, s, t);
+  });
   if (!l.catch_up && r.step.data != nullptr) *static_cast<int64_t *>(r.step.data) = t + 1;
 }
 

@@ -380,26 +380,10 @@ void run_typed(const RowsLaunch &l, cudaStream_t stream, Scratch &scratch) {
   }
   const Scalars a{*l.hp, r.lr_mult, r.weight_decay, r.weight_decay_mode};
   constexpr bool kMasterPossible = sizeof(P) == 2;
-  const bool move = r.mode == RMSPROP_OPS_ROWS_LAZY;
-  const int key = (l.centered ? 8 : 0) | (l.moment ? 4 : 0) | (l.master && kMasterPossible ? 2 : 0) | (move ? 1 : 0);
-  switch (key) {
-    case 0: launch<P, false, false, false, false>(l, s, u, slot, a, stream); break;
-    case 1: launch<P, false, false, false, true>(l, s, u, slot, a, stream); break;
-    case 2: launch<P, false, false, kMasterPossible, false>(l, s, u, slot, a, stream); break;
-    case 3: launch<P, false, false, kMasterPossible, true>(l, s, u, slot, a, stream); break;
-    case 4: launch<P, false, true, false, false>(l, s, u, slot, a, stream); break;
-    case 5: launch<P, false, true, false, true>(l, s, u, slot, a, stream); break;
-    case 6: launch<P, false, true, kMasterPossible, false>(l, s, u, slot, a, stream); break;
-    case 7: launch<P, false, true, kMasterPossible, true>(l, s, u, slot, a, stream); break;
-    case 8: launch<P, true, false, false, false>(l, s, u, slot, a, stream); break;
-    case 9: launch<P, true, false, false, true>(l, s, u, slot, a, stream); break;
-    case 10: launch<P, true, false, kMasterPossible, false>(l, s, u, slot, a, stream); break;
-    case 11: launch<P, true, false, kMasterPossible, true>(l, s, u, slot, a, stream); break;
-    case 12: launch<P, true, true, false, false>(l, s, u, slot, a, stream); break;
-    case 13: launch<P, true, true, false, true>(l, s, u, slot, a, stream); break;
-    case 14: launch<P, true, true, kMasterPossible, false>(l, s, u, slot, a, stream); break;
-    default: launch<P, true, true, kMasterPossible, true>(l, s, u, slot, a, stream); break;
-  }
+  with_row_flags(l.centered, l.moment, l.master, r.mode == RMSPROP_OPS_ROWS_LAZY, [&](auto c, auto m, auto ma, auto mv) {
+    launch<P, decltype(c)::value, decltype(m)::value, decltype(ma)::value && kMasterPossible, decltype(mv)::value>(
+        l, s, u, slot, a, stream);
+  });
 }
 
 [[noreturn]] void throw_not_implemented(const std::string &msg) { throw std::invalid_argument(msg); }
