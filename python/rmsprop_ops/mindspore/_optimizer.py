@@ -25,6 +25,7 @@ from ._recipe import recipe_arguments
 from ._rule import (MINDSPORE_DEFAULTS as _D, check_learning_rates, check_weight_decay_kind, kernel_only,
                     resolve_arguments, state_kinds)
 from ._schedules import as_mindspore_schedule
+from ._sparse import dense_gradients
 from ._state import flat_buffers, per_parameter_buffers
 from ._step import check_call, check_gradients, kernel_step
 
@@ -222,6 +223,7 @@ class RMSProp(Optimizer):
     def construct(self, gradients):
         check_gradients(self, gradients)
         gradients = self.flatten_gradients(gradients)
+        gradients = dense_gradients(self.hyper_map, gradients, self._parameters)  # RowTensor (_sparse.py)
         if self.use_ema:
             gradients = _ema.guard(self, gradients)
         if self._rule.maximize:
