@@ -199,3 +199,65 @@ def test_a_schedule_of_rmsprop_ops_runs_in_the_graph(mode):
     run_neutral(ref, arrays, prob, STEPS)
     for g, w in zip(got, arrays):
         np.testing.assert_allclose(g, w, **TOL[np.float32])
+
+
+def test_a_mindspore_schedule_under_lr_outside_momentum(mode):
+    """A MindSpore LearningRateSchedule (evaluated in float32 by MindSpore) drives torch's placement; the
+    neutral optimizer gets the same float32 rates."""
+    sched = nn.ExponentialDecayLR(0.05, 0.7, 2)
+    rates = [float(sched(ms.Tensor(t, ms.int32)).asnumpy()) for t in range(STEPS)]
+    prob = problem(11, STEPS)
+    ps = ms_params(prob.params)
+    opt = RMSProp(ps, convention="torch", learning_rate=nn.ExponentialDecayLR(0.05, 0.7, 2), momentum=0.9,
+                  centered=True)
+    ref, arrays = neutral(prob, convention="torch", learning_rate=lambda s: rates[s], momentum=0.9, centered=True)
+    got = run_ms(opt, ps, prob, STEPS)
+    run_neutral(ref, arrays, prob, STEPS)
+    for g, w in zip(got, arrays):
+        np.testing.assert_allclose(g, w, **TOL[np.float32])
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["per-param", "flat"])
+def test_a_checkpoint_resumes_exactly_under_a_convention(mode, flat, tmp_path):
+    prob = problem(12, STEPS)
+    kw = {"convention": "torch", "lr": 0.02, "momentum": 0.9, "centered": True, "weight_decay": 0.01,
+          "flat_state": flat}
+    whole_p = ms_params(prob.params)
+    run_ms(RMSProp(whole_p, **kw), whole_p, prob, STEPS)
+    first = ms_params(prob.params)
+    opt = RMSProp(first, **kw)
+    run_ms(opt, first, prob, 3)
+    path = str(tmp_path / "opt.ckpt")
+    ms.save_checkpoint(opt, path)
+    second = ms_params([p.asnumpy() for p in first])
+    resumed = RMSProp(second, **kw)
+    assert not ms.load_param_into_net(resumed, ms.load_checkpoint(path))[0]   # before its first step
+    from ms_conventions import Problem
+
+    run_ms(resumed, second, Problem(prob.params, prob.curv, prob.noise[3:]), STEPS - 3)
+    for a, b in zip(whole_p, second):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+
+
+def test_inside_a_train_cell_with_loss_scale(mode):
+    """TrainOneStepCell (MindSpore's gradients, scaled by sens and unscaled by the optimizer's loss_scale)
+    under Keras' convention, against the neutral optimizer fed the same gradients; MindSpore's weight decay
+    skips 'gamma' (ungrouped), so the neutral optimizer puts it in a group without decay."""
+    from ms_helpers import batches, make_net
+    import rmsprop_ops
+
+    net = make_net()
+    params = net.trainable_params()
+    assert "gamma" in [p.name for p in params]
+    opt = RMSProp(params, convention="keras", learning_rate=0.01, momentum=0.9, weight_decay=0.05, loss_scale=8.0)
+    loss = nn.WithLossCell(net, nn.MSELoss())
+    train = nn.TrainOneStepCell(loss, opt, sens=8.0)
+    grad_fn = ms.grad(loss, grad_position=None, weights=opt.parameters)
+    arrays = [p.asnumpy().copy() for p in params]
+    groups = [{"params": [a], **({"weight_decay": 0.0} if "gamma" in p.name else {})} for p, a in zip(params, arrays)]
+    ref = rmsprop_ops.RMSProp(groups, convention="keras", learning_rate=0.01, momentum=0.9, weight_decay=0.05)
+    for x, y in batches(5):
+        ref.step([g.asnumpy() for g in grad_fn(x, y)])
+        train(x, y)
+        for p, a in zip(params, arrays):
+            np.testing.assert_allclose(p.asnumpy(), a, rtol=2e-6, atol=2e-7, err_msg=p.name)

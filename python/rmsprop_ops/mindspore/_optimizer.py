@@ -60,7 +60,8 @@ class RMSProp(Optimizer):
     Args:
         params: list of Parameters, or of dicts with "params", "lr", "weight_decay",
             "grad_centralization", "order_params" (as in MindSpore).
-        learning_rate: float, int, scalar or 1-D Tensor, Iterable or LearningRateSchedule. Default 0.1.
+        learning_rate: float, int, scalar or 1-D Tensor, Iterable, LearningRateSchedule or an
+            ``rmsprop_ops.schedules`` object (computed in the graph). Default 0.1.
         decay: float in [0, 1] (MindSpore accepts any value >= 0; the core rejects > 1). Default 0.9.
         momentum: float >= 0. Default 0.0.
         epsilon: float > 0. Default 1e-10.
@@ -69,6 +70,18 @@ class RMSProp(Optimizer):
         loss_scale: float > 0 dividing the gradients. Default 1.0.
         weight_decay: float, int or a Cell (dynamic). Default 0.0.
         flat_state: bool, keyword only; one state buffer per launch rather than per parameter. Default False.
+        convention: keyword only; a name of ``rmsprop_ops.CONVENTIONS`` (``"torch"``, ``"keras"``, ``"tf1"``,
+            ...): its rule and its defaults of learning_rate, decay, momentum and epsilon; arguments passed
+            keep their values, in these names or the convention's own (torch's ``lr``, ``alpha``, ``eps``).
+            Default None: MindSpore's rule and defaults.
+        initial_accumulator_value, eps_in_sqrt, lr_in_momentum, weight_decay_mode, maximize: keyword only;
+            each rule field on its own (None: the convention's): where the mean square starts, ``sqrt(s +
+            eps)`` or ``sqrt(s) + eps``, the learning rate inside or outside the momentum buffer, ``"l2"`` /
+            ``"l1"`` / ``"decoupled"`` weight decay, ascending the objective. ``nesterov`` and
+            ``bias_correction`` are refused until the core's rule has them.
+        use_ema, ema_momentum, ema_overwrite_frequency, ema_schedule: keyword only; moving averages of the
+            weights (``ema.<param name>``), Keras' options; ``ema_schedule`` ``"keras"``, ``"tf1"`` or
+            ``"constant"`` (see :meth:`swap_ema_weights`).
 
     Differences from ``mindspore.nn.RMSProp`` (and from Paddle/Keras): none in behaviour by default. The
     mean square starts at ones as in MindSpore (Paddle and Keras start at zeros); ``decay > 1`` raises
