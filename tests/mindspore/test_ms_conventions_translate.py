@@ -201,3 +201,19 @@ class opt_swapped:  # noqa: N801 - a context manager read as a phrase
 
     def __exit__(self, *exc):
         return self.cm.__exit__(*exc)
+
+
+def test_a_buffer_is_scaled_by_the_next_steps_scheduled_rate(mode, data):
+    """Under a LearningRateSchedule the momentum buffer moves into the lr-inside placement by the rate of
+    the next step: the schedule's value at the imported step count."""
+    from mindspore import nn
+
+    case = Case(data, "torch_momentum")
+    sched = nn.ExponentialDecayLR(0.02, 0.5, 2)
+    ps = ms_params(case.params_k)
+    opt = RMSProp(ps, learning_rate=sched, convention="torch", momentum=0.9, lr_in_momentum=True)
+    opt.import_state(case.state())
+    rate = float(nn.ExponentialDecayLR(0.02, 0.5, 2)(ms.Tensor(case.K, ms.int32)).asnumpy())
+    buf = case.state_dict["state"][1]["momentum_buffer"]
+    np.testing.assert_allclose(opt.state_per_parameter()["moment.w1"], buf * np.float32(rate), rtol=1e-6)
+    assert opt.export_state().params[1].learning_rate == pytest.approx(rate)

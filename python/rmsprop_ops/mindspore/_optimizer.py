@@ -23,7 +23,7 @@ from ._op import kernel_available
 from ._plan import plan_launches
 from ._recipe import recipe_arguments
 from ._rule import (MINDSPORE_DEFAULTS as _D, check_learning_rates, check_weight_decay_kind, kernel_only,
-                    resolve_arguments, state_kinds)
+                    resolve_arguments, rule_from_arguments, state_kinds)
 from ._schedules import as_mindspore_schedule
 from ._sparse import dense_gradients
 from ._state import flat_buffers, per_parameter_buffers
@@ -111,13 +111,13 @@ class RMSProp(Optimizer):
             type(self).__name__,
             {"learning_rate": learning_rate, "decay": decay, "momentum": momentum, "epsilon": epsilon,
              "centered": centered, "weight_decay": weight_decay, "loss_scale": loss_scale},
-            convention=convention, use_locking=use_locking, flat_state=flat_state, aliases=aliases,
+            convention=convention, aliases=aliases,
             fields={"initial_accumulator_value": initial_accumulator_value, "eps_in_sqrt": eps_in_sqrt,
                     "lr_in_momentum": lr_in_momentum, "weight_decay_mode": weight_decay_mode,
                     "maximize": maximize, "nesterov": nesterov, "bias_correction": bias_correction})
         learning_rate = as_mindspore_schedule(args.learning_rate)
         super().__init__(learning_rate, params, args.weight_decay, args.loss_scale)
-        self._rule = args.rule
+        self._rule = rule_from_arguments(self.cls_name, args, use_locking=use_locking, flat_state=flat_state)
         check_learning_rates(self.cls_name, self.learning_rate if self.is_group_lr else (self.learning_rate,))
         self.centered, self.momentum, self.epsilon, self.decay = (self._rule.centered, self._rule.momentum,
                                                                   self._rule.epsilon, self._rule.rho)
@@ -223,8 +223,9 @@ class RMSProp(Optimizer):
     def import_state(self, state, *, learning_rate=None) -> None:
         """Load a :class:`rmsprop_ops.translate.RMSPropState` (e.g. ``translate.from_torch(sd)``). Momentum
         buffers are rescaled to this rule's lr placement with ``learning_rate`` (a number or one per
-        parameter; default: this optimizer's rate for its next step); a buffer this optimizer does not keep,
-        or lacks, is a ValueError. Everything is checked before the first write."""
+        parameter; default: this optimizer's rate for the first step after the load, at the state's step
+        count); a buffer this optimizer does not keep, or lacks, is a ValueError. Everything is checked
+        before the first write."""
         _translate.import_state(self, state, learning_rate)
 
     def __call__(self, *args, **kwargs):

@@ -11,17 +11,18 @@ convention's defaults and are not used here.
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 
 import numpy as np
 from mindspore import Tensor
 from mindspore.nn.optim.optimizer import _ConvertToCell, _IteratorLearningRate
 
 from .. import registry
-from .._conventions import Rule, canonical_name, get_convention, resolve
+from .._conventions import Convention, Rule, canonical_name, get_convention, resolve
 from ._op import make_config
 
 __all__ = ["Rule", "StateKind", "Arguments", "MindSporeDefault", "MINDSPORE_DEFAULTS", "ARGUMENT_OF",
-           "resolve_arguments", "state_kinds", "launch_config", "check_learning_rates", "check_weight_decay_kind",
+           "resolve_arguments", "rule_from_arguments", "state_kinds", "launch_config", "check_learning_rates", "check_weight_decay_kind",
            "kernel_only"]
 
 
@@ -61,13 +62,20 @@ class StateKind:
 
 @dataclasses.dataclass(frozen=True)
 class Arguments:
-    """The constructor's arguments resolved: the rule, and what goes to ``mindspore.nn.Optimizer``
-    (``learning_rate``: the caller's or the convention's default; ``weight_decay``, ``loss_scale``)."""
+    """The constructor's arguments with the convention's defaults and names resolved: the convention, what
+    goes to ``mindspore.nn.Optimizer`` (``learning_rate``: the caller's or the convention's default;
+    ``weight_decay``, ``loss_scale``), what makes the rule (``decay``, ``momentum``, ``epsilon``,
+    ``centered`` and the rule keywords passed, ``fields``)."""
 
-    rule: Rule
+    convention: Convention
     learning_rate: object
+    decay: object
+    momentum: object
+    epsilon: object
+    centered: object
     weight_decay: object
     loss_scale: object
+    fields: MappingProxyType
 
 
 def _initial(value: float):
@@ -147,17 +155,13 @@ def _take_aliases(cls_name, conv, args: dict, aliases: dict) -> None:
         args[name] = value
 
 
-def resolve_arguments(cls_name: str, args: dict, *, convention, fields: dict, aliases: dict, use_locking,
-                      flat_state) -> Arguments:
-    """The :class:`Arguments` of a constructor call.
+def resolve_arguments(cls_name: str, args: dict, *, convention, fields: dict, aliases: dict) -> Arguments:
+    """The :class:`Arguments` of a constructor call (no value is checked here but the convention's names).
 
     ``args``: learning_rate, decay, momentum, epsilon, centered, weight_decay, loss_scale as passed (a
     :class:`MindSporeDefault` where not passed); ``convention``: a name of ``rmsprop_ops.CONVENTIONS`` or None
     (MindSpore's rule and defaults); ``fields``: the rule keywords (:data:`RULE_KEYWORDS`, None where not
     passed); ``aliases``: the remaining keyword arguments, the convention's names.
-
-    Raises MindSpore's TypeError / ValueError for its own arguments, then TypeError / ValueError naming the
-    argument for the convention, the rule fields and values the core's registry refuses (decay > 1).
     """
     conv = get_convention("mindspore" if convention is None else convention)
     args = dict(args)
@@ -171,19 +175,26 @@ def resolve_arguments(cls_name: str, args: dict, *, convention, fields: dict, al
                             "learning_rate=...")
     # From here on no value is a MindSporeDefault: MindSpore sees plain numbers.
     args = {k: float(v) if isinstance(v, MindSporeDefault) else v for k, v in args.items()}
-    _mindspore_checks(cls_name, decay=args["decay"], momentum=args["momentum"], epsilon=args["epsilon"],
-                      centered=args["centered"], use_locking=use_locking, flat_state=flat_state)
-    given = {k: v for k, v in fields.items() if v is not None}
+    return Arguments(convention=conv, fields=MappingProxyType({k: v for k, v in fields.items() if v is not None}),
+                     **args)
+
+
+def rule_from_arguments(cls_name: str, args: Arguments, *, use_locking, flat_state) -> Rule:
+    """The :class:`Rule` of ``args``, or the TypeError / ValueError MindSpore raises for its arguments (same
+    order, same messages; run after ``nn.Optimizer`` checked the learning rate, parameters and weight
+    decay, as in ``nn.RMSProp``), then TypeError / ValueError naming a rule field or a value the core's
+    registry refuses (decay > 1)."""
+    _mindspore_checks(cls_name, decay=args.decay, momentum=args.momentum, epsilon=args.epsilon,
+                      centered=args.centered, use_locking=use_locking, flat_state=flat_state)
     try:
-        rule = resolve(conv, rho=args["decay"], momentum=args["momentum"], epsilon=args["epsilon"],
-                       centered=args["centered"], **given)
+        rule = resolve(args.convention, rho=args.decay, momentum=args.momentum, epsilon=args.epsilon,
+                       centered=args.centered, **args.fields)
     except ValueError as e:
         name, _, detail = str(e).partition(": ")
         name = {"rho": "decay"}.get(name, name)
         raise ValueError(f"For '{cls_name}', the argument '{name}' is out of range: {detail}.") from None
     _check_core_only(rule)
-    return Arguments(rule=rule, learning_rate=args["learning_rate"], weight_decay=args["weight_decay"],
-                     loss_scale=args["loss_scale"])
+    return rule
 
 
 def check_learning_rates(cls_name: str, learning_rates) -> None:

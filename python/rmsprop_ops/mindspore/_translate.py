@@ -25,12 +25,17 @@ _WORDS = {"mean_square": "mean square", "moment": "momentum buffer", "mean_grad"
           "average": "moving average"}
 
 
-def next_rates(opt) -> list[float]:
-    """Every parameter's learning rate for the next step (its group's, at the current global step)."""
-    lr = opt.get_lr()
-    if opt.is_group_lr:
-        return [float(np.asarray(lr[i].asnumpy()).reshape(())) for i in range(opt.param_length)]
-    return [float(np.asarray(lr.asnumpy()).reshape(()))] * opt.param_length
+def next_rates(opt, step=None) -> list[float]:
+    """Every parameter's learning rate for the step numbered ``step`` (default: the next one, at the current
+    global step), each parameter's group's rate as MindSpore's ``get_lr`` computes it."""
+    if step is None:
+        lr = opt.get_lr()
+        per_param = lr if opt.is_group_lr else (lr,) * opt.param_length
+    else:
+        at = Tensor(np.full(opt.global_step.shape, step, np.int32))
+        lrs = opt.learning_rate if opt.is_group_lr else (opt.learning_rate,) * opt.param_length
+        per_param = [lr(at).reshape(()) if opt.dynamic_lr else lr for lr in lrs]
+    return [float(np.asarray(x.asnumpy()).reshape(())) for x in per_param]
 
 
 def _momentum_kept(opt) -> bool:
@@ -64,7 +69,8 @@ def _values(opt, state, learning_rate) -> tuple[dict, list, int]:
     n = opt.param_length
     if len(state.params) != n:
         raise ValueError(f"state: expected {n} params (this optimizer's), got {len(state.params)}")
-    rates = next_rates(opt) if learning_rate is None else learning_rate
+    # the first step after the load is number state.iterations
+    rates = next_rates(opt, int(state.iterations)) if learning_rate is None else learning_rate
     state = translate.with_lr_in_momentum(state, opt._rule.lr_in_momentum, learning_rate=rates)
     keeps = {"mean_square": True, "moment": _momentum_kept(opt), "mean_grad": opt._rule.centered,
              "average": opt.use_ema}
@@ -116,14 +122,14 @@ def import_state(opt, state, learning_rate=None) -> None:
     ema_rules.check_not_swapped(opt._swap, "import_state")
     if not isinstance(state, translate.RMSPropState):
         raise TypeError(f"state: expected a rmsprop_ops.translate.RMSPropState, got {type(state).__name__}")
+    if not 0 <= int(state.iterations) <= np.iinfo(np.int32).max:
+        raise ValueError(f"state: iterations must fit MindSpore's int32 global step, got {state.iterations}")
     values, averages, iterations = _values(opt, state, learning_rate)
     checked = {}
     for a, p in zip(averages, opt._parameters):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{p.name}: the moving average holds a NaN or an infinity")
         checked[p.name] = a
-    if iterations < 0 or iterations > np.iinfo(np.int32).max:
-        raise ValueError(f"state: iterations must fit MindSpore's int32 global step, got {iterations}")
     _checkpoint.load_state_per_parameter(opt, values, True)   # checks every entry before its first write
     for a, p in zip(averages, opt.ema if opt.use_ema else ()):
         ops.assign(p, _like(a, p))
