@@ -19,6 +19,7 @@ from ._fallback import builtin_ops, builtin_step, fallback_reason
 from ._op import kernel_available
 from ._plan import plan_launches
 from ._rule import check_learning_rates, rule_from_arguments, state_kinds
+from ._sparse import dense_gradients
 from ._state import flat_buffers, per_parameter_buffers
 from ._step import check_call, check_gradients, kernel_step
 
@@ -150,6 +151,7 @@ class RMSProp(Optimizer):
     def construct(self, gradients):
         check_gradients(self, gradients)
         gradients = self.flatten_gradients(gradients)
+        gradients = dense_gradients(self.hyper_map, gradients, self._parameters)  # RowTensor (_sparse.py)
         if self.use_kernel:
             return kernel_step(self, gradients)
         return builtin_step(self, gradients)
