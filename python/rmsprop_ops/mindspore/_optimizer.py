@@ -3,7 +3,9 @@
 The class holds MindSpore's hooks only; the pieces live in their own modules: the rule and the checks of
 the arguments (``_rule``), the launches (``_plan``), the state buffers (``_state``), the compiled step
 (``_step``), MindSpore's built-in ops as a fallback (``_fallback``), checkpoint conversion
-(``_checkpoint``) and the repr (``_describe``).
+(``_checkpoint``), the repr (``_describe``), the moving averages of the weights (``_ema``), translation to
+and from other frameworks' state (``_translate``), recipes (``_recipe``) and rmsprop_ops schedules in the
+graph (``_schedules``).
 """
 
 from __future__ import annotations
