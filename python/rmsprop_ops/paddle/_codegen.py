@@ -110,16 +110,6 @@ def _input_arg_type(is_list: bool, optional: bool, inplace: bool) -> str:
     return f"{t}&" if inplace else f"const {t}&"
 
 
-def _shape_arg_type(is_list: bool, optional: bool) -> str:
-    t = "std::vector<std::vector<int64_t>>" if is_list else "std::vector<int64_t>"
-    return f"const paddle::optional<{t}>&" if optional else f"const {t}&"
-
-
-def _dtype_arg_type(is_list: bool, optional: bool) -> str:
-    t = "std::vector<paddle::DataType>" if is_list else "paddle::DataType"
-    return f"const paddle::optional<{t}>&" if optional else f"const {t}&"
-
-
 def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
     sc = op_schema(core_op, flat)
     name = paddle_op_name(core_op, dygraph, flat)
@@ -157,28 +147,12 @@ def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
         fill.append(f"  a.{a['name']} = at_{a['name']};")
         attr_decls.append(f'"{a["name"]}: {pd_t}"')
 
-    # InferShape / InferDtype: each output mirrors its in-place input (and Param for the state buffers'
-    # shapes is checked by the core at run time, where optional inputs are known).
-    in_index = {i["name"]: k for k, i in enumerate(inputs)}
-    shape_args = [f"{_shape_arg_type(i['name'].endswith('[]'), i['optional'])} s{k}" for k, i in enumerate(inputs)]
-    dtype_args = [f"{_dtype_arg_type(i['name'].endswith('[]'), i['optional'])} d{k}" for k, i in enumerate(inputs)]
-    shape_body, dtype_body = [], []
-    for out in outputs:
-        k = in_index[out_of[out]]
-        is_list, opt = out.endswith("[]"), optional[out_of[out]]
-        src_s, src_d = (f"(*s{k})", f"(*d{k})") if opt else (f"s{k}", f"d{k}")
-        guard = f"if (s{k}) " if opt else ""
-        guard_d = f"if (d{k}) " if opt else ""
-        if is_list:
-            shape_body.append(f"  {guard}for (const auto &x : {src_s}) out.push_back(x);")
-            dtype_body.append(f"  {guard_d}for (const auto &x : {src_d}) out.push_back(x);")
-        else:
-            shape_body.append(f"  {guard}out.push_back({src_s});")
-            dtype_body.append(f"  {guard_d}out.push_back({src_d});")
-
     pd_inputs = ", ".join(_pd_name(i["name"], i["optional"]) for i in inputs)
     pd_outputs = ", ".join(_pd_name(o, optional[out_of[o]]) for o in outputs)
     pd_inplace = ", ".join(f"{{{_pd_name(i, optional[i])}, {_pd_name(o, optional[i])}}}" for i, o in inplace.items())
+    # No InferShape/InferDtype functions: every output is in place, and Paddle then gives each output its
+    # input's shape and dtype, in PIR and in the legacy IR. Functions that list the in-place outputs too are
+    # refused by the legacy IR (it wants entries only for outputs that are not in place).
     sep = ",\n    "
     form = (" (flat state)" if flat else "") + (" (dygraph twin)" if dygraph else "")
     return f"""
@@ -192,28 +166,12 @@ void {name}_kernel(
                                  /*flat=*/{str(flat).lower()});
 }}
 
-std::vector<std::vector<int64_t>> {name}_infer_shape(
-    {sep.join(shape_args)}) {{
-  std::vector<std::vector<int64_t>> out;
-{chr(10).join(shape_body)}
-  return out;
-}}
-
-std::vector<paddle::DataType> {name}_infer_dtype(
-    {sep.join(dtype_args)}) {{
-  std::vector<paddle::DataType> out;
-{chr(10).join(dtype_body)}
-  return out;
-}}
-
 PD_BUILD_OP({name})
     .Inputs({{{pd_inputs}}})
     .Outputs({{{pd_outputs}}})
     .Attrs({{{", ".join(attr_decls)}}})
     .SetInplaceMap({{{pd_inplace}}})
-    .SetKernelFn(PD_KERNEL({name}_kernel))
-    .SetInferShapeFn(PD_INFER_SHAPE({name}_infer_shape))
-    .SetInferDtypeFn(PD_INFER_DTYPE({name}_infer_dtype));
+    .SetKernelFn(PD_KERNEL({name}_kernel));
 """
 
 
