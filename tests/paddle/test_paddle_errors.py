@@ -22,7 +22,7 @@ import pytest
 paddle = pytest.importorskip("paddle")
 
 from rmsprop_ops.paddle import RMSProp, load_ops
-from rmsprop_ops.paddle._optimizer import _invoke
+from rmsprop_ops.paddle._launch import invoke as _invoke
 
 pytestmark = pytest.mark.paddle
 

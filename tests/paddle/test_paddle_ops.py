@@ -12,7 +12,7 @@ paddle = pytest.importorskip("paddle")
 import rmsprop_ops
 from rmsprop_ops import registry
 from rmsprop_ops.paddle import _build, load_ops, paddle_op_name
-from rmsprop_ops.paddle._optimizer import _invoke
+from rmsprop_ops.paddle._launch import invoke as _invoke
 
 pytestmark = pytest.mark.paddle
 

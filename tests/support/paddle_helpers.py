@@ -83,12 +83,13 @@ def accumulator_specs(opt, params):
     for p in params:
         target = getattr(opt, "_master_weights", {}).get(p.name, p)  # a master weight holds the state
         for acc in ACCS:
-            if target.name in getattr(opt, "_flat_slot", {}):
-                chunk, offset = opt._flat_slot[target.name]
+            per_param = opt._accumulators.get(acc, {})
+            if target.name in per_param:  # per-parameter state, or (dynamic mode) a view of a flat buffer
+                out.append((per_param[target.name], None, None))
+            else:  # a static program's flat buffer
+                chunk, offset = opt._store.flat_place(target.name)
                 kinds = ("mean_square", "momentum", "mean_grad")  # the flat buffers' order
                 out.append((chunk.buffers[kinds.index(acc)], offset, tuple(target.shape)))
-            else:
-                out.append((opt._accumulators[acc][target.name], None, None))
     return out
 
 
