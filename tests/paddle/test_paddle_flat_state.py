@@ -372,10 +372,10 @@ def _mixed_step(params, opt, s):
 
 
 @pytest.mark.parametrize("src_flat,dst_flat", [(True, True), (True, False), (False, True)])
-def test_checkpoint_into_a_rebuilt_model_matches_by_creation_order(src_flat, dst_flat):
-    """A rebuilt model has new parameter names, so its checkpoint is matched by position. Flat state keeps
-    one buffer per dtype, yet state_dict() lists each kind in the parameters' creation order, as
-    per-parameter state does: float32, float64, float32 here, not the buffers' float32, float32, float64."""
+def test_checkpoint_into_a_rebuilt_model_follows_the_renamed_parameters(src_flat, dst_flat):
+    """A model rebuilt in the same process has new parameter names (each create_parameter counter moved
+    on by three); each saved entry goes to the parameter at the same place under the new counters, across
+    layouts and whatever the dtype each flat buffer holds (float32, float64, float32 here)."""
     src = _mixed_params(1)
     src_opt = RMSProp(0.01, parameters=src, momentum=0.9, centered=True, flat_state=src_flat)
     for s in range(3):

@@ -101,7 +101,7 @@ def to_state(value, dtype, shape, what):
     if overflow.any():
         bad = src[overflow].flat[0]
         raise ValueError(f"{what}: expected values that {str(dtype).replace('paddle.', '')} can hold, got "
-                         f"{bad!r} (it would become {'inf' if bad > 0 else '-inf'})")
+                         f"{float(bad)!r} (it would become {'inf' if bad > 0 else '-inf'})")
     return out.reshape(shape)
 
 

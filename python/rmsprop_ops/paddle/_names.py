@@ -20,7 +20,7 @@ import re
 
 __all__ = ["match"]
 
-_SCOPED = re.compile(r"^(?P<scope>.+?)_(?P<n>\d+)(?P<suffix>\..+)?$")
+_SCOPED = re.compile(r"^(?P<scope>[^.]+?)_(?P<n>\d+)(?P<suffix>\..+)?$")
 
 
 def _split(name):
@@ -32,17 +32,17 @@ def _split(name):
 def match(saved, ours):
     """A dict saved name -> our name for every name in ``saved``.
 
-    ``saved`` and ``ours`` map parameter names to shapes (tuples). Shapes only break ties between
-    renamings; whether each value fits its parameter is the caller's check. Raises ValueError naming the
-    saved parameters that have no counterpart, or a name scope whose counterpart is ambiguous."""
-    if all(name in ours for name in saved):
+    ``saved`` and ``ours`` map parameter names to shapes (tuples). Raises ValueError naming the saved
+    parameters that have no counterpart, or a name scope whose counterpart is ambiguous; whether each
+    value fits its parameter is the caller's check."""
+    if all(name in ours and tuple(ours[name]) == tuple(shape) for name, shape in saved.items()):
         return {name: name for name in saved}
     mapping, families = {}, {}
     for name, shape in saved.items():
         parts = _split(name)
         if parts is None:
             if name not in ours:
-                raise ValueError(f"state_dict: state for parameter {name!r}, which is not one of this "
+                raise ValueError(f"state_dict: state for parameters {[name]}, which match none of this "
                                  f"optimizer's parameters ({_some(ours)})")
             mapping[name] = name
             continue
@@ -61,26 +61,27 @@ def match(saved, ours):
 
 
 def _shift(scope, members, mine, ours):
-    """The counter shift taking every saved member of ``scope`` to one of ours with its suffix: 0 when it
-    fits (exact names), else the only one that fits, by suffix and then by shape."""
+    """The counter shift taking every saved member of ``scope`` to one of ours with its suffix and shape: 0
+    when that fits (exact names), else the only one that does. When none fits by shape, the one that fits
+    by suffix alone (0 first), and the caller's shape check names the mismatch."""
+    by_shape = _fits(members, mine, use_shape=True)
+    if 0 in by_shape or len(by_shape) == 1:
+        return 0 if 0 in by_shape else next(iter(by_shape))
+    names = sorted(name for *_, name in members)
+    shown = f"{names[:4]}{' ...' if len(names) > 4 else ''}"
+    if len(by_shape) > 1:
+        raise ValueError(f"state_dict: state for parameters {shown} matches this optimizer's '{scope}_<n>' "
+                         f"parameters in {len(by_shape)} ways (counters moved by {sorted(by_shape)}): the "
+                         f"checkpoint holds too few of them to tell which. Load it into a model whose "
+                         f"parameters have the saved names (built in a new process, or under "
+                         f"paddle.utils.unique_name.guard()), or rename its entries")
     by_name = _fits(members, mine, use_shape=False)
     if 0 in by_name or len(by_name) == 1:
         return 0 if 0 in by_name else next(iter(by_name))
-    names = sorted(name for *_, name in members)
-    shown = f"{names[:4]}{' ...' if len(names) > 4 else ''}"
-    if not by_name:
-        theirs = {k: v for k, v in ours.items() if k.startswith(scope + "_")}
-        raise ValueError(f"state_dict: state for parameters {shown}, which match none of this optimizer's "
-                         f"parameters by name, nor under other '{scope}_<n>' counters (the same suffixes); "
-                         f"this optimizer has {_some(theirs or ours)}")
-    by_shape = by_name & _fits(members, mine, use_shape=True)
-    if 0 in by_shape or len(by_shape) == 1:
-        return 0 if 0 in by_shape else next(iter(by_shape))
-    raise ValueError(f"state_dict: state for parameters {shown} matches this optimizer's '{scope}_<n>' "
-                     f"parameters in {len(by_shape or by_name)} ways (counters moved by "
-                     f"{sorted(by_shape or by_name)}): the checkpoint holds too few of them to tell which. Load "
-                     f"it into a model whose parameters have the saved names (built in a new process, or under "
-                     f"paddle.utils.unique_name.guard()), or rename its entries")
+    theirs = {k: v for k, v in ours.items() if k.startswith(scope + "_")}
+    raise ValueError(f"state_dict: state for parameters {shown}, which match none of this optimizer's "
+                     f"parameters by name, nor under other '{scope}_<n>' counters (the same suffixes and "
+                     f"shapes); this optimizer has {_some(theirs or ours)}")
 
 
 def _fits(members, mine, use_shape):
