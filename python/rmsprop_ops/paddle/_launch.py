@@ -21,7 +21,7 @@ from ._codegen import op_schema, paddle_op_name
 from ._param_attrs import Decay
 from ._state import FlatChunk, Slot
 
-__all__ = ["Row", "LaunchKey", "Launch", "Step", "invoke"]
+__all__ = ["Row", "LaunchKey", "Launch", "Step", "invoke", "check_grad"]
 
 
 class LaunchKey(NamedTuple):
@@ -106,15 +106,19 @@ class Step:
 
 
 def _check_rows(rows):
-    """What the op would refuse in a launch after the first (it checks its own inputs before writing):
-    a gradient of another shape or dtype than its parameter."""
     for row in rows:
-        p, g = row.param, row.grad
-        ps, gs = list(p.shape), list(g.shape)
-        if ps != gs and all(d >= 0 for d in ps + gs):
-            raise ValueError(f"{p.name}: Grad: expected shape {ps} like the parameter, got {gs}")
-        if g.dtype != p.dtype:
-            raise TypeError(f"{p.name}: Grad: expected dtype {p.dtype} (the parameter's), got {g.dtype}")
+        check_grad(row.param, row.grad)
+
+
+def check_grad(p, g):
+    """What the op would refuse in a launch after the first (each launch checks its own inputs before
+    writing): a gradient of another shape or dtype than its parameter."""
+    ps, gs = list(p.shape), list(g.shape)
+    if ps != gs and all(d >= 0 for d in ps + gs):
+        raise ValueError(f"{p.name}: Grad: expected shape {ps} like the parameter, got {gs}")
+    if g.dtype != p.dtype:
+        raise TypeError(f"{p.name}: Grad: expected dtype {str(p.dtype).replace('paddle.', '')} (the parameter's), "
+                        f"got {str(g.dtype).replace('paddle.', '')}")
 
 
 def _check_lr(param, lr):

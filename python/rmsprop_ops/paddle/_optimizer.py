@@ -19,7 +19,7 @@ from . import _args, _checkpoint, _clip
 from ._build import load_ops
 from ._densify import densify_grads
 from ._describe import describe
-from ._launch import LaunchKey, Row, Step
+from ._launch import LaunchKey, Row, Step, check_grad
 from ._param_attrs import NO_DECAY, check_param_attrs, fusable_lr_mult, fused_decay
 from ._state import StateStore
 
@@ -190,6 +190,20 @@ class RMSProp(Optimizer):
         if grad is None or fused_decay(param, regularization) is not None:
             return grad
         return super()._create_regularization_of_grad(param, grad, regularization)
+
+    def step(self):
+        """``paddle.optimizer.Optimizer.step``. With parameter groups Paddle runs one pass per group; every
+        group's parameters and gradients are checked before the first pass writes anything."""
+        groups = self._param_groups
+        if groups and isinstance(groups[0], dict) and framework.in_dygraph_mode() \
+                and not paddle.base.dygraph.base.in_to_static_mode():
+            pairs = [(p, p._grad_ivar()) for g in groups for p in g["params"] if not p.stop_gradient]
+            pairs = [(p, g) for p, g in pairs if g is not None]
+            check_param_attrs(pairs)
+            for p, g in pairs:
+                if not g.is_selected_rows():
+                    check_grad(p, g)
+        super().step()
 
     # ---- a pass: its rows are collected by _append_optimize_op and launched by _finish_update
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
