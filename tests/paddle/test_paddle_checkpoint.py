@@ -89,6 +89,17 @@ def _values(net):
     return [p.numpy().copy() for p in net.parameters()]
 
 
+def _resume_and_compare(net, opt, weights, state, again, resumed, widths, steps=range(4, 8)):
+    """Load the checkpoint into (again, resumed), train both runs on, and compare them bit for bit."""
+    again.set_state_dict(weights)
+    resumed.set_state_dict(state)
+    for s in steps:
+        _step(net, opt, s, widths)
+        _step(again, resumed, s, widths)
+    for a, b in zip(_values(net), _values(again)):
+        np.testing.assert_array_equal(a, b)
+
+
 # Widths (in, hidden, out=4): (4, 4, 4) gives backbone and head weights of one shape, where pairing by
 # creation order swapped their state silently; (6, 5, 4) gives shapes where it refused a valid checkpoint.
 @pytest.mark.parametrize("widths", [(4, 4, 4), (6, 5, 4)], ids=["same-shapes", "other-shapes"])
@@ -107,13 +118,7 @@ def test_resumed_run_equals_the_uninterrupted_one_after_a_frozen_backbone(widths
     resumed = _opt(rebuilt, dst_flat)
     if loaded == "after-a-step":
         _step(rebuilt, resumed, 99, widths)  # state exists (created in parameter order), then overwritten
-    rebuilt.set_state_dict(weights)
-    resumed.set_state_dict(state)
-    for s in range(4, 8):
-        _step(net, opt, s, widths)
-        _step(rebuilt, resumed, s, widths)
-    for a, b in zip(_values(net), _values(rebuilt)):
-        np.testing.assert_array_equal(a, b)
+    _resume_and_compare(net, opt, weights, state, rebuilt, resumed, widths)
 
 
 def test_state_loads_by_exact_name_into_a_model_with_the_saved_names():
@@ -126,14 +131,7 @@ def test_state_loads_by_exact_name_into_a_model_with_the_saved_names():
     with paddle.utils.unique_name.guard():
         again = _net(widths, seed=3)
     assert [p.name for p in again.parameters()] == [p.name for p in net.parameters()]
-    resumed = _opt(again, False)
-    again.set_state_dict(weights)
-    resumed.set_state_dict(state)
-    for s in range(4, 6):
-        _step(net, opt, s, widths)
-        _step(again, resumed, s, widths)
-    for a, b in zip(_values(net), _values(again)):
-        np.testing.assert_array_equal(a, b)
+    _resume_and_compare(net, opt, weights, state, again, _opt(again, False), widths, range(4, 6))
 
 
 def test_counters_moved_by_a_layer_built_first_are_followed_not_taken_literally():
@@ -150,13 +148,7 @@ def test_counters_moved_by_a_layer_built_first_are_followed_not_taken_literally(
     assert again.backbone.weight.name == net.head.weight.name  # names in common, for other layers
     assert extra.weight.name == net.backbone.weight.name
     resumed = RMSProp(0.01, parameters=again.parameters() + extra.parameters(), momentum=0.9, centered=True)
-    again.set_state_dict(weights)
-    resumed.set_state_dict(state)
-    for s in range(4, 6):
-        _step(net, opt, s, widths)
-        _step(again, resumed, s, widths)
-    for a, b in zip(_values(net), _values(again)):
-        np.testing.assert_array_equal(a, b)
+    _resume_and_compare(net, opt, weights, state, again, resumed, widths, range(4, 6))
 
 
 def _trained(widths=(6, 5, 4), flat=True, **kw):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from paddle.base import framework
 
+from .._toolkit.grouping import plan_launches
 from ._args import Rule
 from ._build import load_ops
 from ._codegen import op_schema, paddle_op_name
@@ -71,18 +72,12 @@ class Step:
         self.rows.append(row)
 
     def launches(self, rows=None):
-        """The rows as launches, in the order their first rows were added."""
-        groups, out = {}, []
-        for row in self.rows if rows is None else rows:
-            if row.lr_mult is None or not self.fused:
-                out.append(Launch([row], False))
-                continue
-            launch = groups.get(row.key)
-            if launch is None:
-                launch = groups[row.key] = Launch([], True)
-                out.append(launch)
-            launch.rows.append(row)
-        return out
+        """The rows as launches (``_toolkit.grouping.plan_launches``), in the order their first rows were
+        added; a row that cannot join a fused launch gets a key of its own."""
+        rows = self.rows if rows is None else rows
+        keys = [row.key if row.lr_mult is not None and self.fused else (None, i) for i, row in enumerate(rows)]
+        return [Launch([rows[i] for i in launch.members], isinstance(launch.key, LaunchKey))
+                for launch in plan_launches(keys)]
 
     def run(self, opt):
         """Check every launch, then run them all; the rows are consumed."""
