@@ -15,7 +15,7 @@ from paddle.optimizer import Optimizer
 from paddle.optimizer.lr import LRScheduler
 
 from .. import registry
-from . import _args, _checkpoint, _clip
+from . import _args, _checkpoint, _clip, _fastpath
 from ._build import load_ops
 from ._densify import densify_grads
 from ._describe import describe
@@ -134,6 +134,7 @@ class RMSProp(Optimizer):
         self._store = StateStore()
         self._pending = _checkpoint.Pending()
         self._step = None  # the pass being built (_launch.Step), between its two hooks
+        self._plan = None  # the last dynamic-mode step's launches (_fastpath.Plan), or None
         load_ops()  # compile (once) now rather than in the middle of the first step
 
     def __repr__(self):
@@ -181,6 +182,7 @@ class RMSProp(Optimizer):
     def set_state_dict(self, state_dict):
         """Load a ``state_dict()`` (ours or ``paddle.optimizer.RMSProp``'s), before or after the first step:
         see the class docstring and ``rmsprop_ops.paddle._checkpoint``."""
+        self._plan = None  # master weights may be new tensors
         _checkpoint.load(self, state_dict, self._pending)
 
     load_state_dict = set_state_dict
@@ -192,8 +194,12 @@ class RMSProp(Optimizer):
         return super()._create_regularization_of_grad(param, grad, regularization)
 
     def step(self):
-        """``paddle.optimizer.Optimizer.step``. With parameter groups Paddle runs one pass per group; every
-        group's parameters and gradients are checked before the first pass writes anything."""
+        """``paddle.optimizer.Optimizer.step``. In dynamic mode a step that repeats the last one's launches
+        skips Paddle's per-parameter machinery (``_fastpath``). With parameter groups Paddle runs one pass
+        per group; every group's parameters and gradients are checked before the first pass writes."""
+        if _fastpath.try_step(self, self._plan):
+            return
+        self._plan = None
         groups = self._param_groups
         if groups and isinstance(groups[0], dict) and framework.in_dygraph_mode() \
                 and not paddle.base.dygraph.base.in_to_static_mode():
@@ -236,6 +242,8 @@ class RMSProp(Optimizer):
             # Rows run in _finish_update, which Paddle's auto-parallel fully_shard replaces on the optimizer
             # instance without calling it: run whatever is left (normally nothing).
             self._step.run(self)
+            if framework.in_dygraph_mode() and not group:
+                self._plan = _fastpath.record(self, self._step.ran)
             return out
         finally:
             self._step = None
