@@ -34,8 +34,7 @@ class PlannedLaunch(NamedTuple):
     """One op call of the plan: its arguments except the gradients and the learning rate."""
 
     core_op: str
-    first: int  # index of its first parameter in the plan
-    count: int
+    indices: tuple | None  # its parameters' places in the plan; None: all of them, in order
     tensors: dict  # every input but Grad and LearningRate (SkipUpdate is set per step)
     attrs: dict
     flat: bool
@@ -72,7 +71,13 @@ def record(opt, ran):
     None when such a step cannot be repeated without that path."""
     if not eligible(opt) or opt._pending.values or not ran:
         return None
-    params, planned = [], []
+    updated = {id(row.param) for launch, _ in ran for row in launch.rows}
+    # The parameters in the order Paddle's step collects their gradients, which the plan's check follows.
+    params = [p for p in opt._param_groups if id(p) in updated]
+    if len(params) != sum(len(launch.rows) for launch, _ in ran):
+        return None
+    place = {id(p): k for k, p in enumerate(params)}
+    planned = []
     for launch, call in ran:
         if not launch.multi:
             return None  # a parameter's own learning rate: Paddle computes it per step
@@ -82,14 +87,10 @@ def record(opt, ran):
                     or row.grad.is_selected_rows():
                 return None
         fixed = {k: v for k, v in call.tensors.items() if k not in ("Grad", "LearningRate", "SkipUpdate")}
-        planned.append(PlannedLaunch(call.core_op, len(params), len(launch.rows), fixed, call.attrs, call.flat))
-        params.extend(row.param for row in launch.rows)
-    if not params or len(set(map(id, params))) != len(params):
-        return None
-    order = {id(p): k for k, p in enumerate(params)}
-    collected = [p for p in opt._param_groups if id(p) in order]
-    if [order[id(p)] for p in collected] != list(range(len(params))):
-        return None  # the launches do not follow the order Paddle collects the gradients in
+        indices = tuple(place[id(row.param)] for row in launch.rows)
+        if indices == tuple(range(len(params))):
+            indices = None
+        planned.append(PlannedLaunch(call.core_op, indices, fixed, call.attrs, call.flat))
     return Plan(tuple(params), tuple(_settings(p) for p in params), tuple(planned))
 
 
@@ -97,6 +98,11 @@ def try_step(opt, plan):
     """Run ``plan`` if it still describes this step; returns whether it ran (False: nothing was done)."""
     if plan is None or not eligible(opt):
         return False
+    with paddle.no_grad():
+        return _run(opt, plan)
+
+
+def _run(opt, plan):
     params, settings = plan.params, plan.settings
     grads, k, n = [], 0, len(params)
     for p in opt._param_groups:
@@ -114,7 +120,7 @@ def try_step(opt, plan):
     if k != n:
         return False
     for launch in plan.launches[1:]:  # the first launch checks its own inputs before writing
-        for i in range(launch.first, launch.first + launch.count):
+        for i in launch.indices or range(len(params)):
             check_grad(params[i], grads[i])
     opt._create_global_learning_rate()  # a scheduler's value, checked, into the learning-rate tensor
     lr = opt._global_learning_rate()
@@ -122,7 +128,7 @@ def try_step(opt, plan):
     skip = found_inf if isinstance(found_inf, paddle.Tensor) else None
     for launch in plan.launches:
         tensors = dict(launch.tensors, LearningRate=lr, SkipUpdate=skip,
-                       Grad=grads[launch.first:launch.first + launch.count])
+                       Grad=grads if launch.indices is None else [grads[i] for i in launch.indices])
         invoke(launch.core_op, tensors, launch.attrs, checked=False, dygraph=True, flat=launch.flat)
     for p in params:
         p._bump_inplace_version()
