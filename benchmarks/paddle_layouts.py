@@ -25,6 +25,7 @@ import numpy as np
 import paddle
 
 from _common import HPARAMS, SHAPES, VARIANTS, interleaved, machine, write_json
+from bench_paddle import cached_interpreter
 
 import rmsprop_ops.paddle as rp
 
@@ -51,26 +52,13 @@ def static_candidate(extra, sizes, v, rng):
         exe.run(startup)
         for t in params + grads:
             scope.var(t.name).get_tensor().set(rng.standard_normal(t.shape[0], dtype=np.float32), CPU)
-    cache, captured = exe._executor_cache, {}
-    original = cache.get_pir_program_and_executor
-
-    def capture(*a, **kw):
-        out = original(*a, **kw)
-        captured["exe"] = out[1]
-        return out
-
-    cache.get_pir_program_and_executor = capture
-    try:
-        with paddle.static.scope_guard(scope):
-            exe.run(main)
-    finally:
-        cache.get_pir_program_and_executor = original
+    interp = cached_interpreter(exe, main, scope)
 
     def run():
         with paddle.static.scope_guard(scope):
             exe.run(main)
 
-    return run, lambda: captured["exe"].run([], True, False)
+    return run, lambda: interp.run([], True, False)
 
 
 def dygraph_candidate(extra, sizes, v, rng):
@@ -99,11 +87,11 @@ def rows_for(mode, shapes, reps):
                 bench, name = key.split("/")
                 if name == "builtin":
                     continue
-                base = med[f"{bench}/builtin"]
-                out.append(dict(bench=bench, shape=shape, rule=vname, layout=name, ours_ms=ms, builtin_ms=base,
-                                speedup=base / ms))
-                print(f"{bench:<10} {shape:<9} {vname:<9} {name:<17} ours {ms:8.2f} ms  built-in {base:8.2f} ms  "
-                      f"x{base / ms:.2f}", flush=True)
+                row = dict(bench=bench, shape=shape, rule=vname, layout=name, ours_ms=ms,
+                           builtin_ms=med[f"{bench}/builtin"])
+                row["speedup"] = row["builtin_ms"] / ms
+                out.append(row)
+                print("  ".join(f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]) for k in row), flush=True)
     return out
 
 

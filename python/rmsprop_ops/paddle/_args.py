@@ -18,6 +18,7 @@ from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L1Decay, L2Decay
 
 from .. import registry
+from .._values import real
 
 __all__ = ["Rule", "Layout", "GROUP_RULE_KEYS", "check_lr", "check_parameters", "check_grad_clip", "check_name",
            "check_bool", "check_rule_value", "check_weight_decay", "check_group", "check_set_lr"]
@@ -81,10 +82,7 @@ def _check_number(name, value, attr=None):
         raise ValueError(f"{name}: expected a number, got None")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a float, got {type(value).__name__} ({value!r})")
-    try:
-        as_float = float(value)
-    except OverflowError:
-        raise ValueError(f"{name}: expected a finite number, got {value!r} (too large for a float)") from None
+    as_float = real(name, value, finite=False)  # 10**400: a ValueError naming the argument
     registry.check_attr("rmsprop", attr or name, as_float, name=name)
     return as_float
 
