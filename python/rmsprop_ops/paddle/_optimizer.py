@@ -21,6 +21,7 @@ from ._densify import densify_grads
 from ._describe import describe
 from ._launch import LaunchKey, Row, Step, check_grad
 from ._param_attrs import NO_DECAY, check_param_attrs, fusable_lr_mult, fused_decay
+from ._sparse import SparseRows
 from ._state import StateStore
 
 __all__ = ["RMSProp"]
@@ -75,6 +76,9 @@ class RMSProp(Optimizer):
             parameters, which Paddle shards per parameter.
         eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
             see ``rmsprop_ops.rmsprop_``.
+        sparse_mode: "auto", "dense", "exact" or "lazy": what a SelectedRows gradient does to the rows it
+            leaves out (below). An option a parameter's rule cannot follow ("exact" with momentum, "exact"
+            or "lazy" with weight decay or clip_weights) raises ValueError at its first such step.
 
     ``set_state_dict`` pairs saved state with the parameters by name, as Paddle does, and, for a model
     rebuilt in the same process (whose name counters moved on), by the same structure under the new
@@ -82,8 +86,14 @@ class RMSProp(Optimizer):
     before writing anything.
 
     Sparse (SelectedRows) gradients, e.g. from ``paddle.nn.Embedding(sparse=True)``, are taken in dynamic
-    mode with Paddle's sparse rule: duplicate rows are summed and absent rows count as a zero gradient (their
-    state decays and they move by their moment), computed by densifying the gradient for the same op.
+    mode with Paddle's sparse rule (duplicate rows summed, absent rows a zero gradient: their state decays
+    and they move by their moment) by the core's row-sparse update, on CPU, without a dense copy:
+    ``sparse_mode`` "auto" (default) visits only the gradient's rows where that gives Paddle's numbers (no
+    momentum, weight decay or ``clip_weights``: a skipped row's state is caught up in closed form when it
+    is next touched, and by :meth:`catch_up` / ``state_dict()``) and steps every row otherwise; "dense"
+    always steps every row; "exact" and "lazy" always visit only the gradient's rows ("lazy" also with
+    momentum: a row's pending momentum moves are made when it is next touched). See ``docs/sparse.md``.
+    Off the CPU the gradient is made dense for the dense op.
 
     Under ``paddle.amp.GradScaler`` an overflowed step is skipped inside the op (its SkipUpdate input
     reads the found-inf flag on the device), without a host synchronisation in the optimizer.
@@ -105,7 +115,7 @@ class RMSProp(Optimizer):
 
     def __init__(self, learning_rate, rho=0.95, epsilon=1.0e-6, momentum=0.0, centered=False, parameters=None,
                  weight_decay=None, grad_clip=None, name=None, *, fused=True, multi_precision=False,
-                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None, flat_state=None):
+                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None, flat_state=None, sparse_mode="auto"):
         learning_rate = _args.check_lr(learning_rate)
         parameters = _args.check_parameters(parameters)
         _args.check_grad_clip(grad_clip)
@@ -122,6 +132,7 @@ class RMSProp(Optimizer):
                               multi_precision=_args.check_bool("multi_precision", multi_precision),
                               flat_state=flat_state)
         _args.check_weight_decay("weight_decay", weight_decay)
+        self._sparse = SparseRows(sparse_mode)
         super().__init__(learning_rate=learning_rate, parameters=parameters, weight_decay=weight_decay,
                          grad_clip=grad_clip, name=name)
         self._grad_clip = _clip.wrap(self._grad_clip)
@@ -144,6 +155,14 @@ class RMSProp(Optimizer):
         """Set the learning rate (as ``paddle.optimizer.Optimizer.set_lr``); a negative or non-finite value
         raises ValueError and leaves the optimizer's learning rate unchanged."""
         super().set_lr(_args.check_set_lr(value))
+
+    def catch_up(self):
+        """Bring the rows that SelectedRows gradients skipped (``sparse_mode`` "exact" or "lazy") up to date:
+        the accumulators then hold what ``paddle.optimizer.RMSProp``'s would, and in "lazy" mode the
+        parameters have made their pending momentum moves. ``state_dict()`` does it first. A no-op in static
+        mode and without such gradients."""
+        if framework.in_dygraph_mode():
+            self._sparse.catch_up(self)
 
     def _create_global_learning_rate(self):
         # The rate an LRScheduler produces reaches the op as a tensor, whose value the core does not check
@@ -178,12 +197,19 @@ class RMSProp(Optimizer):
         if dygraph:
             self._pending.apply(self, targets)
 
+    def state_dict(self):
+        """``paddle.optimizer.Optimizer.state_dict()``, the rows SelectedRows gradients skipped caught up
+        first (``catch_up``), so the accumulators hold the dense state."""
+        self.catch_up()
+        return super().state_dict()
+
     @framework.dygraph_only
     def set_state_dict(self, state_dict):
         """Load a ``state_dict()`` (ours or ``paddle.optimizer.RMSProp``'s), before or after the first step:
         see the class docstring and ``rmsprop_ops.paddle._checkpoint``."""
         self._plan = None  # master weights may be new tensors
         _checkpoint.load(self, state_dict, self._pending)
+        self._sparse.reset()  # the loaded state is current for every row
 
     load_state_dict = set_state_dict
 
@@ -214,7 +240,10 @@ class RMSProp(Optimizer):
     # ---- a pass: its rows are collected by _append_optimize_op and launched by _finish_update
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         check_param_attrs(parameters_and_grads)
-        parameters_and_grads = densify_grads(parameters_and_grads)
+        group = parameters_and_grads if isinstance(parameters_and_grads, dict) else {}
+        rule = self._rule.for_group(group)
+        parameters_and_grads = densify_grads(
+            parameters_and_grads, lambda pairs, densify: self._sparse.route(self, pairs, rule, densify))
         found_inf = self._get_auxiliary_var("found_inf")
         dygraph = framework.in_dygraph_mode()
         if dygraph and isinstance(found_inf, paddle.Tensor):
@@ -241,7 +270,7 @@ class RMSProp(Optimizer):
             out = paddle_pass(parameters_and_grads, param_group_idx)
             # Rows run in _finish_update, which Paddle's auto-parallel fully_shard replaces on the optimizer
             # instance without calling it: run whatever is left (normally nothing).
-            self._step.run(self)
+            self._run_step()
             if framework.in_dygraph_mode() and not group:
                 self._plan = _fastpath.record(self, self._step.ran)
             return out
@@ -256,9 +285,12 @@ class RMSProp(Optimizer):
         master = None
         if self._multi_precision and self._is_dtype_fp16_or_bf16(param.dtype):
             master = self._master_weights[param.name]
-        slot = self._store.slot(self, param if master is None else master)
         decay = fused_decay(param, self.regularization) or NO_DECAY
         clip = _clip.value_bound(step.clip, param)
+        if param.name in self._sparse.modes:  # a SelectedRows gradient: the rows update, checked and run with the step
+            self._sparse.defer(self, param, grad, step.rule, decay, clip, master, step.skip)
+            return
+        slot = self._store.slot(self, param if master is None else master)
         key = LaunchKey(step.rule, decay.mode, clip, param.dtype, master is not None, slot.chunk)
         step.add(Row(param, grad, slot, master, decay, fusable_lr_mult(param), key))
         if step is not self._step:
@@ -266,7 +298,13 @@ class RMSProp(Optimizer):
 
     def _finish_update(self, block, parameters_and_grads):
         if self._step is not None:
-            self._step.run(self)
+            self._run_step()
+
+    def _run_step(self):
+        calls = self._sparse.take()
+        self._sparse.check(calls)  # before anything of the step is written
+        self._step.run(self)
+        self._sparse.run(calls)
 
     def _static_skip_flag(self):
         """paddle.static.amp's found-inf value, which its decorator sets as the auxiliary variable before
