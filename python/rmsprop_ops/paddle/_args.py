@@ -41,6 +41,21 @@ class Rule:
     lr_in_momentum: bool = True
     clip_weights: float | None = None
 
+    @classmethod
+    def checked(cls, **fields) -> Rule:
+        """A Rule of the constructor's arguments, each checked by its field's kind (a bool field must be a
+        bool; the others are numbers in the registry's range; ``clip_weights`` may be None)."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            value = fields.pop(f.name, f.default)
+            if f.type == "bool":
+                out[f.name] = check_bool(f.name, value)
+            else:
+                out[f.name] = None if value is None and f.default is None else check_rule_value(f.name, value)
+        if fields:
+            raise TypeError(f"unknown rule fields {sorted(fields)}")
+        return cls(**out)
+
     @property
     def convention(self) -> str:
         """The name of the convention these fields make (``rmsprop_ops.CONVENTIONS``), or "custom"."""

@@ -120,12 +120,8 @@ class RMSProp(Optimizer):
         parameters = _args.check_parameters(parameters)
         _args.check_grad_clip(grad_clip)
         _args.check_name(name)
-        rule = _args.Rule(
-            rho=_args.check_rule_value("rho", rho), epsilon=_args.check_rule_value("epsilon", epsilon),
-            momentum=_args.check_rule_value("momentum", momentum), centered=_args.check_bool("centered", centered),
-            eps_in_sqrt=_args.check_bool("eps_in_sqrt", eps_in_sqrt),
-            lr_in_momentum=_args.check_bool("lr_in_momentum", lr_in_momentum),
-            clip_weights=None if clip_weights is None else _args.check_rule_value("clip_weights", clip_weights))
+        rule = _args.Rule.checked(rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
+                                  eps_in_sqrt=eps_in_sqrt, lr_in_momentum=lr_in_momentum, clip_weights=clip_weights)
         if flat_state is not None:
             _args.check_bool("flat_state", flat_state)
         layout = _args.Layout(fused=_args.check_bool("fused", fused),
