@@ -20,6 +20,7 @@ from ._build import load_ops
 from ._densify import densify_grads
 from ._describe import describe
 from ._launch import LaunchKey, Row, Step, check_grad
+from ._launch import invoke as _invoke  # noqa: F401 (the op-call helper, importable here as before the split)
 from ._param_attrs import NO_DECAY, check_param_attrs, fusable_lr_mult, fused_decay
 from ._sparse import SparseRows
 from ._state import StateStore
