@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import paddle
 from paddle.base import framework, unique_name
 
@@ -111,7 +112,9 @@ class StateStore:
                                  f"shape {list(members[0].shape)}")
             offsets, total = flat_offsets(math.prod(shape) for shape in shapes)
             if dygraph:
-                buffers = tuple(paddle.zeros([max(total, 1)], dtype) for _ in FLAT_KINDS)
+                # On the parameters' device, as _add_accumulator places per-parameter state.
+                zeros = np.zeros(max(total, 1), {paddle.float32: np.float32, paddle.float64: np.float64}[dtype])
+                buffers = tuple(paddle.to_tensor(zeros, place=members[0].place) for _ in FLAT_KINDS)
                 for kind, buf in zip(FLAT_KINDS, buffers):
                     buf.name = unique_name.generate(f"{members[0].name}_{opt._acc_name(kind)}_flat")
                 for t, off, shape in zip(members, offsets, shapes):
