@@ -10,6 +10,7 @@
 #include "kernels.h"
 #include "registry.h"
 #include "rmsprop_ops/dtypes.h"
+#include "rmsprop_ops/format.h"
 #include "thread_pool.h"
 
 namespace rmsprop_ops {
@@ -20,6 +21,10 @@ const char *const kSingleNames[kNumRoles] = {"param", "grad", "mean_square", "mo
                                              "master_param"};
 const char *const kListNames[kNumRoles] = {"params", "grads", "mean_squares", "moments", "mean_grads",
                                            "master_params"};
+// The scalars given by pointer take part in the overlap check after the tensor roles: a learning rate
+// stored inside a param would be read by one CUDA block while another writes it.
+enum ScalarRole { kLr = kNumRoles, kRescale, kSkip, kNumAllRoles };
+const char *const kScalarNames[] = {"lr", "rescale_grad", "skip_update"};
 
 const rmsprop_ops_tensor &member(const rmsprop_ops_tensor_set &s, int role) {
   switch (role) {
@@ -35,6 +40,7 @@ const rmsprop_ops_tensor &member(const rmsprop_ops_tensor_set &s, int role) {
 struct Namer {
   bool list;
   std::string operator()(int role, int64_t k) const {
+    if (role >= kNumRoles) return kScalarNames[role - kNumRoles];
     return list ? std::string(kListNames[role]) + "[" + std::to_string(k) + "]" : kSingleNames[role];
   }
 };
@@ -64,6 +70,46 @@ struct Range {
   int64_t set;
 };
 
+// The first byte past a buffer of numel elements of isz bytes at addr, or 0 when that does not fit the
+// address space (a lying descriptor: the overlap check must not wrap around).
+uintptr_t end_address(uintptr_t addr, int64_t numel, int64_t isz) {
+  int64_t bytes = 0;
+  uintptr_t end = 0;
+  if (__builtin_mul_overflow(numel, isz, &bytes) || __builtin_add_overflow(addr, static_cast<uintptr_t>(bytes), &end))
+    return 0;
+  return end;
+}
+
+// What every descriptor must satisfy before its numbers are trusted: no negative counts, a shape that
+// holds exactly numel elements, memory for its elements that fits the address space. (An unknown dtype is
+// refused by the dtype checks, which can say what was expected.) `name` is formatted only on failure.
+template <typename Name>
+void check_descriptor(const rmsprop_ops_tensor &t, const Name &name) {
+  if (t.numel < 0)
+    fail(RMSPROP_OPS_VALUE_ERROR, name() + ": expected an element count >= 0, got " + std::to_string(t.numel));
+  if (t.ndim < 0) fail(RMSPROP_OPS_VALUE_ERROR, name() + ": expected ndim >= 0, got " + std::to_string(t.ndim));
+  if (t.shape != nullptr) {
+    int64_t count = 1;
+    bool overflow = false;
+    for (int32_t d = 0; d < t.ndim; ++d) {
+      if (t.shape[d] < 0)
+        fail(RMSPROP_OPS_VALUE_ERROR, name() + ": expected dimensions >= 0, got shape " + shape_str(t));
+      overflow = overflow || __builtin_mul_overflow(count, t.shape[d], &count);
+    }
+    // A zero dimension makes the count 0 whatever the others are; an overflow elsewhere is still a lie.
+    if (overflow)
+      fail(RMSPROP_OPS_VALUE_ERROR, name() + ": expected a shape whose element count fits in int64, got " +
+                                        shape_str(t));
+    if (count != t.numel)
+      fail(RMSPROP_OPS_VALUE_ERROR, name() + ": expected numel to match shape " + shape_str(t) + " (" +
+                                        std::to_string(count) + " elements), got " + std::to_string(t.numel));
+  }
+  if (t.numel > 0 && dtype_size(t.dtype) > 0 &&
+      end_address(reinterpret_cast<uintptr_t>(t.data), t.numel, dtype_size(t.dtype)) == 0)
+    fail(RMSPROP_OPS_VALUE_ERROR, name() + ": expected " + std::to_string(t.numel) + " elements of " +
+                                      dtype_name(t.dtype) + " to fit in the address space, got a buffer past its end");
+}
+
 void check_scalar(const rmsprop_ops_scalar &s, const char *name, bool float_only) {
   if (s.ptr == nullptr) return;
   const bool is_float = s.dtype == RMSPROP_OPS_FLOAT32 || s.dtype == RMSPROP_OPS_FLOAT64 ||
@@ -74,7 +120,17 @@ void check_scalar(const rmsprop_ops_scalar &s, const char *name, bool float_only
     fail(RMSPROP_OPS_TYPE_ERROR, std::string(name) + ": expected a " +
                                      (float_only ? "floating-point" : "bool or numeric") + " scalar, got dtype " +
                                      dtype_name(s.dtype));
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(s.ptr);
+  const auto isz = static_cast<uintptr_t>(dtype_size(s.dtype));
+  if (addr % isz != 0)
+    fail(RMSPROP_OPS_VALUE_ERROR, std::string(name) + ": expected memory aligned to " + std::to_string(isz) +
+                                      " bytes for " + dtype_name(s.dtype) + ", got address % " + std::to_string(isz) +
+                                      " = " + std::to_string(addr % isz));
+  if (end_address(addr, 1, dtype_size(s.dtype)) == 0)
+    fail(RMSPROP_OPS_VALUE_ERROR, std::string(name) + ": expected a scalar inside the address space");
 }
+
+const char *device_name(int32_t d) { return d == RMSPROP_OPS_CUDA ? "cuda" : d == RMSPROP_OPS_CPU ? "cpu" : "?"; }
 
 // Everything that can be wrong with a call, checked before any kernel runs. Returns the launch.
 Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop_ops_hparams *hp,
@@ -96,12 +152,26 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
   l.momentum = first.moment.data != nullptr;
   l.master = first.master_param.data != nullptr;
   const int32_t device = first.param.device;
+  if (device != RMSPROP_OPS_CPU && device != RMSPROP_OPS_CUDA)
+    fail(RMSPROP_OPS_VALUE_ERROR, name(kParam, 0) + ": expected a cpu or cuda tensor, got device code " +
+                                      std::to_string(device));
   if (device == RMSPROP_OPS_CPU) validate_host_scalars(*hp);  // scalars live where the tensors live
   std::vector<Range> ranges;
-  ranges.reserve(static_cast<size_t>(nsets) * 4);
+  ranges.reserve(static_cast<size_t>(nsets) * 4 + 3);
+  const rmsprop_ops_scalar *scalars[] = {&hp->lr, &hp->rescale_grad, &hp->skip_update};
+  for (int i = 0; i < 3; ++i) {
+    const rmsprop_ops_scalar &sc = *scalars[i];
+    if (sc.ptr == nullptr) continue;
+    const auto lo = reinterpret_cast<uintptr_t>(sc.ptr);
+    ranges.push_back({lo, lo + static_cast<uintptr_t>(dtype_size(sc.dtype)), false, kNumRoles + i, 0});
+  }
 
   for (int64_t k = 0; k < nsets; ++k) {
     const rmsprop_ops_tensor_set &s = sets[k];
+    for (int role = 0; role < kNumRoles; ++role) {
+      const rmsprop_ops_tensor &t = member(s, role);
+      if (t.data != nullptr || role == kParam) check_descriptor(t, [&] { return name(role, k); });
+    }
     const int32_t pd = s.param.dtype;
     if (s.param.data == nullptr && s.param.numel > 0) fail(RMSPROP_OPS_VALUE_ERROR, name(kParam, k) + ": missing");
     const int32_t sd = state_dtype_for(pd);
@@ -126,7 +196,7 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
     if (!l.centered && s.mean_grad.data != nullptr)
       fail(RMSPROP_OPS_VALUE_ERROR, name(kMeanGrad, k) + ": expected None when centered=False, got an array");
     if (hp->momentum > 0 && !l.momentum)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(kMoment, k) + ": expected an array (momentum=" + std::to_string(hp->momentum) +
+      fail(RMSPROP_OPS_VALUE_ERROR, name(kMoment, k) + ": expected an array (momentum=" + py_repr(hp->momentum) +
                                         " > 0 needs a moment buffer), got None");
     if (l.master && pd != RMSPROP_OPS_FLOAT16 && pd != RMSPROP_OPS_BFLOAT16)
       fail(RMSPROP_OPS_TYPE_ERROR, name(kMaster, k) + ": master weights are for float16/bfloat16 params, got a " +
@@ -134,10 +204,10 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
 
     if (!std::isfinite(s.lr_mult) || s.lr_mult < 0)
       fail(RMSPROP_OPS_VALUE_ERROR, (name.list ? "lr[" + std::to_string(k) + "]" : std::string("lr_mult")) +
-                                        ": expected a finite value >= 0, got " + std::to_string(s.lr_mult));
+                                        ": expected a finite value >= 0, got " + py_repr(s.lr_mult));
     if (!std::isfinite(s.weight_decay) || s.weight_decay < 0)
       fail(RMSPROP_OPS_VALUE_ERROR, (name.list ? "weight_decay[" + std::to_string(k) + "]" : std::string("weight_decay")) +
-                                        ": expected a finite value >= 0, got " + std::to_string(s.weight_decay));
+                                        ": expected a finite value >= 0, got " + py_repr(s.weight_decay));
     if (s.weight_decay_mode < RMSPROP_OPS_WD_L2 || s.weight_decay_mode > RMSPROP_OPS_WD_DECOUPLED)
       fail(RMSPROP_OPS_VALUE_ERROR, "weight_decay_mode: expected one of {l2, l1, decoupled}, got " +
                                         std::to_string(s.weight_decay_mode));
@@ -158,10 +228,11 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
         fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected shape " + shape_str(s.param) + " like " +
                                           name(kParam, k) + ", got " + shape_str(t));
       if (t.device != device)
-        fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected a tensor on " +
-                                          (device == RMSPROP_OPS_CUDA ? "cuda" : "cpu") + " like " +
-                                          name(kParam, 0) + ", got one on " +
-                                          (t.device == RMSPROP_OPS_CUDA ? "cuda" : "cpu"));
+        fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected a tensor on " + device_name(device) + " like " +
+                                          name(kParam, 0) + ", got one on " + device_name(t.device) +
+                                          (t.device == RMSPROP_OPS_CPU || t.device == RMSPROP_OPS_CUDA
+                                               ? std::string()
+                                               : " (device code " + std::to_string(t.device) + ")"));
       const bool written = role != kGrad;
       if (written && !t.writable)
         fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected a writable array (it is updated in place), "
@@ -172,27 +243,31 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
         fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected memory aligned to " + std::to_string(isz) +
                                           " bytes for " + dtype_name(t.dtype) + ", got address % " +
                                           std::to_string(isz) + " = " + std::to_string(lo % isz));
-      if (t.numel > 0) ranges.push_back({lo, lo + static_cast<uintptr_t>(t.numel * isz), written, role, k});
+      if (t.numel > 0) ranges.push_back({lo, end_address(lo, t.numel, isz), written, role, k});
     }
   }
   if (device == RMSPROP_OPS_CUDA && !built_with_cuda())
     fail(RMSPROP_OPS_NOT_IMPLEMENTED, name(kParam, 0) + ": got a CUDA tensor, but rmsprop_ops was built "
                                                         "without CUDA");
-  if (device != RMSPROP_OPS_CPU && device != RMSPROP_OPS_CUDA)
-    fail(RMSPROP_OPS_VALUE_ERROR, name(kParam, 0) + ": expected a cpu or cuda tensor, got device " +
-                                      std::to_string(device));
 
   // Memory overlap: sweep the ranges by start address; a range overlaps an earlier one iff it starts
   // before the largest end seen so far. Only overlaps involving a written buffer are errors.
-  std::sort(ranges.begin(), ranges.end(), [](const Range &a, const Range &b) { return a.lo < b.lo; });
+  // Ties broken by call order, so that the message names the later argument.
+  std::sort(ranges.begin(), ranges.end(), [](const Range &a, const Range &b) {
+    return a.lo != b.lo ? a.lo < b.lo : (a.set != b.set ? a.set < b.set : a.role < b.role);
+  });
   const Range *far_any = nullptr, *far_written = nullptr;
   for (const Range &r : ranges) {
     const Range *hit = nullptr;
     if (far_written != nullptr && r.lo < far_written->hi) hit = far_written;
     else if (r.written && far_any != nullptr && r.lo < far_any->hi) hit = far_any;
-    if (hit != nullptr)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(r.role, r.set) + ": memory overlaps " + name(hit->role, hit->set) +
+    if (hit != nullptr) {
+      // A scalar inside a tensor is the scalar's fault: it is named first.
+      const bool swap = hit->role >= kNumRoles && r.role < kNumRoles;
+      const Range &a = swap ? *hit : r, &b = swap ? r : *hit;
+      fail(RMSPROP_OPS_VALUE_ERROR, name(a.role, a.set) + ": memory overlaps " + name(b.role, b.set) +
                                         " (every updated buffer needs memory of its own)");
+    }
     if (far_any == nullptr || r.hi > far_any->hi) far_any = &r;
     if (r.written && (far_written == nullptr || r.hi > far_written->hi)) far_written = &r;
   }
@@ -287,7 +362,7 @@ int rmsprop_ops_check_attr(const char *op_name, const char *attr, double value, 
 
 int rmsprop_ops_built_with_cuda(void) { return built_with_cuda() ? 1 : 0; }
 int rmsprop_ops_cuda_available(void) { return cuda_available() ? 1 : 0; }
-void rmsprop_ops_set_num_threads(int n) { set_num_threads(n); }
+void rmsprop_ops_set_num_threads(int n) { set_num_threads(n > RMSPROP_OPS_MAX_THREADS ? RMSPROP_OPS_MAX_THREADS : n); }
 int rmsprop_ops_get_num_threads(void) { return get_num_threads(); }
 
 void rmsprop_ops_partition(int64_t total, int32_t nthreads, int32_t tid, int64_t align, int64_t *begin,

@@ -7,6 +7,7 @@
 
 #include "kernels.h"
 #include "rmsprop_ops/dtypes.h"
+#include "rmsprop_ops/format.h"
 
 namespace rmsprop_ops {
 namespace {
@@ -85,13 +86,8 @@ OpSchema make_op(const char *name, bool centered, bool multi) {
   return op;
 }
 
-std::string fmt(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
+// Bounds and defaults as we write them ("[0, 1]"); received values as Python prints them (py_repr).
+std::string fmt(double v) { return short_repr(v); }
 
 std::string json_str(const std::string &s) {
   std::string o = "\"";
@@ -137,18 +133,18 @@ const AttrSpec *find_attr(const OpSchema &op, const std::string &name) {
 
 std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name) {
   const std::string head = std::string(shown_name != nullptr ? shown_name : spec.name) + ": ";
-  if (!std::isfinite(value)) return head + "expected a finite number, got " + fmt(value);
+  if (!std::isfinite(value)) return head + "expected a finite number, got " + py_repr(value);
   if (spec.negative_disables && value < 0) return "";
   if (spec.type == AttrType::kBool) {
     if (value == 0 || value == 1) return "";
-    return head + "expected a bool, got " + fmt(value);
+    return head + "expected a bool, got " + py_repr(value);
   }
   if (spec.type == AttrType::kEnum) {
     for (size_t i = 0; i < spec.choices.size(); ++i)
       if (value == static_cast<double>(i)) return "";
     std::string opts;
     for (size_t i = 0; i < spec.choices.size(); ++i) opts += (i ? ", " : "") + std::string(spec.choices[i]);
-    return head + "expected one of {" + opts + "}, got " + fmt(value);
+    return head + "expected one of {" + opts + "}, got " + py_repr(value);
   }
   const bool lo_ok = spec.lo_inclusive ? value >= spec.lo : value > spec.lo;
   const bool hi_ok = std::isinf(spec.hi) || (spec.hi_inclusive ? value <= spec.hi : value < spec.hi);
@@ -160,7 +156,7 @@ std::string check_attr_value(const AttrSpec &spec, double value, const char *sho
     range = std::string("in ") + (spec.lo_inclusive ? "[" : "(") + fmt(spec.lo) + ", " + fmt(spec.hi) +
             (spec.hi_inclusive ? "]" : ")");
   if (spec.negative_disables) range += " (or negative to disable)";
-  return head + "expected a value " + range + ", got " + fmt(value);
+  return head + "expected a value " + range + ", got " + py_repr(value);
 }
 
 namespace {

@@ -4,66 +4,76 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from . import _core, _dlpack
-from ._checks import as_bool, as_float, as_optional_clip, weight_decay_mode_code
+from ._toolkit.checks import (as_bool, as_float, as_optional_clip, as_tuple, describe, is_real,
+                              weight_decay_mode_code)
 
 __all__ = ["rmsprop_", "rmsprop_multi_"]
 
+_SINGLE = {"params": "param", "grads": "grad", "mean_squares": "mean_square", "moments": "moment",
+           "mean_grads": "mean_grad", "master_params": "master_param"}
+_WRITTEN = ("params", "mean_squares", "moments", "mean_grads", "master_params")
+
+
+def _is_array(value) -> bool:
+    return hasattr(value, "__dlpack__") or hasattr(value, "__array_interface__")
+
 
 def _scalar_or_array(name, value):
-    """A hyper-parameter the kernel may read from memory: a number, or a one-element array."""
-    if hasattr(value, "__dlpack__") or hasattr(value, "__array_interface__"):
+    """A hyper-parameter the kernel may read from memory: a real number, or a one-element array."""
+    if is_real(value):
+        return as_float(name, value)
+    if _is_array(value):
         return value
-    return as_float(name, value)
+    raise TypeError(f"{name}: expected a float or a one-element array, got {type(value).__name__} "
+                    f"({describe(value)})")
 
 
-def _split_lr(lr, n):
-    """Return (scalar lr, per-tensor multipliers or None)."""
-    if isinstance(lr, (list, tuple)):
-        if len(lr) != n:
-            raise ValueError(f"lr: expected a number or {n} per-tensor values, got {len(lr)} values")
-        return 1.0, [as_float(f"lr[{i}]", v) for i, v in enumerate(lr)]
-    return _scalar_or_array("lr", lr), None
-
-
-def _weight_decays(weight_decay, n):
-    if isinstance(weight_decay, (list, tuple)):
-        if len(weight_decay) != n:
-            raise ValueError(
-                f"weight_decay: expected a number or {n} per-tensor values, got {len(weight_decay)} values")
-        return [as_float(f"weight_decay[{i}]", v) for i, v in enumerate(weight_decay)]
-    return as_float("weight_decay", weight_decay)
+def _per_tensor(name, value, n):
+    """A number, or one value per param (parameter groups): (number or None, list or None)."""
+    if isinstance(value, (list, tuple)):
+        values = as_tuple(name, value, "numbers")
+        if len(values) != n:
+            raise ValueError(f"{name}: expected a number or a list of {n} values (one per param), got "
+                             f"{len(values)} values")
+        return None, [as_float(f"{name}[{i}]", v) for i, v in enumerate(values)]
+    return value, None
 
 
 def _skip(skip_update):
-    if isinstance(skip_update, bool) or skip_update is None:
+    if skip_update is None or isinstance(skip_update, (bool, np.bool_)):
         return bool(skip_update)
-    if hasattr(skip_update, "__dlpack__") or hasattr(skip_update, "__array_interface__"):
+    if _is_array(skip_update):
         return skip_update
     raise TypeError(f"skip_update: expected a bool or a one-element array, got {type(skip_update).__name__}")
 
 
-def _call(params, grads, mean_squares, moments, mean_grads, master_params, *, lr, rho, epsilon, momentum,
-          centered, eps_in_sqrt, lr_in_momentum, weight_decay, weight_decay_mode, rescale_grad,
-          clip_gradient, clip_weights, clip_after_weight_decay, skip_update, list_names):
-    n = len(params) if isinstance(params, (list, tuple)) else 0
-    lr_value, lr_mults = _split_lr(lr, n)
-    stream = 0
-    fast = _dlpack.torch_capsules([params, grads, mean_squares, moments, mean_grads, master_params])
-    if fast is not None:
-        (params, grads, mean_squares, moments, mean_grads, master_params), stream = fast
-    _core.update(
-        params, grads, mean_squares, moments, mean_grads, master_params,
-        lr=lr_value, lr_mults=lr_mults,
+def _call(lists, *, lr, rho, epsilon, momentum, centered, eps_in_sqrt, lr_in_momentum, weight_decay,
+          weight_decay_mode, rescale_grad, clip_gradient, clip_weights, clip_after_weight_decay, skip_update,
+          list_names):
+    # Every list is read once, here: the call works on these snapshots whatever the caller's lists do later.
+    lists = {k: None if v is None else as_tuple(k, v) for k, v in lists.items()}
+    n = len(lists["params"])
+    lr, lr_mults = _per_tensor("lr", lr, n)
+    weight_decay, wds = _per_tensor("weight_decay", weight_decay, n)
+    attrs = dict(
+        lr=1.0 if lr_mults is not None else _scalar_or_array("lr", lr), lr_mults=lr_mults,
         rho=as_float("rho", rho), epsilon=as_float("epsilon", epsilon), momentum=as_float("momentum", momentum),
         centered=as_bool("centered", centered), eps_in_sqrt=as_bool("eps_in_sqrt", eps_in_sqrt),
         lr_in_momentum=as_bool("lr_in_momentum", lr_in_momentum),
-        weight_decay=_weight_decays(weight_decay, n), weight_decay_mode=weight_decay_mode_code(weight_decay_mode),
+        weight_decay=wds if wds is not None else as_float("weight_decay", weight_decay),
+        weight_decay_mode=weight_decay_mode_code(weight_decay_mode),
         rescale_grad=_scalar_or_array("rescale_grad", rescale_grad),
         clip_gradient=as_optional_clip("clip_gradient", clip_gradient),
         clip_weights=as_optional_clip("clip_weights", clip_weights),
         clip_after_weight_decay=as_bool("clip_after_weight_decay", clip_after_weight_decay),
-        skip_update=_skip(skip_update), list_names=list_names, stream=stream)
+        skip_update=_skip(skip_update))
+    scalars = {k: attrs[k] for k in ("lr", "rescale_grad", "skip_update")}
+    handover = _dlpack.prepare(lists, scalars, _WRITTEN, _SINGLE, list_names)
+    _core.update(*handover.lists.values(), **attrs, list_names=list_names, stream=handover.stream)
+    _dlpack.bump_versions(handover.written)
 
 
 def rmsprop_(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, moment=None, centered=False,
@@ -118,7 +128,8 @@ def rmsprop_(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, moment
         >>> round(float(p[0]), 6)
         9.683772
     """
-    _call([param], [grad], [mean_square], [moment], [mean_grad], [master_param], lr=lr, rho=rho,
+    _call(dict(params=[param], grads=[grad], mean_squares=[mean_square], moments=[moment], mean_grads=[mean_grad],
+               master_params=[master_param]), lr=lr, rho=rho,
           epsilon=epsilon, momentum=momentum, centered=centered, eps_in_sqrt=eps_in_sqrt,
           lr_in_momentum=lr_in_momentum, weight_decay=weight_decay, weight_decay_mode=weight_decay_mode,
           rescale_grad=rescale_grad, clip_gradient=clip_gradient, clip_weights=clip_weights,
@@ -147,7 +158,8 @@ def rmsprop_multi_(params: Sequence, grads: Sequence, mean_squares: Sequence, *,
         >>> [round(float(p[0]), 4) for p in ps]
         [0.9684, 1.3162]
     """
-    _call(params, grads, mean_squares, moments, mean_grads, master_params, lr=lr, rho=rho, epsilon=epsilon,
+    _call(dict(params=params, grads=grads, mean_squares=mean_squares, moments=moments, mean_grads=mean_grads,
+               master_params=master_params), lr=lr, rho=rho, epsilon=epsilon,
           momentum=momentum, centered=centered, eps_in_sqrt=eps_in_sqrt, lr_in_momentum=lr_in_momentum,
           weight_decay=weight_decay, weight_decay_mode=weight_decay_mode, rescale_grad=rescale_grad,
           clip_gradient=clip_gradient, clip_weights=clip_weights,

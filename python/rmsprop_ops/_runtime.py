@@ -20,15 +20,18 @@ def cuda_available() -> bool:
 
 
 def set_num_threads(n: int) -> None:
-    """Threads the CPU kernel uses (default: the CPUs this process may run on, or $RMSPROP_OPS_NUM_THREADS).
+    """Threads the CPU kernel uses (default: the CPUs this process may run on, or $RMSPROP_OPS_NUM_THREADS);
+    ``n`` is an int in [1, 1024].
 
     Results do not depend on it: every element is computed by the same code whichever thread runs it.
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n: expected >= 1, got {n}")
-    _core.set_num_threads(int(n))
+    n = int(n)
+    if not 1 <= n <= _core.MAX_THREADS:
+        shown = n if abs(n) < 10 ** 30 else f"an int of {n.bit_length()} bits"
+        raise ValueError(f"n: expected an int in [1, {_core.MAX_THREADS}], got {shown}")
+    _core.set_num_threads(n)
 
 
 def get_num_threads() -> int:

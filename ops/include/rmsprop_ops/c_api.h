@@ -132,6 +132,9 @@ RMSPROP_OPS_API int rmsprop_ops_check_attr(const char *op, const char *attr, dou
 
 RMSPROP_OPS_API int rmsprop_ops_built_with_cuda(void);
 RMSPROP_OPS_API int rmsprop_ops_cuda_available(void);
+/* Threads of the CPU kernel, at most RMSPROP_OPS_MAX_THREADS (a larger n is capped); n < 1 restores the
+ * default (the CPUs this process may run on, or $RMSPROP_OPS_NUM_THREADS). */
+#define RMSPROP_OPS_MAX_THREADS 1024
 RMSPROP_OPS_API void rmsprop_ops_set_num_threads(int n);
 RMSPROP_OPS_API int rmsprop_ops_get_num_threads(void);
 
