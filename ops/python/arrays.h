@@ -15,6 +15,7 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dlpack.h"
@@ -66,20 +67,26 @@ inline std::string describe_exception(py::error_already_set &e) {
   type_error(name + ": " + doing + " raised " + describe_exception(e));
 }
 
+// One argument: its descriptor, its name and use, and what keeps its memory alive. The descriptor's shape
+// points into the exporter's own metadata (the NumPy array's dims, the DLPack tensor's shape), which
+// lives as long as the Held. Movable only until the call starts (Helds live in a reserved vector).
 struct Held {
-  static constexpr int kInlineDims = 8;
   rmsprop_ops_tensor t{};
-  int64_t dims[kInlineDims];
-  std::vector<int64_t> more_dims;
   ArgName name{};
   Use use{};
-  py::object owner;  // the caller's object (array, producer or capsule)
-  bool numpy = false;  // the owner is a NumPy array
+  bool numpy = false;                        // the owner is a NumPy array
+  py::object owner;                          // the caller's object (array, producer or capsule)
   DLManagedTensor *dl = nullptr;             // a consumed legacy capsule's tensor, ours to delete
   DLManagedTensorVersioned *dlv = nullptr;   // a consumed versioned capsule's tensor, ours to delete
   Held() = default;
   Held(const Held &) = delete;
   Held &operator=(const Held &) = delete;
+  Held(Held &&o) noexcept
+      : t(o.t), name(o.name), use(o.use), numpy(o.numpy), owner(std::move(o.owner)), dl(o.dl), dlv(o.dlv) {
+    o.dl = nullptr;
+    o.dlv = nullptr;
+  }
+  Held &operator=(Held &&) = delete;
   ~Held() {  // runs with the GIL held: the producer's deleter may touch Python objects
     if (dl != nullptr && dl->deleter != nullptr) dl->deleter(dl);
     if (dlv != nullptr && dlv->deleter != nullptr) dlv->deleter(dlv);
@@ -96,14 +103,15 @@ inline void consume_capsule(py::handle cap, Held &h, const char *source) {
   PyObject *c = cap.ptr();
   const char *cname = PyCapsule_GetName(c);
   if (cname == nullptr) PyErr_Clear();
-  const std::string got = cname ? cname : "";
-  const std::string expected = h.name.str() + ": expected " + source +
-                               "an unconsumed 'dltensor' or 'dltensor_versioned' DLPack capsule, got ";
-  if (got == "dltensor_versioned") {
+  auto refuse = [&](const std::string &got) {  // formatted only on failure
+    type_error(h.name.str() + ": expected " + source +
+               "an unconsumed 'dltensor' or 'dltensor_versioned' DLPack capsule, got " + got);
+  };
+  if (cname != nullptr && std::strcmp(cname, "dltensor_versioned") == 0) {
     auto *m = static_cast<DLManagedTensorVersioned *>(PyCapsule_GetPointer(c, "dltensor_versioned"));
     if (m == nullptr) {
       PyErr_Clear();
-      type_error(expected + "one holding no tensor");
+      refuse("one holding no tensor");
     }
     if (m->version.major != kDLPackMajor)  // another struct layout: left to the capsule's own destructor
       type_error(h.name.str() + ": expected a DLPack tensor of major version " + std::to_string(kDLPackMajor) +
@@ -112,19 +120,20 @@ inline void consume_capsule(py::handle cap, Held &h, const char *source) {
     h.dlv = m;
     return;
   }
-  if (got == "dltensor") {
+  if (cname != nullptr && std::strcmp(cname, "dltensor") == 0) {
     auto *m = static_cast<DLManagedTensor *>(PyCapsule_GetPointer(c, "dltensor"));
     if (m == nullptr) {
       PyErr_Clear();
-      type_error(expected + "one holding no tensor");
+      refuse("one holding no tensor");
     }
     if (PyCapsule_SetName(c, "used_dltensor") != 0) throw py::error_already_set();
     h.dl = m;
     return;
   }
+  const std::string got = cname ? cname : "";
   if (got == "used_dltensor" || got == "used_dltensor_versioned")
-    type_error(expected + "one already consumed ('" + got + "'); a capsule can be used once");
-  type_error(expected + "a capsule named '" + got + "'");
+    refuse("one already consumed ('" + got + "'); a capsule can be used once");
+  refuse("a capsule named '" + got + "'");
 }
 
 // One int of __dlpack_device__()'s answer, through __index__ (which is the caller's code).
@@ -240,25 +249,15 @@ inline int32_t numpy_dtype(const py::dtype &dt, const Held &h) {
   return code;
 }
 
-template <typename T>
-void set_shape(Held &h, const T *shape, int32_t ndim) {
-  int64_t *out = h.dims;
-  if (ndim > Held::kInlineDims) {
-    h.more_dims.resize(static_cast<size_t>(ndim));
-    out = h.more_dims.data();
-  }
-  for (int32_t d = 0; d < ndim; ++d) out[d] = static_cast<int64_t>(shape[d]);
-  h.t.shape = out;
-  h.t.ndim = ndim;
-}
-
 inline void describe_numpy(Held &h) {
   const auto a = py::reinterpret_borrow<py::array>(h.owner);
   h.t.dtype = numpy_dtype(a.dtype(), h);
   if (!(a.flags() & py::array::c_style))
     value_error(h.name.str() + ": expected a C-contiguous array (the update is in place, so a contiguous copy " +
                 "would not update yours), got one with strides " + std::string(py::str(a.attr("strides"))));
-  set_shape(h, a.shape(), static_cast<int32_t>(a.ndim()));
+  static_assert(sizeof(*a.shape()) == sizeof(int64_t), "NumPy dims are int64 on the platforms we build for");
+  h.t.shape = reinterpret_cast<const int64_t *>(a.shape());
+  h.t.ndim = static_cast<int32_t>(a.ndim());
   h.t.data = const_cast<void *>(a.data());
   h.t.numel = a.size();
   h.t.writable = a.writeable() ? 1 : 0;
@@ -287,8 +286,7 @@ inline int32_t dlpack_dtype(const DLDataType &dt, const Held &h) {
 // producer gets a named error instead of a kernel running over memory it does not have.
 inline void describe_dlpack(Held &h) {
   const DLTensor &t = *h.dlt();
-  const std::string dl = " (DLPack descriptor)";
-  auto bad = [&](const std::string &what) { value_error(h.name.str() + ": " + what + dl); };
+  auto bad = [&](const std::string &what) { value_error(h.name.str() + ": " + what + " (DLPack descriptor)"); };
   h.t.dtype = dlpack_dtype(t.dtype, h);
   if (t.ndim < 0) bad("expected ndim >= 0, got " + std::to_string(t.ndim));
   if (t.ndim > kMaxDims) bad("expected at most " + std::to_string(kMaxDims) + " dimensions, got " + std::to_string(t.ndim));
@@ -300,7 +298,8 @@ inline void describe_dlpack(Held &h) {
     overflow = overflow || __builtin_mul_overflow(numel, t.shape[d], &numel);
   }
   if (overflow) bad("expected a shape whose element count fits in int64, got one that overflows");
-  set_shape(h, t.shape, t.ndim);
+  h.t.shape = t.shape;
+  h.t.ndim = t.ndim;
   if (t.strides != nullptr && numel > 1) {
     int64_t expect = 1;
     for (int32_t d = t.ndim - 1; d >= 0; --d) {

@@ -6,7 +6,6 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
-#include <deque>
 #include <string>
 #include <vector>
 
@@ -93,7 +92,7 @@ struct Scalar {
   Held *held;
 };
 
-Scalar parse_scalar(py::handle obj, const char *name_str, rmsprop_ops_scalar &s, std::deque<Held> &keep,
+Scalar parse_scalar(py::handle obj, const char *name_str, rmsprop_ops_scalar &s, std::vector<Held> &keep,
                     intptr_t stream) {
   s.ptr = nullptr;
   s.dtype = RMSPROP_OPS_FLOAT64;
@@ -184,8 +183,10 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   const auto wds = per_tensor(weight_decay, "weight_decay", n, 0.0);
 
   // Phase 1: resolve every argument (the caller's code may run: producers, __float__).
-  std::deque<Held> keep;
-  std::vector<Held *> slot(n * 6, nullptr);
+  // One allocation for every argument; reserved, so that the Helds never move once made.
+  std::vector<Held> keep;
+  keep.reserve(n * 6 + 3);
+  std::vector<int32_t> slot(n * 6, -1);
   for (size_t k = 0; k < n; ++k) {
     for (int role = 0; role < 6; ++role) {
       py::handle obj = lists[role][k];
@@ -198,7 +199,7 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
       h.name = name;
       h.use = Use{true, role != 1};
       resolve(obj, h, stream);
-      slot[k * 6 + role] = &h;
+      slot[k * 6 + role] = static_cast<int32_t>(keep.size() - 1);
     }
   }
   rmsprop_ops_hparams hp;
@@ -213,10 +214,10 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
     rmsprop_ops_tensor_set &s = sets[k];
     rmsprop_ops_tensor *dst[] = {&s.param, &s.grad, &s.mean_square, &s.moment, &s.mean_grad, &s.master_param};
     for (int role = 0; role < 6; ++role) {
-      Held *h = slot[k * 6 + role];
-      if (h == nullptr) continue;
-      describe(*h);
-      *dst[role] = h->t;
+      if (slot[k * 6 + role] < 0) continue;
+      Held &h = keep[static_cast<size_t>(slot[k * 6 + role])];
+      describe(h);
+      *dst[role] = h.t;
     }
     s.lr_mult = lr_mult[k];
     s.weight_decay = wds[k];

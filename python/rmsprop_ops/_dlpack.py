@@ -23,17 +23,14 @@ from typing import NamedTuple
 class Handover(NamedTuple):
     lists: dict      # name -> tuple of arrays (torch tensors replaced by capsules on the fast path) or None
     stream: int      # the cudaStream_t to run on (0: the default stream, or CPU tensors)
-    written: tuple   # torch tensors the call writes, for bump_versions
+    written: list    # torch tensors the call writes, for bump_versions
 
 
-def _refuse_negative_views(torch, name, xs, list_names):
-    is_neg = torch.Tensor.is_neg
-    tensors = [x for x in xs if isinstance(x, torch.Tensor)]
-    if tensors and any(map(is_neg, tensors)):
-        i = next(i for i, x in enumerate(xs) if isinstance(x, torch.Tensor) and x.is_neg())
-        where = f"{name}[{i}]" if list_names else name
-        raise ValueError(f"{where}: expected a tensor whose memory holds its values, got a view with the negative "
-                         "bit set (e.g. z.conj().imag), whose memory holds their negation; pass x.resolve_neg()")
+def _negative_view_error(name, xs, list_names, tensor):
+    i = next(i for i, x in enumerate(xs) if isinstance(x, tensor) and x.is_neg())
+    where = f"{name}[{i}]" if list_names else name
+    return ValueError(f"{where}: expected a tensor whose memory holds its values, got a view with the negative "
+                      "bit set (e.g. z.conj().imag), whose memory holds their negation; pass x.resolve_neg()")
 
 
 def prepare(lists: dict, scalars: dict, written: tuple, single_names: dict, list_names: bool) -> Handover:
@@ -44,23 +41,33 @@ def prepare(lists: dict, scalars: dict, written: tuple, single_names: dict, list
     if torch is None:
         return Handover(lists, 0, ())
     tensor = torch.Tensor
+    is_neg = tensor.is_neg
+    changed = []
     for name, xs in lists.items():
-        if xs is not None:
-            _refuse_negative_views(torch, name if list_names else single_names[name], xs, list_names)
+        if not xs:
+            continue
+        try:  # a list of tensors only, the common case, is checked without filtering it first
+            ts, neg = xs, any(map(is_neg, xs))
+        except TypeError:  # something else in the list (None, a NumPy array)
+            ts = [x for x in xs if isinstance(x, tensor)]
+            neg = any(map(is_neg, ts))
+        if not ts:
+            continue
+        if neg:
+            raise _negative_view_error(name if list_names else single_names[name], xs, list_names, tensor)
+        if name in written:
+            changed += ts
     for name, x in scalars.items():
         if isinstance(x, tensor) and x.is_neg():
-            _refuse_negative_views(torch, name, (x,), False)
-    changed = tuple(x for name in written if lists.get(name) is not None for x in lists[name]
-                    if isinstance(x, tensor))
+            raise _negative_view_error(name, [x], False, tensor)
     params = lists["params"]
     if not params or not isinstance(params[0], tensor):
         return Handover(lists, 0, changed)
     from torch.utils.dlpack import to_dlpack
 
-    out = {}
     try:
-        for name, xs in lists.items():
-            out[name] = None if xs is None else tuple(to_dlpack(x) if isinstance(x, tensor) else x for x in xs)
+        out = {name: xs if not xs else [to_dlpack(x) if isinstance(x, tensor) else x for x in xs]
+               for name, xs in lists.items()}
     except (BufferError, RuntimeError, TypeError, ValueError):  # sparse, meta, ...: to the protocol path
         return Handover(lists, 0, changed)
     device = params[0].device
@@ -73,4 +80,4 @@ def bump_versions(tensors) -> None:
     if tensors:
         from torch.autograd.graph import increment_version
 
-        increment_version(tensors)
+        increment_version(tensors)  # one call for all (it takes a list)
