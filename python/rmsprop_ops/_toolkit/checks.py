@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["describe", "is_real", "as_float", "as_bool", "as_optional_clip", "as_tuple", "weight_decay_modes",
+__all__ = ["registry_document", "list_form", "scalar_inputs", "describe", "is_real", "as_float", "as_bool", "as_optional_clip", "as_tuple", "weight_decay_modes",
            "weight_decay_mode_code", "enum_code", "check_attr", "attr_spec", "attr_value"]
 
 
@@ -78,23 +78,44 @@ def as_tuple(name: str, value, what: str = "arrays") -> tuple:
 
 
 @functools.cache
-def _attrs() -> dict:
+def registry_document() -> dict:
+    """The core's registry (``rmsprop_ops_registry_json``), parsed once. Shared: do not modify."""
     import json
 
-    doc = json.loads(_core.registry_json())
+    return json.loads(_core.registry_json())
+
+
+@functools.cache
+def _attrs() -> dict:
     out = {}
-    for op in doc["ops"]:
+    for op in registry_document()["ops"]:
         for a in op["attrs"]:
             out.setdefault(a["name"], a)
+            out.setdefault(a["c_name"], a)
     return out
 
 
 def attr_spec(attr: str) -> dict:
-    """The registry's description of attribute ``attr`` (shared: do not modify)."""
+    """The registry's description of attribute ``attr``, by its name or its C name ("lr"). Shared: do not
+    modify."""
     try:
         return _attrs()[attr]
     except KeyError:
         raise ValueError(f"attr: expected one of {sorted(_attrs())}, got {attr!r}") from None
+
+
+def list_form(attr: str) -> dict | None:
+    """The per-tensor list attribute refining ``attr`` (lr -> lr_mults, weight_decay -> weight_decays)."""
+    name = attr_spec(attr)["name"]
+    return next((a for a in _attrs().values() if a["per_tensor"] == name), None)
+
+
+@functools.cache
+def scalar_inputs() -> dict:
+    """The registry's scalar inputs (one-element tensors the kernel reads) by argument name:
+    ``{"lr": {...}, "rescale_grad": {...}, "skip_update": {...}}``."""
+    op = registry_document()["ops"][0]
+    return {i["arg"]: i for i in op["inputs"] if i.get("scalar")}
 
 
 def enum_code(attr: str, value, name: str | None = None) -> int:
@@ -144,5 +165,5 @@ def attr_value(attr: str, value, name: str | None = None, op: str = "rmsprop") -
         raise TypeError(f"{name}: a {kind} attribute takes a list; attr_value checks one value")
     v = -1.0 if value is None and spec["negative_disables"] else as_float(name, value)
     if not (spec["negative_disables"] and math.isfinite(v) and v < 0):
-        check_attr(op, attr, v, name)
+        check_attr(op, spec["name"], v, name)
     return v
