@@ -84,70 +84,39 @@ bool real_value(py::handle obj, const std::string &name, double &out) {
   return true;
 }
 
-// A hyper-parameter that may be a Python number or a 0-d / 1-element array. An array is read by the kernel
-// (and, on the CPU, by the core's range check), so it must live on the params' device: checked in
-// finish_scalar, once the params are described.
-struct Scalar {
-  rmsprop_ops_scalar *dst;
-  Held *held;
+// One keyword argument of update(), read in phase 1 and handed to the core's filler once the tensors
+// are described: a number (an attribute, or a scalar input's value), a list of numbers (a per-tensor
+// attribute) or a one-element array (a scalar input the kernel reads).
+struct Attr {
+  std::string name;
+  enum Kind { kNumber, kList, kArray } kind;
+  double value = 0.0;
+  std::vector<double> values;
+  Held *held = nullptr;
 };
 
-Scalar parse_scalar(py::handle obj, const char *name_str, rmsprop_ops_scalar &s, std::vector<Held> &keep,
-                    intptr_t stream) {
-  s.ptr = nullptr;
-  s.dtype = RMSPROP_OPS_FLOAT64;
-  double v = 0.0;
-  if (real_value(obj, name_str, v)) {
-    s.value = v;
-    return {&s, nullptr};
+Attr read_attr(const std::string &name, py::handle obj, std::vector<Held> &keep, intptr_t stream) {
+  Attr a{name, Attr::kNumber};
+  if (real_value(obj, name, a.value)) return a;
+  if (PyList_Check(obj.ptr()) || PyTuple_Check(obj.ptr())) {
+    a.kind = Attr::kList;
+    py::tuple seq = snapshot(obj, name, "numbers");
+    a.values.resize(seq.size());
+    for (size_t i = 0; i < seq.size(); ++i) {
+      const std::string item = name + "[" + std::to_string(i) + "]";
+      if (!real_value(seq[i], item, a.values[i])) type_error(item + ": expected a number, got " + type_name(seq[i]));
+    }
+    return a;
   }
   if (py::isinstance<py::array>(obj) || PyCapsule_CheckExact(obj.ptr()) || py::hasattr(obj, "__dlpack__")) {
+    a.kind = Attr::kArray;
     Held &h = keep.emplace_back();
-    h.name = ArgName{name_str, name_str, 0, false};
+    h.name = ArgName{nullptr, nullptr, 0, false};
     h.use = Use{false, false};
-    resolve(obj, h, stream);
-    return {&s, &h};
+    a.held = &h;
+    return a;  // resolved by the caller, once a.name is stable
   }
-  type_error(std::string(name_str) + ": expected a number or a one-element array, got " + type_name(obj));
-}
-
-void finish_scalar(const Scalar &sc, int32_t device) {
-  if (sc.held == nullptr) return;
-  Held &h = *sc.held;
-  describe(h);
-  const std::string name = h.name.str();
-  if (h.t.numel != 1)
-    value_error(name + ": expected a number or a one-element array, got an array of " + std::to_string(h.t.numel) +
-                " elements");
-  auto where = [](int32_t d) { return d == RMSPROP_OPS_CUDA ? "cuda" : "cpu"; };
-  if (h.t.device != device)
-    value_error(name + ": expected an array on the params' device (" + where(device) + "), got one on " +
-                where(h.t.device));
-  sc.dst->ptr = h.t.data;
-  sc.dst->dtype = h.t.dtype;
-  sc.dst->value = 0.0;
-}
-
-std::vector<double> per_tensor(py::handle obj, const std::string &name, size_t n, double dflt) {
-  std::vector<double> v(n, dflt);
-  if (obj.is_none()) return v;
-  double x = 0.0;
-  if (!PyList_Check(obj.ptr()) && !PyTuple_Check(obj.ptr())) {
-    if (!real_value(obj, name, x))
-      type_error(name + ": expected a number or a list of " + std::to_string(n) + " values (one per param), got " +
-                 type_name(obj));
-    v.assign(n, x);
-    return v;
-  }
-  py::tuple seq = snapshot(obj, name, "numbers");
-  if (seq.size() != n)
-    value_error(name + ": expected a number or a list of " + std::to_string(n) + " values (one per param), got " +
-                std::to_string(seq.size()) + " values");
-  for (size_t i = 0; i < n; ++i) {
-    const std::string item = name + "[" + std::to_string(i) + "]";
-    if (!real_value(seq[i], item, v[i])) type_error(item + ": expected a number, got " + type_name(seq[i]));
-  }
-  return v;
+  type_error(name + ": expected a number, a list of numbers or a one-element array, got " + type_name(obj));
 }
 
 void raise_status(int code, const char *msg) {
@@ -163,12 +132,16 @@ void raise_status(int code, const char *msg) {
   }
 }
 
+void check(int code, const char *err) {
+  if (code != RMSPROP_OPS_OK) raise_status(code, err);
+}
+
+// The update. The tensor lists are positional; everything else is a keyword: `centered`, `list_names`,
+// `stream`, `bandwidth_probe`, and any registry attribute or scalar input by name (rmsprop_ops_set_attr),
+// so that an attribute added to the registry is accepted here without being named.
 void update(py::object params, py::object grads, py::object mean_squares, py::object moments,
-            py::object mean_grads, py::object master_params, py::object lr, py::object lr_mults, double rho,
-            double epsilon, double momentum, bool centered, bool eps_in_sqrt, bool lr_in_momentum,
-            py::object weight_decay, int weight_decay_mode, py::object rescale_grad, double clip_gradient,
-            double clip_weights, bool clip_after_weight_decay, py::object skip_update, bool list_names,
-            intptr_t stream, bool bandwidth_probe) {
+            py::object mean_grads, py::object master_params, bool centered, bool list_names, intptr_t stream,
+            bool bandwidth_probe, py::kwargs kwargs) {
   py::tuple P = snapshot(params, "params", "arrays");
   const size_t n = P.size();
   const py::tuple lists[] = {P,
@@ -179,13 +152,11 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
                              tensor_list(master_params, "master_params", n, true)};
   static const char *const kSingle[] = {"param", "grad", "mean_square", "moment", "mean_grad", "master_param"};
   static const char *const kList[] = {"params", "grads", "mean_squares", "moments", "mean_grads", "master_params"};
-  const auto lr_mult = per_tensor(lr_mults, "lr", n, 1.0);
-  const auto wds = per_tensor(weight_decay, "weight_decay", n, 0.0);
 
-  // Phase 1: resolve every argument (the caller's code may run: producers, __float__).
+  // Phase 1: resolve every argument (the caller's code may run: producers, __float__, list __iter__).
   // One allocation for every argument; reserved, so that the Helds never move once made.
   std::vector<Held> keep;
-  keep.reserve(n * 6 + 3);
+  keep.reserve(n * 6 + kwargs.size());
   std::vector<int32_t> slot(n * 6, -1);
   for (size_t k = 0; k < n; ++k) {
     for (int role = 0; role < 6; ++role) {
@@ -202,16 +173,24 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
       slot[k * 6 + role] = static_cast<int32_t>(keep.size() - 1);
     }
   }
-  rmsprop_ops_hparams hp;
-  rmsprop_ops_default_hparams(&hp);
-  const Scalar scalars[] = {parse_scalar(lr, "lr", hp.lr, keep, stream),
-                            parse_scalar(rescale_grad, "rescale_grad", hp.rescale_grad, keep, stream),
-                            parse_scalar(skip_update, "skip_update", hp.skip_update, keep, stream)};
+  const py::dict kw = kwargs;  // a snapshot already: pybind11 collected the call's keywords into a new dict
+  std::vector<Attr> attrs;
+  attrs.reserve(kw.size());
+  for (auto item : kw) {
+    if (item.second.is_none()) continue;  // the registry default
+    attrs.push_back(read_attr(py::str(item.first), item.second, keep, stream));
+    Attr &a = attrs.back();
+    if (a.held != nullptr) {
+      a.held->name = ArgName{a.name.c_str(), a.name.c_str(), 0, false};
+      resolve(item.second, *a.held, stream);
+    }
+  }
 
   // Phase 2: read the descriptors, in C only, right before the GIL is released.
   std::vector<rmsprop_ops_tensor_set> sets(n);
   for (size_t k = 0; k < n; ++k) {
     rmsprop_ops_tensor_set &s = sets[k];
+    rmsprop_ops_default_tensor_set(&s);
     rmsprop_ops_tensor *dst[] = {&s.param, &s.grad, &s.mean_square, &s.moment, &s.mean_grad, &s.master_param};
     for (int role = 0; role < 6; ++role) {
       if (slot[k * 6 + role] < 0) continue;
@@ -219,25 +198,35 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
       describe(h);
       *dst[role] = h.t;
     }
-    s.lr_mult = lr_mult[k];
-    s.weight_decay = wds[k];
-    s.weight_decay_mode = weight_decay_mode;
   }
   const int32_t dev = n > 0 ? sets[0].param.device : RMSPROP_OPS_CPU;
-  for (const Scalar &sc : scalars) finish_scalar(sc, dev);
-  hp.rho = rho;
-  hp.epsilon = epsilon;
-  hp.momentum = momentum;
-  hp.clip_gradient = clip_gradient;
-  hp.clip_weights = clip_weights;
-  hp.centered = centered;
-  hp.eps_in_sqrt = eps_in_sqrt;
-  hp.lr_in_momentum = lr_in_momentum;
-  hp.clip_after_weight_decay = clip_after_weight_decay;
+  rmsprop_ops_hparams hp;
+  rmsprop_ops_default_hparams(&hp);
+  hp.centered = centered ? 1 : 0;
+  char err[1024];
+  for (Attr &a : attrs) {
+    const auto ns = static_cast<int64_t>(n);
+    if (a.kind == Attr::kNumber) {
+      check(rmsprop_ops_set_attr(&hp, sets.data(), ns, a.name.c_str(), a.value, err, sizeof err), err);
+    } else if (a.kind == Attr::kList) {
+      check(rmsprop_ops_set_attr_list(sets.data(), ns, a.name.c_str(), a.values.data(),
+                                      static_cast<int64_t>(a.values.size()), err, sizeof err), err);
+    } else {
+      Held &h = *a.held;
+      describe(h);
+      if (h.t.numel != 1)
+        value_error(a.name + ": expected a number or a one-element array, got an array of " +
+                    std::to_string(h.t.numel) + " elements");
+      auto where = [](int32_t d) { return d == RMSPROP_OPS_CUDA ? "cuda" : "cpu"; };
+      if (h.t.device != dev)
+        value_error(a.name + ": expected an array on the params' device (" + where(dev) + "), got one on " +
+                    where(h.t.device));
+      check(rmsprop_ops_set_scalar(&hp, a.name.c_str(), h.t.data, h.t.dtype, err, sizeof err), err);
+    }
+  }
 
   const uint32_t flags = (list_names ? RMSPROP_OPS_FLAG_LIST_NAMES : 0u) |
                          (bandwidth_probe ? RMSPROP_OPS_FLAG_BANDWIDTH_PROBE : 0u);
-  char err[1024];
   int code;
   {
     // `keep` and the snapshots own every exporter until this returns.
@@ -245,12 +234,12 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
     code = rmsprop_ops_update(sets.data(), static_cast<int64_t>(n), &hp, reinterpret_cast<void *>(stream), flags,
                               err, sizeof err);
   }
-  raise_status(code, err);
+  check(code, err);
 }
 
 void check_attr(const std::string &op, const std::string &attr, double value) {
   char err[512];
-  raise_status(rmsprop_ops_check_attr(op.c_str(), attr.c_str(), value, err, sizeof err), err);
+  check(rmsprop_ops_check_attr(op.c_str(), attr.c_str(), value, err, sizeof err), err);
 }
 
 py::tuple partition(int64_t total, int32_t nthreads, int32_t tid, int64_t align) {
@@ -277,12 +266,8 @@ py::list cuda_launch_plan(const std::vector<int64_t> &numels, int32_t sm_count) 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rmsprop_ops core: pybind11 bindings of the C API (see rmsprop_ops/c_api.h).";
   m.def("update", &update, py::arg("params"), py::arg("grads"), py::arg("mean_squares"), py::arg("moments"),
-        py::arg("mean_grads"), py::arg("master_params"), py::kw_only(), py::arg("lr"), py::arg("lr_mults"),
-        py::arg("rho"), py::arg("epsilon"), py::arg("momentum"), py::arg("centered"), py::arg("eps_in_sqrt"),
-        py::arg("lr_in_momentum"), py::arg("weight_decay"), py::arg("weight_decay_mode"),
-        py::arg("rescale_grad"), py::arg("clip_gradient"), py::arg("clip_weights"),
-        py::arg("clip_after_weight_decay"), py::arg("skip_update"), py::arg("list_names"),
-        py::arg("stream") = 0, py::arg("bandwidth_probe") = false);
+        py::arg("mean_grads"), py::arg("master_params"), py::kw_only(), py::arg("centered") = false,
+        py::arg("list_names") = false, py::arg("stream") = 0, py::arg("bandwidth_probe") = false);
   m.def("check_attr", &check_attr, py::arg("op"), py::arg("attr"), py::arg("value"));
   m.def("registry_json", [] { return std::string(rmsprop_ops_registry_json()); });
   m.def("built_with_cuda", [] { return rmsprop_ops_built_with_cuda() != 0; });

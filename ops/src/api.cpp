@@ -21,10 +21,8 @@ const char *const kSingleNames[kNumRoles] = {"param", "grad", "mean_square", "mo
                                              "master_param"};
 const char *const kListNames[kNumRoles] = {"params", "grads", "mean_squares", "moments", "mean_grads",
                                            "master_params"};
-// The scalars given by pointer take part in the overlap check after the tensor roles: a learning rate
-// stored inside a param would be read by one CUDA block while another writes it.
-enum ScalarRole { kLr = kNumRoles, kRescale, kSkip, kNumAllRoles };
-const char *const kScalarNames[] = {"lr", "rescale_grad", "skip_update"};
+// The scalars given by pointer (registry scalar inputs) take part in the overlap check as roles after the
+// tensors: a learning rate stored inside a param would be read by one CUDA block while another writes it.
 
 const rmsprop_ops_tensor &member(const rmsprop_ops_tensor_set &s, int role) {
   switch (role) {
@@ -40,7 +38,7 @@ const rmsprop_ops_tensor &member(const rmsprop_ops_tensor_set &s, int role) {
 struct Namer {
   bool list;
   std::string operator()(int role, int64_t k) const {
-    if (role >= kNumRoles) return kScalarNames[role - kNumRoles];
+    if (role >= kNumRoles) return scalar_inputs()[static_cast<size_t>(role - kNumRoles)].arg;
     return list ? std::string(kListNames[role]) + "[" + std::to_string(k) + "]" : kSingleNames[role];
   }
 };
@@ -110,7 +108,10 @@ void check_descriptor(const rmsprop_ops_tensor &t, const Name &name) {
                                       dtype_name(t.dtype) + " to fit in the address space, got a buffer past its end");
 }
 
-void check_scalar(const rmsprop_ops_scalar &s, const char *name, bool float_only) {
+void check_scalar(const rmsprop_ops_hparams &hp, const ScalarInputSpec &spec) {
+  const auto &s = *reinterpret_cast<const rmsprop_ops_scalar *>(reinterpret_cast<const char *>(&hp) + spec.offset);
+  const char *name = spec.arg;
+  const bool float_only = spec.float_only;
   if (s.ptr == nullptr) return;
   const bool is_float = s.dtype == RMSPROP_OPS_FLOAT32 || s.dtype == RMSPROP_OPS_FLOAT64 ||
                         s.dtype == RMSPROP_OPS_FLOAT16 || s.dtype == RMSPROP_OPS_BFLOAT16;
@@ -139,9 +140,7 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
   if (nsets < 0) fail(RMSPROP_OPS_VALUE_ERROR, "nsets: expected >= 0, got " + std::to_string(nsets));
   if (nsets > 0 && sets == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "sets: expected a pointer, got NULL");
   validate_hparams(*hp);
-  check_scalar(hp->lr, "lr", true);
-  check_scalar(hp->rescale_grad, "rescale_grad", true);
-  check_scalar(hp->skip_update, "skip_update", false);
+  for (const ScalarInputSpec &spec : scalar_inputs()) check_scalar(*hp, spec);
 
   const Namer name{(flags & RMSPROP_OPS_FLAG_LIST_NAMES) != 0};
   Launch l{sets, nsets, hp, -1, hp->centered != 0, false, false};
@@ -157,13 +156,13 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
                                       std::to_string(device));
   if (device == RMSPROP_OPS_CPU) validate_host_scalars(*hp);  // scalars live where the tensors live
   std::vector<Range> ranges;
-  ranges.reserve(static_cast<size_t>(nsets) * 4 + 3);
-  const rmsprop_ops_scalar *scalars[] = {&hp->lr, &hp->rescale_grad, &hp->skip_update};
-  for (int i = 0; i < 3; ++i) {
-    const rmsprop_ops_scalar &sc = *scalars[i];
+  ranges.reserve(static_cast<size_t>(nsets) * 4 + scalar_inputs().size());
+  for (size_t i = 0; i < scalar_inputs().size(); ++i) {
+    const auto &sc = *reinterpret_cast<const rmsprop_ops_scalar *>(reinterpret_cast<const char *>(hp) +
+                                                                     scalar_inputs()[i].offset);
     if (sc.ptr == nullptr) continue;
     const auto lo = reinterpret_cast<uintptr_t>(sc.ptr);
-    ranges.push_back({lo, lo + static_cast<uintptr_t>(dtype_size(sc.dtype)), false, kNumRoles + i, 0});
+    ranges.push_back({lo, lo + static_cast<uintptr_t>(dtype_size(sc.dtype)), false, kNumRoles + static_cast<int>(i), 0});
   }
 
   for (int64_t k = 0; k < nsets; ++k) {
@@ -202,15 +201,7 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
       fail(RMSPROP_OPS_TYPE_ERROR, name(kMaster, k) + ": master weights are for float16/bfloat16 params, got a " +
                                        dtype_name(pd) + " param");
 
-    if (!std::isfinite(s.lr_mult) || s.lr_mult < 0)
-      fail(RMSPROP_OPS_VALUE_ERROR, (name.list ? "lr[" + std::to_string(k) + "]" : std::string("lr_mult")) +
-                                        ": expected a finite value >= 0, got " + py_repr(s.lr_mult));
-    if (!std::isfinite(s.weight_decay) || s.weight_decay < 0)
-      fail(RMSPROP_OPS_VALUE_ERROR, (name.list ? "weight_decay[" + std::to_string(k) + "]" : std::string("weight_decay")) +
-                                        ": expected a finite value >= 0, got " + py_repr(s.weight_decay));
-    if (s.weight_decay_mode < RMSPROP_OPS_WD_L2 || s.weight_decay_mode > RMSPROP_OPS_WD_DECOUPLED)
-      fail(RMSPROP_OPS_VALUE_ERROR, "weight_decay_mode: expected one of {l2, l1, decoupled}, got " +
-                                        std::to_string(s.weight_decay_mode));
+    validate_tensor_attrs(s, k, name.list);
 
     for (int role = 0; role < kNumRoles; ++role) {
       const rmsprop_ops_tensor &t = member(s, role);
@@ -281,6 +272,25 @@ void write_err(char *err, size_t errlen, const std::string &msg) {
   err[n] = '\0';
 }
 
+// Runs fn, turning what it throws into a status and a message: nothing crosses the C ABI but those.
+template <typename Fn>
+int guarded(char *err, size_t errlen, const Fn &fn) {
+  write_err(err, errlen, "");
+  try {
+    fn();
+    return RMSPROP_OPS_OK;
+  } catch (const ArgError &e) {
+    write_err(err, errlen, e.message);
+    return e.code;
+  } catch (const std::exception &e) {
+    write_err(err, errlen, e.what());
+    return RMSPROP_OPS_RUNTIME_ERROR;
+  } catch (...) {
+    write_err(err, errlen, "rmsprop_ops: unknown C++ exception");
+    return RMSPROP_OPS_RUNTIME_ERROR;
+  }
+}
+
 }  // namespace
 }  // namespace rmsprop_ops
 
@@ -291,21 +301,11 @@ extern "C" {
 int rmsprop_ops_abi_version(void) { return RMSPROP_OPS_ABI_VERSION; }
 
 void rmsprop_ops_default_hparams(rmsprop_ops_hparams *hp) {
-  std::memset(hp, 0, sizeof *hp);
-  const OpSchema &op = *find_op("rmsprop");
-  auto d = [&](const char *n) { return find_attr(op, n)->default_value; };
-  hp->lr.value = d("learning_rate");
-  hp->rescale_grad.value = d("rescale_grad");
-  hp->skip_update.value = 0.0;
-  hp->rho = d("rho");
-  hp->epsilon = d("epsilon");
-  hp->momentum = d("momentum");
-  hp->clip_gradient = d("clip_gradient");
-  hp->clip_weights = d("clip_weights");
-  hp->centered = 0;
-  hp->eps_in_sqrt = static_cast<int32_t>(d("eps_in_sqrt"));
-  hp->lr_in_momentum = static_cast<int32_t>(d("lr_in_momentum"));
-  hp->clip_after_weight_decay = static_cast<int32_t>(d("clip_after_weight_decay"));
+  if (hp != nullptr) default_hparams(*hp);
+}
+
+void rmsprop_ops_default_tensor_set(rmsprop_ops_tensor_set *set) {
+  if (set != nullptr) default_tensor_set(*set);
 }
 
 int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop_ops_hparams *hp,
@@ -341,6 +341,38 @@ int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64_t nsets, const 
 }
 
 const char *rmsprop_ops_registry_json(void) { return registry_json().c_str(); }
+
+int rmsprop_ops_set_attr(rmsprop_ops_hparams *hp, rmsprop_ops_tensor_set *sets, int64_t nsets, const char *name,
+                         double value, char *err, size_t errlen) {
+  return guarded(err, errlen, [&] {
+    if (hp == nullptr || name == nullptr || nsets < 0 || (nsets > 0 && sets == nullptr))
+      fail(RMSPROP_OPS_VALUE_ERROR, "set_attr: expected hparams, a name and nsets sets, got NULL or nsets < 0");
+    set_attr(*hp, sets, nsets, name, value);
+  });
+}
+
+int rmsprop_ops_set_attr_list(rmsprop_ops_tensor_set *sets, int64_t nsets, const char *name, const double *values,
+                              int64_t n, char *err, size_t errlen) {
+  return guarded(err, errlen, [&] {
+    if (name == nullptr || nsets < 0 || n < 0 || (nsets > 0 && sets == nullptr) || (n > 0 && values == nullptr))
+      fail(RMSPROP_OPS_VALUE_ERROR, "set_attr_list: expected a name, nsets sets and n values, got NULL or a negative count");
+    set_attr_list(sets, nsets, name, values, n);
+  });
+}
+
+int rmsprop_ops_set_scalar(rmsprop_ops_hparams *hp, const char *name, const void *ptr, int32_t dtype, char *err,
+                           size_t errlen) {
+  return guarded(err, errlen, [&] {
+    if (hp == nullptr || name == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "set_scalar: expected hparams and a name, got NULL");
+    set_scalar(*hp, name, ptr, dtype);
+  });
+}
+
+const char *rmsprop_ops_config_field(int32_t section, int32_t i) {
+  const auto &names = section == RMSPROP_OPS_CONFIG_VALUES ? config_values() : config_lists();
+  if (section != RMSPROP_OPS_CONFIG_VALUES && section != RMSPROP_OPS_CONFIG_LISTS) return nullptr;
+  return i >= 0 && static_cast<size_t>(i) < names.size() ? names[static_cast<size_t>(i)]->name : nullptr;
+}
 
 int rmsprop_ops_check_attr(const char *op_name, const char *attr, double value, char *err, size_t errlen) {
   write_err(err, errlen, "");

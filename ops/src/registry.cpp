@@ -1,11 +1,9 @@
 #include "registry.h"
 
 #include <cmath>
-#include <cstdio>
+#include <cstring>
 #include <deque>
-#include <sstream>
 
-#include "kernels.h"
 #include "rmsprop_ops/dtypes.h"
 #include "rmsprop_ops/format.h"
 
@@ -14,36 +12,72 @@ namespace {
 
 constexpr double kInf = INFINITY;
 
-std::vector<AttrSpec> rule_attrs(bool multi) {
+Field call(FieldKind kind, size_t offset) { return {kind, offset}; }
+#define HP(field) offsetof(rmsprop_ops_hparams, field)
+#define SET(field) offsetof(rmsprop_ops_tensor_set, field)
+
+AttrSpec real(const char *name, double dflt, double lo, double hi, bool lo_in, bool hi_in, const char *doc,
+              Scope scope, Field field) {
+  return AttrSpec{name, AttrType::kFloat, dflt, lo, hi, lo_in, hi_in, false, {}, doc, scope, field,
+                  nullptr, nullptr, nullptr, false};
+}
+
+AttrSpec flag(const char *name, bool dflt, const char *doc, size_t offset) {
+  return AttrSpec{name, AttrType::kBool, dflt ? 1.0 : 0.0, 0, 1, true, true, false, {}, doc, Scope::kCall,
+                  call(FieldKind::kInt32, offset), nullptr, nullptr, nullptr, false};
+}
+
+// The attributes, in the order every front end lists them (Paddle's op attributes, the MindSpore config).
+// Adding one here (with its field in c_api.h and its arithmetic in rule.h) is all it takes for the
+// pybind11 module, the functional API, the Paddle ops and the MindSpore op to accept it.
+std::vector<AttrSpec> make_attrs() {
   std::vector<AttrSpec> a = {
-      {"learning_rate", AttrType::kFloat, 0.01, 0, kInf, true, false, false, {},
-       "step size; used when no LearningRate tensor is given"},
-      {"rho", AttrType::kFloat, 0.9, 0, 1, true, true, false, {},
-       "decay of the mean-square (and mean-gradient) moving averages"},
-      {"epsilon", AttrType::kFloat, 1e-6, 0, kInf, false, false, false, {},
-       "added to the denominator, inside or outside the sqrt (eps_in_sqrt)"},
-      {"momentum", AttrType::kFloat, 0.0, 0, kInf, true, false, false, {}, "heavy-ball momentum factor"},
-      {"eps_in_sqrt", AttrType::kBool, 1, 0, 1, true, true, false, {},
-       "true: sqrt(v + eps) (Paddle, MindSpore, Keras, TF); false: sqrt(v) + eps (torch)"},
-      {"lr_in_momentum", AttrType::kBool, 1, 0, 1, true, true, false, {},
-       "true: mom = m*mom + lr*g/d, p -= mom; false: mom = m*mom + g/d, p -= lr*mom"},
-      {"weight_decay", AttrType::kFloat, 0.0, 0, kInf, true, false, false, {}, "decay coefficient"},
-      {"weight_decay_mode", AttrType::kEnum, 0, 0, 2, true, true, false, {"l2", "l1", "decoupled"},
-       "l2: g += wd*p; l1: g += wd*sign(p); decoupled: p -= lr*wd*p"},
-      {"rescale_grad", AttrType::kFloat, 1.0, 0, kInf, false, false, false, {},
-       "multiplies the gradient first (inverse loss scale)"},
-      {"clip_gradient", AttrType::kFloat, -1.0, 0, kInf, true, false, true, {},
-       "clip the gradient to [-c, c]; negative disables"},
-      {"clip_after_weight_decay", AttrType::kBool, 1, 0, 1, true, true, false, {},
-       "true: clip(g + wd*p) (MXNet); false: clip(g) + wd*p (Paddle)"},
-      {"clip_weights", AttrType::kFloat, -1.0, 0, kInf, true, false, true, {},
-       "clip the param to [-c, c] after the update; negative disables"},
+      real("learning_rate", 0.01, 0, kInf, true, false, "step size; used when no LearningRate tensor is given",
+           Scope::kCall, call(FieldKind::kScalar, HP(lr))),
+      real("rho", 0.9, 0, 1, true, true, "decay of the mean-square (and mean-gradient) moving averages",
+           Scope::kCall, call(FieldKind::kDouble, HP(rho))),
+      real("epsilon", 1e-6, 0, kInf, false, false,
+           "added to the denominator, inside or outside the sqrt (eps_in_sqrt)", Scope::kCall,
+           call(FieldKind::kDouble, HP(epsilon))),
+      real("momentum", 0.0, 0, kInf, true, false, "heavy-ball momentum factor", Scope::kCall,
+           call(FieldKind::kDouble, HP(momentum))),
+      flag("eps_in_sqrt", true, "true: sqrt(v + eps) (Paddle, MindSpore, Keras, TF); false: sqrt(v) + eps (torch)",
+           HP(eps_in_sqrt)),
+      flag("lr_in_momentum", true, "true: mom = m*mom + lr*g/d, p -= mom; false: mom = m*mom + g/d, p -= lr*mom",
+           HP(lr_in_momentum)),
+      real("weight_decay", 0.0, 0, kInf, true, false, "decay coefficient", Scope::kTensor,
+           {FieldKind::kDouble, SET(weight_decay)}),
+      AttrSpec{"weight_decay_mode", AttrType::kEnum, 0, 0, 2, true, true, false, {"l2", "l1", "decoupled"},
+               "l2: g += wd*p; l1: g += wd*sign(p); decoupled: p -= lr*wd*p", Scope::kTensor,
+               {FieldKind::kInt32, SET(weight_decay_mode)}, nullptr, nullptr, nullptr, false},
+      real("rescale_grad", 1.0, 0, kInf, false, false, "multiplies the gradient first (inverse loss scale)",
+           Scope::kCall, call(FieldKind::kScalar, HP(rescale_grad))),
+      real("clip_gradient", -1.0, 0, kInf, true, false, "clip the gradient to [-c, c]; negative disables",
+           Scope::kCall, call(FieldKind::kDouble, HP(clip_gradient))),
+      flag("clip_after_weight_decay", true, "true: clip(g + wd*p) (MXNet); false: clip(g) + wd*p (Paddle)",
+           HP(clip_after_weight_decay)),
+      real("clip_weights", -1.0, 0, kInf, true, false,
+           "clip the param to [-c, c] after the update; negative disables", Scope::kCall,
+           call(FieldKind::kDouble, HP(clip_weights))),
+      real("lr_mults", 1.0, 0, kInf, true, false, "per-tensor multipliers of the learning rate (empty: all 1)",
+           Scope::kList, {FieldKind::kDouble, SET(lr_mult)}),
+      real("weight_decays", 0.0, 0, kInf, true, false, "per-tensor weight decay (empty: weight_decay for all)",
+           Scope::kList, {FieldKind::kDouble, SET(weight_decay)}),
   };
-  if (multi) {
-    a.push_back({"lr_mults", AttrType::kFloatList, 1.0, 0, kInf, true, false, false, {},
-                 "per-tensor multipliers of the learning rate (empty: all 1)"});
-    a.push_back({"weight_decays", AttrType::kFloatList, 0.0, 0, kInf, true, false, false, {},
-                 "per-tensor weight decay (empty: weight_decay for all)"});
+  for (AttrSpec &s : a) {
+    if (std::strcmp(s.name, "clip_gradient") == 0 || std::strcmp(s.name, "clip_weights") == 0)
+      s.negative_disables = true;
+    if (std::strcmp(s.name, "learning_rate") == 0) {
+      s.c_name = "lr";
+      s.input = "LearningRate";
+    }
+    if (std::strcmp(s.name, "rescale_grad") == 0) s.input = "GradScale";
+    if (s.scope == Scope::kList) {
+      s.type = AttrType::kFloatList;
+      s.multi_only = true;
+      s.per_tensor = std::strcmp(s.name, "lr_mults") == 0 ? "learning_rate" : "weight_decay";
+      if (std::strcmp(s.name, "lr_mults") == 0) s.c_name = "lr_mult";
+    }
   }
   return a;
 }
@@ -72,9 +106,7 @@ OpSchema make_op(const char *name, bool centered, bool multi) {
     op.inputs.push_back({n("MeanGrad"), false, "math type of Param", "moving average of g"});
   op.inputs.push_back({n("MasterParam"), true, "float32 (float16/bfloat16 Param only)",
                        "float32 master copy the math reads and writes"});
-  op.inputs.push_back({"LearningRate", true, "float32|float64 scalar", "overrides learning_rate; read on device"});
-  op.inputs.push_back({"GradScale", true, "float32|float64 scalar", "multiplies rescale_grad; read on device"});
-  op.inputs.push_back({"SkipUpdate", true, "bool|float scalar", "nonzero: the call is a no-op (overflowed step)"});
+  for (const ScalarInputSpec &s : scalar_inputs()) op.inputs.push_back({s.name, true, s.dtype_rule, s.doc});
   op.outputs = {n("ParamOut"), n("MeanSquareOut"), n("MomentOut")};
   if (centered) op.outputs.push_back(n("MeanGradOut"));
   op.outputs.push_back(n("MasterParamOut"));
@@ -82,35 +114,71 @@ OpSchema make_op(const char *name, bool centered, bool multi) {
                 {op.inputs[3].name, op.outputs[2]}};
   if (centered) op.inplace.push_back({op.inputs[4].name, op.outputs[3]});
   op.inplace.push_back({op.inputs[centered ? 5 : 4].name, op.outputs.back()});
-  op.attrs = rule_attrs(multi);
+  for (const AttrSpec &a : all_attrs())
+    if (multi || !a.multi_only) op.attrs.push_back(&a);
   return op;
 }
 
 // Bounds and defaults as we write them ("[0, 1]"); received values as Python prints them (py_repr).
 std::string fmt(double v) { return short_repr(v); }
 
-std::string json_str(const std::string &s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o + "\"";
+[[noreturn]] void fail(int code, const std::string &msg) { throw ArgError{code, msg}; }
+
+template <typename T>
+T &at(void *base, size_t offset) {
+  return *reinterpret_cast<T *>(static_cast<char *>(base) + offset);
+}
+template <typename T>
+const T &at(const void *base, size_t offset) {
+  return *reinterpret_cast<const T *>(static_cast<const char *>(base) + offset);
 }
 
-std::string json_num(double v) { return std::isfinite(v) ? fmt(v) : "null"; }
-
-const char *type_name(AttrType t) {
-  switch (t) {
-    case AttrType::kFloat: return "float";
-    case AttrType::kBool: return "bool";
-    case AttrType::kEnum: return "enum";
-    case AttrType::kFloatList: return "float[]";
+void write(const Field &f, void *base, double value) {
+  switch (f.kind) {
+    case FieldKind::kDouble: at<double>(base, f.offset) = value; break;
+    case FieldKind::kInt32: at<int32_t>(base, f.offset) = static_cast<int32_t>(value); break;
+    case FieldKind::kScalar: {
+      auto &s = at<rmsprop_ops_scalar>(base, f.offset);
+      s.value = value;
+      s.ptr = nullptr;
+      s.dtype = RMSPROP_OPS_FLOAT64;
+      break;
+    }
   }
-  return "?";
+}
+
+double read(const Field &f, const void *base) {
+  switch (f.kind) {
+    case FieldKind::kDouble: return at<double>(base, f.offset);
+    case FieldKind::kInt32: return at<int32_t>(base, f.offset);
+    case FieldKind::kScalar: return at<rmsprop_ops_scalar>(base, f.offset).value;
+  }
+  return 0;
+}
+
+void check(const AttrSpec &spec, double value, const std::string &shown) {
+  const std::string e = check_attr_value(spec, value, shown.c_str());
+  if (!e.empty()) fail(RMSPROP_OPS_VALUE_ERROR, e);
 }
 
 }  // namespace
+
+const std::vector<AttrSpec> &all_attrs() {
+  static const std::vector<AttrSpec> attrs = make_attrs();
+  return attrs;
+}
+
+const std::vector<ScalarInputSpec> &scalar_inputs() {
+  static const std::vector<ScalarInputSpec> inputs = {
+      {"LearningRate", "learning_rate", "lr", HP(lr), true, "float32|float64 scalar",
+       "overrides learning_rate; read on device"},
+      {"GradScale", "rescale_grad", "rescale_grad", HP(rescale_grad), true, "float32|float64 scalar",
+       "multiplies rescale_grad; read on device"},
+      {"SkipUpdate", nullptr, "skip_update", HP(skip_update), false, "bool|float scalar",
+       "nonzero: the call is a no-op (overflowed step)"},
+  };
+  return inputs;
+}
 
 const std::vector<OpSchema> &all_ops() {
   static const std::vector<OpSchema> ops = {
@@ -126,14 +194,33 @@ const OpSchema *find_op(const std::string &name) {
 }
 
 const AttrSpec *find_attr(const OpSchema &op, const std::string &name) {
-  for (const auto &a : op.attrs)
-    if (name == a.name) return &a;
+  for (const AttrSpec *a : op.attrs)
+    if (name == a->name) return a;
+  return nullptr;
+}
+
+const AttrSpec *find_any_attr(const std::string &name) {
+  for (const AttrSpec &a : all_attrs())
+    if (name == a.name || (a.c_name != nullptr && name == a.c_name)) return &a;
+  return nullptr;
+}
+
+const ScalarInputSpec *find_scalar_input(const std::string &name) {
+  for (const ScalarInputSpec &s : scalar_inputs()) {
+    if (name == s.name || name == s.arg) return &s;
+    const AttrSpec *a = s.attr != nullptr ? find_any_attr(s.attr) : nullptr;
+    if (a != nullptr && (name == a->name || name == a->shown())) return &s;
+  }
   return nullptr;
 }
 
 std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name) {
   const std::string head = std::string(shown_name != nullptr ? shown_name : spec.name) + ": ";
-  if (!std::isfinite(value)) return head + "expected a finite number, got " + py_repr(value);
+  // Per-tensor numbers (weight_decay, lr_mults) come in lists: one message for both ways to be wrong.
+  const bool per_tensor = spec.scope != Scope::kCall && spec.type != AttrType::kEnum;
+  if (!std::isfinite(value))
+    return head + (per_tensor ? "expected a finite value >= " + fmt(spec.lo) : "expected a finite number") + ", got " +
+           py_repr(value);
   if (spec.negative_disables && value < 0) return "";
   if (spec.type == AttrType::kBool) {
     if (value == 0 || value == 1) return "";
@@ -156,87 +243,119 @@ std::string check_attr_value(const AttrSpec &spec, double value, const char *sho
     range = std::string("in ") + (spec.lo_inclusive ? "[" : "(") + fmt(spec.lo) + ", " + fmt(spec.hi) +
             (spec.hi_inclusive ? "]" : ")");
   if (spec.negative_disables) range += " (or negative to disable)";
-  return head + "expected a value " + range + ", got " + py_repr(value);
+  return head + (per_tensor ? "expected a finite value " : "expected a value ") + range + ", got " + py_repr(value);
 }
 
-namespace {
-void check_hparam(const rmsprop_ops_hparams &hp, const char *name, double v, const char *shown = nullptr) {
-  const OpSchema &op = *find_op(hp.centered ? "rmsprop_centered" : "rmsprop");
-  const std::string e = check_attr_value(*find_attr(op, name), v, shown);
-  if (!e.empty()) throw ArgError{RMSPROP_OPS_VALUE_ERROR, e};
+void set_attr(rmsprop_ops_hparams &hp, rmsprop_ops_tensor_set *sets, int64_t nsets, const std::string &name,
+              double value) {
+  const AttrSpec *a = find_any_attr(name);
+  if (a == nullptr) {
+    const ScalarInputSpec *s = find_scalar_input(name);
+    if (s == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "attr: no attribute or scalar input named '" + name + "'");
+    write({FieldKind::kScalar, s->offset}, &hp, value);
+    return;
+  }
+  if (a->scope == Scope::kList)
+    fail(RMSPROP_OPS_TYPE_ERROR, name + ": expected a list of values (one per param), got one number");
+  check(*a, value, name);
+  if (a->scope == Scope::kCall) {
+    write(a->field, &hp, value);
+    return;
+  }
+  for (int64_t k = 0; k < nsets; ++k) write(a->field, &sets[k], value);
 }
-}  // namespace
 
-void validate_host_scalars(const rmsprop_ops_hparams &hp) {
-  if (hp.lr.ptr != nullptr) check_hparam(hp, "learning_rate", load_scalar(hp.lr), "lr");
-  if (hp.rescale_grad.ptr != nullptr) check_hparam(hp, "rescale_grad", load_scalar(hp.rescale_grad));
+void set_attr_list(rmsprop_ops_tensor_set *sets, int64_t nsets, const std::string &name, const double *values,
+                   int64_t n) {
+  const AttrSpec *a = find_any_attr(name);
+  if (a != nullptr && a->scope != Scope::kList) {  // "lr" / "weight_decay": the list form of that attribute
+    const AttrSpec *base = a;
+    a = nullptr;
+    for (const AttrSpec &l : all_attrs())
+      if (l.scope == Scope::kList && std::strcmp(l.per_tensor, base->name) == 0) a = &l;
+  }
+  if (a == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "attr: no per-tensor list attribute named '" + name + "'");
+  if (n == 0) return;
+  if (n != nsets)
+    fail(RMSPROP_OPS_VALUE_ERROR, name + ": expected a number or a list of " + std::to_string(nsets) +
+                                      " values (one per param), got " + std::to_string(n) + " values");
+  for (int64_t k = 0; k < n; ++k) check(*a, values[k], name + "[" + std::to_string(k) + "]");
+  for (int64_t k = 0; k < n; ++k) write(a->field, &sets[k], values[k]);
+}
+
+void set_scalar(rmsprop_ops_hparams &hp, const std::string &name, const void *ptr, int32_t dtype) {
+  const ScalarInputSpec *s = find_scalar_input(name);
+  if (s == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "input: no scalar input named '" + name + "'");
+  auto &sc = at<rmsprop_ops_scalar>(&hp, s->offset);
+  sc.ptr = ptr;
+  sc.dtype = dtype;
+  sc.value = 0.0;
+}
+
+void default_hparams(rmsprop_ops_hparams &hp) {
+  std::memset(&hp, 0, sizeof hp);
+  for (const ScalarInputSpec &s : scalar_inputs()) write({FieldKind::kScalar, s.offset}, &hp, 0.0);
+  for (const AttrSpec &a : all_attrs())
+    if (a.scope == Scope::kCall) write(a.field, &hp, a.default_value);
+}
+
+void default_tensor_set(rmsprop_ops_tensor_set &set) {
+  std::memset(&set, 0, sizeof set);
+  for (const AttrSpec &a : all_attrs()) {
+    // A list refining a per-tensor attribute (weight_decays) writes that attribute's field: its default.
+    const bool own_field = a.scope == Scope::kList && find_any_attr(a.per_tensor)->scope == Scope::kCall;
+    if (a.scope == Scope::kTensor || own_field) write(a.field, &set, a.default_value);
+  }
 }
 
 void validate_hparams(const rmsprop_ops_hparams &hp) {
-  auto check = [&](const char *name, double v, const char *shown = nullptr) { check_hparam(hp, name, v, shown); };
-  // The C struct and the functional API call it lr; errors name the argument the caller passed.
-  if (hp.lr.ptr == nullptr) check("learning_rate", hp.lr.value, "lr");
-  if (hp.rescale_grad.ptr == nullptr) check("rescale_grad", hp.rescale_grad.value);
-  check("rho", hp.rho);
-  check("epsilon", hp.epsilon);
-  check("momentum", hp.momentum);
-  check("clip_gradient", hp.clip_gradient);
-  check("clip_weights", hp.clip_weights);
-  check("eps_in_sqrt", hp.eps_in_sqrt);
-  check("lr_in_momentum", hp.lr_in_momentum);
-  check("clip_after_weight_decay", hp.clip_after_weight_decay);
+  for (const AttrSpec &a : all_attrs()) {
+    if (a.scope != Scope::kCall) continue;
+    // A scalar given by pointer is checked where its memory can be read (validate_host_scalars).
+    if (a.field.kind == FieldKind::kScalar && at<rmsprop_ops_scalar>(&hp, a.field.offset).ptr != nullptr) continue;
+    check(a, read(a.field, &hp), a.shown());
+  }
 }
 
-const std::string &registry_json() {
-  static const std::string json = [] {
-    std::ostringstream o;
-    o << "{\"abi_version\": " << RMSPROP_OPS_ABI_VERSION << ", \"ops\": [";
-    bool first_op = true;
-    for (const auto &op : all_ops()) {
-      o << (first_op ? "" : ", ") << "{\"name\": " << json_str(op.name) << ", \"doc\": " << json_str(op.doc)
-        << ", \"centered\": " << (op.centered ? "true" : "false")
-        << ", \"multi_tensor\": " << (op.multi ? "true" : "false") << ", \"inputs\": [";
-      first_op = false;
-      for (size_t i = 0; i < op.inputs.size(); ++i) {
-        const auto &t = op.inputs[i];
-        o << (i ? ", " : "") << "{\"name\": " << json_str(t.name)
-          << ", \"optional\": " << (t.optional ? "true" : "false") << ", \"dtype\": " << json_str(t.dtype_rule)
-          << ", \"doc\": " << json_str(t.doc) << "}";
-      }
-      o << "], \"outputs\": [";
-      for (size_t i = 0; i < op.outputs.size(); ++i) o << (i ? ", " : "") << json_str(op.outputs[i]);
-      o << "], \"inplace\": {";
-      for (size_t i = 0; i < op.inplace.size(); ++i)
-        o << (i ? ", " : "") << json_str(op.inplace[i].first) << ": " << json_str(op.inplace[i].second);
-      o << "}, \"attrs\": [";
-      for (size_t i = 0; i < op.attrs.size(); ++i) {
-        const auto &a = op.attrs[i];
-        o << (i ? ", " : "") << "{\"name\": " << json_str(a.name) << ", \"type\": " << json_str(type_name(a.type))
-          << ", \"default\": ";
-        if (a.type == AttrType::kBool)
-          o << (a.default_value != 0 ? "true" : "false");
-        else if (a.type == AttrType::kEnum)
-          o << json_str(a.choices[static_cast<size_t>(a.default_value)]);
-        else if (a.type == AttrType::kFloatList)
-          o << "[]";
-        else
-          o << json_num(a.default_value);
-        o << ", \"min\": " << json_num(a.lo) << ", \"max\": " << json_num(a.hi)
-          << ", \"min_inclusive\": " << (a.lo_inclusive ? "true" : "false")
-          << ", \"max_inclusive\": " << (a.hi_inclusive ? "true" : "false")
-          << ", \"negative_disables\": " << (a.negative_disables ? "true" : "false") << ", \"choices\": [";
-        for (size_t k = 0; k < a.choices.size(); ++k) o << (k ? ", " : "") << json_str(a.choices[k]);
-        o << "], \"doc\": " << json_str(a.doc) << "}";
-      }
-      o << "], \"kernels\": [{\"device\": \"cpu\", \"dtypes\": [\"float32\", \"float64\", \"float16\", \"bfloat16\"]}";
-      if (built_with_cuda())
-        o << ", {\"device\": \"cuda\", \"dtypes\": [\"float32\", \"float64\", \"float16\", \"bfloat16\"]}";
-      o << "]}";
-    }
-    o << "]}";
-    return o.str();
+void validate_tensor_attrs(const rmsprop_ops_tensor_set &set, int64_t k, bool list_names) {
+  for (const AttrSpec &a : all_attrs()) {
+    if (a.scope == Scope::kCall) continue;
+    // Name the value as the caller gave it: "lr[3]" for a learning-rate multiplier in a list call.
+    const AttrSpec &named = a.scope == Scope::kList ? *find_any_attr(a.per_tensor) : a;
+    if (a.scope == Scope::kList && named.scope != Scope::kCall) continue;  // that attribute's own check
+    const std::string shown = list_names ? std::string(named.shown()) + "[" + std::to_string(k) + "]"
+                                         : std::string(a.shown());
+    check(a, read(a.field, &set), shown);
+  }
+}
+
+void validate_host_scalars(const rmsprop_ops_hparams &hp) {
+  for (const ScalarInputSpec &s : scalar_inputs()) {
+    const auto &sc = at<rmsprop_ops_scalar>(&hp, s.offset);
+    if (sc.ptr == nullptr || s.attr == nullptr) continue;
+    const AttrSpec &a = *find_any_attr(s.attr);
+    check(a, load_scalar(sc), a.shown());
+  }
+}
+
+const std::vector<const AttrSpec *> &config_values() {
+  static const std::vector<const AttrSpec *> v = [] {
+    std::vector<const AttrSpec *> out;
+    for (const AttrSpec &a : all_attrs())
+      if (a.scope != Scope::kList) out.push_back(&a);
+    return out;
   }();
-  return json;
+  return v;
+}
+
+const std::vector<const AttrSpec *> &config_lists() {
+  static const std::vector<const AttrSpec *> v = [] {
+    std::vector<const AttrSpec *> out;
+    for (const AttrSpec &a : all_attrs())
+      if (a.scope == Scope::kList) out.push_back(&a);
+    return out;
+  }();
+  return v;
 }
 
 }  // namespace rmsprop_ops

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _core, _dlpack
-from ._toolkit.checks import (as_bool, as_float, as_optional_clip, as_tuple, describe, is_real,
-                              weight_decay_mode_code)
+from ._toolkit.checks import (as_bool, as_float, as_tuple, attr_spec, attr_value, check_attr, describe, is_real,
+                              list_form)
+from ._toolkit.checks import scalar_inputs
 
 __all__ = ["rmsprop_", "rmsprop_multi_"]
 
@@ -21,65 +22,66 @@ def _is_array(value) -> bool:
     return hasattr(value, "__dlpack__") or hasattr(value, "__array_interface__")
 
 
-def _scalar_or_array(name, value):
-    """A hyper-parameter the kernel may read from memory: a real number, or a one-element array."""
-    if is_real(value):
-        return as_float(name, value)
-    if _is_array(value):
-        return value
-    raise TypeError(f"{name}: expected a float or a one-element array, got {type(value).__name__} "
-                    f"({describe(value)})")
+def _per_tensor(name, value, n, listed):
+    """One value per param for ``name``, checked against the registry's list attribute ``listed``."""
+    values = as_tuple(name, value, "numbers")
+    if len(values) != n:
+        raise ValueError(f"{name}: expected a number or a list of {n} values (one per param), got "
+                         f"{len(values)} values")
+    out = [as_float(f"{name}[{i}]", v) for i, v in enumerate(values)]
+    for i, v in enumerate(out):
+        check_attr("rmsprop_multi", listed["name"], v, f"{name}[{i}]")
+    return out
 
 
-def _per_tensor(name, value, n):
-    """A number, or one value per param (parameter groups): (number or None, list or None)."""
-    if isinstance(value, (list, tuple)):
-        values = as_tuple(name, value, "numbers")
-        if len(values) != n:
-            raise ValueError(f"{name}: expected a number or a list of {n} values (one per param), got "
-                             f"{len(values)} values")
-        return None, [as_float(f"{name}[{i}]", v) for i, v in enumerate(values)]
-    return value, None
+def _core_attrs(fn, name, value, n):
+    """The core's keyword(s) for argument ``name`` of ``fn``, checked through the registry: a number (any
+    real, a bool, an enum by its choice), a one-element array for an attribute the kernel can read from
+    memory (lr, rescale_grad), or a list of one value per param for one that has a per-tensor form."""
+    scalar = scalar_inputs().get(name)
+    if scalar is not None and scalar["attr"] is None:  # a scalar input of its own (skip_update)
+        if value is None or isinstance(value, (bool, np.bool_)):
+            return {name: bool(value)}
+        if _is_array(value):
+            return {name: value}
+        raise TypeError(f"{name}: expected a bool or a one-element array, got {type(value).__name__}")
+    try:
+        spec = attr_spec(name)
+    except ValueError:
+        raise TypeError(f"{fn}() got an unexpected keyword argument {name!r}") from None
+    if scalar is not None and not is_real(value) and value is not None and _is_array(value):
+        return {name: value}
+    listed = list_form(name)
+    if isinstance(value, (list, tuple)) and (listed is not None or spec["scope"] == "list"):
+        values = _per_tensor(name, value, n, listed or spec)
+        if spec["scope"] == "call":  # the list multiplies the attribute (lr_mults): the number becomes 1
+            return {name: 1.0, listed["name"]: values}
+        return {name: values}
+    if scalar is not None and not is_real(value) and value is not None:
+        raise TypeError(f"{name}: expected a float or a one-element array, got {type(value).__name__} "
+                        f"({describe(value)})")
+    return {name: attr_value(name, value, op="rmsprop")}
 
 
-def _skip(skip_update):
-    if skip_update is None or isinstance(skip_update, (bool, np.bool_)):
-        return bool(skip_update)
-    if _is_array(skip_update):
-        return skip_update
-    raise TypeError(f"skip_update: expected a bool or a one-element array, got {type(skip_update).__name__}")
-
-
-def _call(lists, *, lr, rho, epsilon, momentum, centered, eps_in_sqrt, lr_in_momentum, weight_decay,
-          weight_decay_mode, rescale_grad, clip_gradient, clip_weights, clip_after_weight_decay, skip_update,
-          list_names):
+def _call(fn, lists, *, centered, list_names, **attrs):
     # Every list is read once, here: the call works on these snapshots whatever the caller's lists do later.
     lists = {k: None if v is None else as_tuple(k, v) for k, v in lists.items()}
     n = len(lists["params"])
-    lr, lr_mults = _per_tensor("lr", lr, n)
-    weight_decay, wds = _per_tensor("weight_decay", weight_decay, n)
-    attrs = dict(
-        lr=1.0 if lr_mults is not None else _scalar_or_array("lr", lr), lr_mults=lr_mults,
-        rho=as_float("rho", rho), epsilon=as_float("epsilon", epsilon), momentum=as_float("momentum", momentum),
-        centered=as_bool("centered", centered), eps_in_sqrt=as_bool("eps_in_sqrt", eps_in_sqrt),
-        lr_in_momentum=as_bool("lr_in_momentum", lr_in_momentum),
-        weight_decay=wds if wds is not None else as_float("weight_decay", weight_decay),
-        weight_decay_mode=weight_decay_mode_code(weight_decay_mode),
-        rescale_grad=_scalar_or_array("rescale_grad", rescale_grad),
-        clip_gradient=as_optional_clip("clip_gradient", clip_gradient),
-        clip_weights=as_optional_clip("clip_weights", clip_weights),
-        clip_after_weight_decay=as_bool("clip_after_weight_decay", clip_after_weight_decay),
-        skip_update=_skip(skip_update))
-    scalars = {k: attrs[k] for k in ("lr", "rescale_grad", "skip_update")}
+    centered = as_bool("centered", centered)
+    core = {}
+    for name, value in attrs.items():
+        core.update(_core_attrs(fn, name, value, n))
+    scalars = {k: core[k] for k in scalar_inputs() if k in core}
     handover = _dlpack.prepare(lists, scalars, _WRITTEN, _SINGLE, list_names)
-    _core.update(*handover.lists.values(), **attrs, list_names=list_names, stream=handover.stream)
+    _core.update(*handover.lists.values(), centered=centered, list_names=list_names, stream=handover.stream,
+                 **core)
     _dlpack.bump_versions(handover.written)
 
 
 def rmsprop_(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, moment=None, centered=False,
              mean_grad=None, eps_in_sqrt=True, lr_in_momentum=True, weight_decay=0.0,
              weight_decay_mode="l2", rescale_grad=1.0, clip_gradient=None, clip_weights=None,
-             clip_after_weight_decay=True, master_param=None, skip_update=False) -> None:
+             clip_after_weight_decay=True, master_param=None, skip_update=False, **attrs) -> None:
     r"""One RMSProp step on one parameter, in place.
 
     The update, in the order the kernel applies it (``g`` is ``grad``, ``p`` the param, or its float32
@@ -128,19 +130,19 @@ def rmsprop_(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, moment
         >>> round(float(p[0]), 6)
         9.683772
     """
-    _call(dict(params=[param], grads=[grad], mean_squares=[mean_square], moments=[moment], mean_grads=[mean_grad],
-               master_params=[master_param]), lr=lr, rho=rho,
+    _call("rmsprop_", dict(params=[param], grads=[grad], mean_squares=[mean_square], moments=[moment],
+                           mean_grads=[mean_grad], master_params=[master_param]), lr=lr, rho=rho,
           epsilon=epsilon, momentum=momentum, centered=centered, eps_in_sqrt=eps_in_sqrt,
           lr_in_momentum=lr_in_momentum, weight_decay=weight_decay, weight_decay_mode=weight_decay_mode,
           rescale_grad=rescale_grad, clip_gradient=clip_gradient, clip_weights=clip_weights,
-          clip_after_weight_decay=clip_after_weight_decay, skip_update=skip_update, list_names=False)
+          clip_after_weight_decay=clip_after_weight_decay, skip_update=skip_update, list_names=False, **attrs)
 
 
 def rmsprop_multi_(params: Sequence, grads: Sequence, mean_squares: Sequence, *, lr, rho, epsilon,
                    momentum=0.0, moments=None, centered=False, mean_grads=None, master_params=None,
                    eps_in_sqrt=True, lr_in_momentum=True, weight_decay=0.0, weight_decay_mode="l2",
                    rescale_grad=1.0, clip_gradient=None, clip_weights=None, clip_after_weight_decay=True,
-                   skip_update=False) -> None:
+                   skip_update=False, **attrs) -> None:
     """One RMSProp step on a list of parameters of any sizes, in one fused call.
 
     Same rule and arguments as :func:`rmsprop_`, with lists in place of single arrays. ``lr`` and
@@ -158,9 +160,9 @@ def rmsprop_multi_(params: Sequence, grads: Sequence, mean_squares: Sequence, *,
         >>> [round(float(p[0]), 4) for p in ps]
         [0.9684, 1.3162]
     """
-    _call(dict(params=params, grads=grads, mean_squares=mean_squares, moments=moments, mean_grads=mean_grads,
-               master_params=master_params), lr=lr, rho=rho, epsilon=epsilon,
+    _call("rmsprop_multi_", dict(params=params, grads=grads, mean_squares=mean_squares, moments=moments,
+                                 mean_grads=mean_grads, master_params=master_params), lr=lr, rho=rho, epsilon=epsilon,
           momentum=momentum, centered=centered, eps_in_sqrt=eps_in_sqrt, lr_in_momentum=lr_in_momentum,
           weight_decay=weight_decay, weight_decay_mode=weight_decay_mode, rescale_grad=rescale_grad,
           clip_gradient=clip_gradient, clip_weights=clip_weights,
-          clip_after_weight_decay=clip_after_weight_decay, skip_update=skip_update, list_names=True)
+          clip_after_weight_decay=clip_after_weight_decay, skip_update=skip_update, list_names=True, **attrs)

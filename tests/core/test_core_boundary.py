@@ -128,15 +128,13 @@ def test_numbers_in_messages_read_as_python_writes_them():
         rmsprop_ops.rmsprop_(np.ones(2, np.float32), np.ones(2, np.float32), np.zeros(2, np.float32), lr=0.1,
                              rho=0.9, epsilon=1e-6, momentum=0.9)
     assert "momentum=0.9 > 0" in str(info.value), str(info.value)
+    ps = [np.ones(2, np.float32), np.ones(3, np.float32)]
     with pytest.raises(ValueError, match=r"^lr\[1\]: expected a finite value >= 0, got -0.2$"):
-        from rmsprop_ops import _core
-
-        _core.update([np.ones(2, np.float32)] * 1 + [np.ones(3, np.float32)], [np.ones(2, np.float32),
-                     np.ones(3, np.float32)], [np.zeros(2, np.float32), np.zeros(3, np.float32)], None, None, None,
-                     lr=1.0, lr_mults=[0.1, -0.2], rho=0.9, epsilon=1e-6, momentum=0.0, centered=False,
-                     eps_in_sqrt=True, lr_in_momentum=True, weight_decay=0.0, weight_decay_mode=0,
-                     rescale_grad=1.0, clip_gradient=-1.0, clip_weights=-1.0, clip_after_weight_decay=True,
-                     skip_update=False, list_names=True)
+        rmsprop_ops.rmsprop_multi_(ps, [np.ones(2, np.float32), np.ones(3, np.float32)],
+                                   [np.zeros(2, np.float32), np.zeros(3, np.float32)], lr=[0.1, -0.2], rho=0.9,
+                                   epsilon=1e-6)
+    with pytest.raises(ValueError, match=r"^rho: expected a value in \[0, 1\], got 1.1$"):
+        rmsprop_ops.rmsprop_multi_(ps, ps, ps, lr=0.1, rho=1.1, epsilon=1e-6)
 
 
 # ---- threads -------------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ MULTI_CASES = [
      "moments[1]: expected an array"),
     ("lr-list-length", lambda m: m.update(lr=[0.1, 0.2]), ValueError,
      "lr: expected a number or a list of 3 values (one per param), got 2 values"),
-    ("lr-list-negative", lambda m: m.update(lr=[0.1, -0.2, 0.1]), ValueError, "lr[1]: expected a finite value"),
+    ("lr-list-negative", lambda m: m.update(lr=[0.1, -0.2, 0.1]), ValueError, "lr[1]: expected a finite value >= 0, got -0.2"),
     ("none-param", lambda m: m["params"].__setitem__(1, None), TypeError, "params[1]: expected an array"),
 ]
 
