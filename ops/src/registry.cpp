@@ -156,8 +156,8 @@ double read(const Field &f, const void *base) {
   return 0;
 }
 
-void check(const AttrSpec &spec, double value, const std::string &shown) {
-  const std::string e = check_attr_value(spec, value, shown.c_str());
+void check(const AttrSpec &spec, double value, const std::string &shown, bool entry = false) {
+  const std::string e = check_attr_value(spec, value, shown.c_str(), entry);
   if (!e.empty()) fail(RMSPROP_OPS_VALUE_ERROR, e);
 }
 
@@ -214,10 +214,11 @@ const ScalarInputSpec *find_scalar_input(const std::string &name) {
   return nullptr;
 }
 
-std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name) {
+std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name, bool entry) {
   const std::string head = std::string(shown_name != nullptr ? shown_name : spec.name) + ": ";
-  // Per-tensor numbers (weight_decay, lr_mults) come in lists: one message for both ways to be wrong.
-  const bool per_tensor = spec.scope != Scope::kCall && spec.type != AttrType::kEnum;
+  // Entries of per-tensor lists (and a tensor set's own values) get one message for both ways to be wrong.
+  const bool per_tensor =
+      (entry || spec.scope == Scope::kList) && spec.type != AttrType::kEnum && spec.type != AttrType::kBool;
   if (!std::isfinite(value))
     return head + (per_tensor ? "expected a finite value >= " + fmt(spec.lo) : "expected a finite number") + ", got " +
            py_repr(value);
@@ -279,7 +280,9 @@ void set_attr_list(rmsprop_ops_tensor_set *sets, int64_t nsets, const std::strin
   if (n != nsets)
     fail(RMSPROP_OPS_VALUE_ERROR, name + ": expected a number or a list of " + std::to_string(nsets) +
                                       " values (one per param), got " + std::to_string(n) + " values");
-  for (int64_t k = 0; k < n; ++k) check(*a, values[k], name + "[" + std::to_string(k) + "]");
+  // Entries are named by the value they set, as the tensor sets' own check names it: "lr[3]", "weight_decay[3]".
+  const std::string entry = find_any_attr(a->per_tensor)->shown();
+  for (int64_t k = 0; k < n; ++k) check(*a, values[k], entry + "[" + std::to_string(k) + "]");
   for (int64_t k = 0; k < n; ++k) write(a->field, &sets[k], values[k]);
 }
 
@@ -325,7 +328,7 @@ void validate_tensor_attrs(const rmsprop_ops_tensor_set &set, int64_t k, bool li
     if (a.scope == Scope::kList && named.scope != Scope::kCall) continue;  // that attribute's own check
     const std::string shown = list_names ? std::string(named.shown()) + "[" + std::to_string(k) + "]"
                                          : std::string(a.shown());
-    check(a, read(a.field, &set), shown);
+    check(a, read(a.field, &set), shown, true);
   }
 }
 

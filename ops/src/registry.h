@@ -83,8 +83,10 @@ const AttrSpec *find_any_attr(const std::string &name);
 const ScalarInputSpec *find_scalar_input(const std::string &name);
 
 // Returns an empty string when `value` is valid for the attribute, else the error message (which names
-// the attribute, or shown_name, and says what was expected and received).
-std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name = nullptr);
+// the attribute, or shown_name, and says what was expected and received). `entry`: the value is one
+// tensor's (a list entry, a tensor set's field), worded "expected a finite value >= 0".
+std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name = nullptr,
+                             bool entry = false);
 
 // The filler (C API: rmsprop_ops_set_attr, _set_attr_list, _set_scalar). Throw ArgError.
 void set_attr(rmsprop_ops_hparams &hp, rmsprop_ops_tensor_set *sets, int64_t nsets, const std::string &name,

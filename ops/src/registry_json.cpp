@@ -71,7 +71,9 @@ void write_op(std::ostringstream &o, const OpSchema &op) {
     const ScalarInputSpec *s = find_scalar_input(t.name);
     o << (i ? ", " : "") << "{\"name\": " << json_str(t.name) << ", \"optional\": " << json_bool(t.optional)
       << ", \"dtype\": " << json_str(t.dtype_rule) << ", \"scalar\": " << json_bool(s != nullptr);
-    if (s != nullptr) o << ", \"attr\": " << json_str(s->attr) << ", \"arg\": " << json_str(s->arg);
+    if (s != nullptr)
+      o << ", \"attr\": " << json_str(s->attr) << ", \"arg\": " << json_str(s->arg)
+        << ", \"float_only\": " << json_bool(s->float_only);
     o << ", \"doc\": " << json_str(t.doc) << "}";
   }
   o << "], \"outputs\": [";

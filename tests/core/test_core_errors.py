@@ -61,7 +61,7 @@ SINGLE_CASES = [
     ("rescale-neg-array", dict(rescale_grad=np.array(-1.0)), ValueError, "rescale_grad: expected a value > 0"),
     ("lr-long-array", dict(lr=np.ones(3)), ValueError, "lr: expected a number or a one-element array"),
     ("lr-none", dict(lr=None), TypeError, "lr: expected a float"),
-    ("wd-neg", dict(weight_decay=-0.1), ValueError, "weight_decay: expected a finite value >= 0"),
+    ("wd-neg", dict(weight_decay=-0.1), ValueError, "weight_decay: expected a value >= 0, got -0.1"),
     ("wd-mode", dict(weight_decay_mode="l3"), ValueError, "weight_decay_mode: expected one of"),
     ("rescale-zero", dict(rescale_grad=0.0), ValueError, "rescale_grad: expected a value > 0"),
     ("centered-str", dict(centered="yes"), TypeError, "centered: expected a bool"),

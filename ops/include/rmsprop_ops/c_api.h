@@ -140,7 +140,7 @@ RMSPROP_OPS_API int rmsprop_ops_check_attr(const char *op, const char *attr, dou
  *   ("skip_update").
  * rmsprop_ops_set_attr_list: one value per set (n == nsets; n == 0 leaves the sets as they are) of a
  *   per-tensor list attribute ("lr_mults", "weight_decays") or of the attribute it refines ("lr",
- *   "weight_decay"); messages name entries "<name>[k]".
+ *   "weight_decay"); messages name entries by the value they set ("lr[k]", "weight_decay[k]").
  * rmsprop_ops_set_scalar: a scalar input given as memory (one element of `dtype` on the op's device, read by
  *   the kernel) by its input name ("LearningRate", "GradScale", "SkipUpdate"), the attribute it overrides
  *   ("learning_rate", "lr") or its argument name ("skip_update"). */

@@ -62,7 +62,8 @@ def _key(flavor: str) -> str:
     import mindspore
 
     h = hashlib.sha256()
-    for path in (_SOURCE, *(os.path.join(rmsprop_ops.get_include(), "rmsprop_ops", h) for h in ("c_api.h", "dtypes.h"))):
+    inc = os.path.join(rmsprop_ops.get_include(), "rmsprop_ops")
+    for path in (_SOURCE, *(os.path.join(inc, h) for h in sorted(os.listdir(inc)) if h.endswith(".h"))):
         with open(path, "rb") as f:
             h.update(f.read())
     lib = rmsprop_ops.get_library()

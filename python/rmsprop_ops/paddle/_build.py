@@ -49,9 +49,10 @@ def _cache_root() -> str:
 def _inputs():
     with open(os.path.join(_CSRC, "paddle_kernel.h"), encoding="utf-8") as f:
         header = f.read()
-    # The core headers the ops include: the C ABI, and dtypes.h for its scalar reader.
+    # The core headers the ops include (the C ABI, dtypes.h, flat.h, ...): all of them.
     core_headers = ""
-    for name in ("c_api.h", "dtypes.h"):
+    inc = os.path.join(_runtime.get_include(), "rmsprop_ops")
+    for name in sorted(n for n in os.listdir(inc) if n.endswith(".h")):
         with open(os.path.join(_runtime.get_include(), "rmsprop_ops", name), encoding="utf-8") as f:
             core_headers += f.read()
     return render_source(), header, core_headers
