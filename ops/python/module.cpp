@@ -284,4 +284,19 @@ PYBIND11_MODULE(_core, m) {
     return py::make_tuple(sets, blocks);
   });
   m.def("abi_version", [] { return rmsprop_ops_abi_version(); });
+  m.def("op_stats", [] {
+    rmsprop_ops_stats st{};
+    rmsprop_ops_op_stats(&st);
+    py::dict out;
+    const char *const devices[] = {"cpu", "cuda"};
+    for (int d = 0; d < 2; ++d) {
+      py::dict dev;
+      dev["calls"] = st.device[d].calls;
+      dev["tensor_sets"] = st.device[d].tensor_sets;
+      dev["elements"] = st.device[d].elements;
+      out[devices[d]] = dev;
+    }
+    return out;
+  });
+  m.def("reset_op_stats", [] { rmsprop_ops_reset_op_stats(); });
 }

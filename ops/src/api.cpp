@@ -1,5 +1,6 @@
 // The C API: validation of a whole call before anything is touched, then dispatch to a kernel.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -291,6 +292,21 @@ int guarded(char *err, size_t errlen, const Fn &fn) {
   }
 }
 
+// The op counters (rmsprop_ops_op_stats): relaxed, since they order nothing; one add each per call.
+struct DeviceCounters {
+  std::atomic<int64_t> calls{0}, sets{0}, elements{0};
+};
+DeviceCounters g_counters[2];
+
+void count_call(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
+  int64_t elements = 0;
+  for (int64_t k = 0; k < nsets; ++k) elements += sets[k].param.numel;
+  DeviceCounters &c = g_counters[sets[0].param.device == RMSPROP_OPS_CUDA ? 1 : 0];
+  c.calls.fetch_add(1, std::memory_order_relaxed);
+  c.sets.fetch_add(nsets, std::memory_order_relaxed);
+  c.elements.fetch_add(elements, std::memory_order_relaxed);
+}
+
 }  // namespace
 }  // namespace rmsprop_ops
 
@@ -324,6 +340,7 @@ int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64_t nsets, const 
       run_cuda(l, stream);
     else
       run_cpu(l);
+    count_call(sets, nsets);
     return RMSPROP_OPS_OK;
   } catch (const ArgError &e) {
     write_err(err, errlen, e.message);
@@ -390,6 +407,23 @@ int rmsprop_ops_check_attr(const char *op_name, const char *attr, double value, 
   if (e.empty()) return RMSPROP_OPS_OK;
   write_err(err, errlen, e);
   return RMSPROP_OPS_VALUE_ERROR;
+}
+
+void rmsprop_ops_op_stats(rmsprop_ops_stats *out) {
+  if (out == nullptr) return;
+  for (int d = 0; d < 2; ++d) {
+    out->device[d].calls = g_counters[d].calls.load(std::memory_order_relaxed);
+    out->device[d].tensor_sets = g_counters[d].sets.load(std::memory_order_relaxed);
+    out->device[d].elements = g_counters[d].elements.load(std::memory_order_relaxed);
+  }
+}
+
+void rmsprop_ops_reset_op_stats(void) {
+  for (DeviceCounters &c : g_counters) {
+    c.calls.store(0, std::memory_order_relaxed);
+    c.sets.store(0, std::memory_order_relaxed);
+    c.elements.store(0, std::memory_order_relaxed);
+  }
 }
 
 int rmsprop_ops_built_with_cuda(void) { return built_with_cuda() ? 1 : 0; }

@@ -162,6 +162,22 @@ RMSPROP_OPS_API void rmsprop_ops_default_tensor_set(rmsprop_ops_tensor_set *set)
 enum rmsprop_ops_config_section { RMSPROP_OPS_CONFIG_VALUES = 0, RMSPROP_OPS_CONFIG_LISTS = 1 };
 RMSPROP_OPS_API const char *rmsprop_ops_config_field(int32_t section, int32_t i);
 
+/* Counters of the update calls this process made through the one core library, whichever front end
+ * made them (pybind11, the Paddle ops, the MindSpore kernel): successful rmsprop_ops_update calls that
+ * reached a kernel (nsets > 0; a call skipped by skip_update counts: the flag is read by the kernel), the
+ * tensor sets and elements they covered, per device (index enum rmsprop_ops_device). Relaxed atomics,
+ * added once per call. */
+typedef struct {
+  int64_t calls;
+  int64_t tensor_sets;
+  int64_t elements;
+} rmsprop_ops_device_stats;
+typedef struct {
+  rmsprop_ops_device_stats device[2];
+} rmsprop_ops_stats;
+RMSPROP_OPS_API void rmsprop_ops_op_stats(rmsprop_ops_stats *out);
+RMSPROP_OPS_API void rmsprop_ops_reset_op_stats(void);
+
 RMSPROP_OPS_API int rmsprop_ops_built_with_cuda(void);
 RMSPROP_OPS_API int rmsprop_ops_cuda_available(void);
 /* Threads of the CPU kernel, at most RMSPROP_OPS_MAX_THREADS (a larger n is capped); n < 1 restores the
