@@ -59,6 +59,15 @@ std::vector<AttrSpec> make_attrs() {
       real("clip_weights", -1.0, 0, kInf, true, false,
            "clip the param to [-c, c] after the update; negative disables", Scope::kCall,
            call(FieldKind::kDouble, HP(clip_weights))),
+      real("step", 1.0, 1, kInf, true, false,
+           "this update's number, counted from 1, for bias_correction; used when no CurrentStep tensor is given",
+           Scope::kCall, call(FieldKind::kScalar, HP(step))),
+      flag("nesterov", false, "Nesterov momentum: p -= upd + momentum*mom, upd the new step (optax)",
+           HP(nesterov)),
+      flag("bias_correction", false, "use ms / (1 - rho^step) (and mg likewise, centered) (optax)",
+           HP(bias_correction)),
+      flag("maximize", false, "ascend the objective: the gradient is negated before anything else (torch)",
+           HP(maximize)),
       real("lr_mults", 1.0, 0, kInf, true, false, "per-tensor multipliers of the learning rate (empty: all 1)",
            Scope::kList, {FieldKind::kDouble, SET(lr_mult)}),
       real("weight_decays", 0.0, 0, kInf, true, false, "per-tensor weight decay (empty: weight_decay for all)",
@@ -72,6 +81,7 @@ std::vector<AttrSpec> make_attrs() {
       s.input = "LearningRate";
     }
     if (std::strcmp(s.name, "rescale_grad") == 0) s.input = "GradScale";
+    if (std::strcmp(s.name, "step") == 0) s.input = "CurrentStep";
     if (s.scope == Scope::kList) {
       s.type = AttrType::kFloatList;
       s.multi_only = true;
@@ -156,9 +166,23 @@ double read(const Field &f, const void *base) {
   return 0;
 }
 
-void check(const AttrSpec &spec, double value, const std::string &shown, bool entry = false) {
-  const std::string e = check_attr_value(spec, value, shown.c_str(), entry);
-  if (!e.empty()) fail(RMSPROP_OPS_VALUE_ERROR, e);
+// Whether `value` is valid for the attribute: the test alone, so that a valid value costs no string.
+bool attr_ok(const AttrSpec &spec, double value) {
+  if (!std::isfinite(value)) return false;
+  if (spec.negative_disables && value < 0) return true;
+  if (spec.type == AttrType::kBool) return value == 0 || value == 1;
+  if (spec.type == AttrType::kEnum)
+    return value >= 0 && value < static_cast<double>(spec.choices.size()) && std::floor(value) == value;
+  const bool lo_ok = spec.lo_inclusive ? value >= spec.lo : value > spec.lo;
+  const bool hi_ok = std::isinf(spec.hi) || (spec.hi_inclusive ? value <= spec.hi : value < spec.hi);
+  return lo_ok && hi_ok;
+}
+
+// `shown` is a callable giving the name for the message: formatted only when the value is refused.
+template <typename Shown>
+void check(const AttrSpec &spec, double value, const Shown &shown, bool entry = false) {
+  if (attr_ok(spec, value)) return;
+  fail(RMSPROP_OPS_VALUE_ERROR, check_attr_value(spec, value, std::string(shown()).c_str(), entry));
 }
 
 }  // namespace
@@ -176,6 +200,8 @@ const std::vector<ScalarInputSpec> &scalar_inputs() {
        "multiplies rescale_grad; read on device"},
       {"SkipUpdate", nullptr, "skip_update", HP(skip_update), false, "bool|float scalar",
        "nonzero: the call is a no-op (overflowed step)"},
+      {"CurrentStep", "step", "step", HP(step), false, "float32|float64|int32|int64 scalar",
+       "overrides step (a device-side update counter); read on device"},
   };
   return inputs;
 }
@@ -215,6 +241,7 @@ const ScalarInputSpec *find_scalar_input(const std::string &name) {
 }
 
 std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name, bool entry) {
+  if (attr_ok(spec, value)) return "";
   const std::string head = std::string(shown_name != nullptr ? shown_name : spec.name) + ": ";
   // Entries of per-tensor lists (and a tensor set's own values) get one message for both ways to be wrong.
   const bool per_tensor =
@@ -258,7 +285,7 @@ void set_attr(rmsprop_ops_hparams &hp, rmsprop_ops_tensor_set *sets, int64_t nse
   }
   if (a->scope == Scope::kList)
     fail(RMSPROP_OPS_TYPE_ERROR, name + ": expected a list of values (one per param), got one number");
-  check(*a, value, name);
+  check(*a, value, [&] { return name; });
   if (a->scope == Scope::kCall) {
     write(a->field, &hp, value);
     return;
@@ -282,7 +309,7 @@ void set_attr_list(rmsprop_ops_tensor_set *sets, int64_t nsets, const std::strin
                                       " values (one per param), got " + std::to_string(n) + " values");
   // Entries are named by the value they set, as the tensor sets' own check names it: "lr[3]", "weight_decay[3]".
   const std::string entry = find_any_attr(a->per_tensor)->shown();
-  for (int64_t k = 0; k < n; ++k) check(*a, values[k], entry + "[" + std::to_string(k) + "]");
+  for (int64_t k = 0; k < n; ++k) check(*a, values[k], [&] { return entry + "[" + std::to_string(k) + "]"; });
   for (int64_t k = 0; k < n; ++k) write(a->field, &sets[k], values[k]);
 }
 
@@ -296,19 +323,29 @@ void set_scalar(rmsprop_ops_hparams &hp, const std::string &name, const void *pt
 }
 
 void default_hparams(rmsprop_ops_hparams &hp) {
-  std::memset(&hp, 0, sizeof hp);
-  for (const ScalarInputSpec &s : scalar_inputs()) write({FieldKind::kScalar, s.offset}, &hp, 0.0);
-  for (const AttrSpec &a : all_attrs())
-    if (a.scope == Scope::kCall) write(a.field, &hp, a.default_value);
+  static const rmsprop_ops_hparams defaults = [] {  // worked out once: every call starts from it
+    rmsprop_ops_hparams d;
+    std::memset(&d, 0, sizeof d);
+    for (const ScalarInputSpec &s : scalar_inputs()) write({FieldKind::kScalar, s.offset}, &d, 0.0);
+    for (const AttrSpec &a : all_attrs())
+      if (a.scope == Scope::kCall) write(a.field, &d, a.default_value);
+    return d;
+  }();
+  hp = defaults;
 }
 
 void default_tensor_set(rmsprop_ops_tensor_set &set) {
-  std::memset(&set, 0, sizeof set);
-  for (const AttrSpec &a : all_attrs()) {
-    // A list refining a per-tensor attribute (weight_decays) writes that attribute's field: its default.
-    const bool own_field = a.scope == Scope::kList && find_any_attr(a.per_tensor)->scope == Scope::kCall;
-    if (a.scope == Scope::kTensor || own_field) write(a.field, &set, a.default_value);
-  }
+  static const rmsprop_ops_tensor_set defaults = [] {  // worked out once: every set of every call starts from it
+    rmsprop_ops_tensor_set d;
+    std::memset(&d, 0, sizeof d);
+    for (const AttrSpec &a : all_attrs()) {
+      // A list refining a per-tensor attribute (weight_decays) writes that attribute's field: its default.
+      const bool own_field = a.scope == Scope::kList && find_any_attr(a.per_tensor)->scope == Scope::kCall;
+      if (a.scope == Scope::kTensor || own_field) write(a.field, &d, a.default_value);
+    }
+    return d;
+  }();
+  set = defaults;
 }
 
 void validate_hparams(const rmsprop_ops_hparams &hp) {
@@ -316,19 +353,34 @@ void validate_hparams(const rmsprop_ops_hparams &hp) {
     if (a.scope != Scope::kCall) continue;
     // A scalar given by pointer is checked where its memory can be read (validate_host_scalars).
     if (a.field.kind == FieldKind::kScalar && at<rmsprop_ops_scalar>(&hp, a.field.offset).ptr != nullptr) continue;
-    check(a, read(a.field, &hp), a.shown());
+    check(a, read(a.field, &hp), [&] { return a.shown(); });
   }
+  // The correction divides by 1 - rho^step, which is 0 for rho = 1.
+  if (hp.bias_correction && hp.rho >= 1)
+    fail(RMSPROP_OPS_VALUE_ERROR, "rho: expected a value < 1 with bias_correction=True (the correction divides by "
+                                  "1 - rho^step), got " + py_repr(hp.rho));
 }
 
 void validate_tensor_attrs(const rmsprop_ops_tensor_set &set, int64_t k, bool list_names) {
-  for (const AttrSpec &a : all_attrs()) {
-    if (a.scope == Scope::kCall) continue;
-    // Name the value as the caller gave it: "lr[3]" for a learning-rate multiplier in a list call.
-    const AttrSpec &named = a.scope == Scope::kList ? *find_any_attr(a.per_tensor) : a;
-    if (a.scope == Scope::kList && named.scope != Scope::kCall) continue;  // that attribute's own check
-    const std::string shown = list_names ? std::string(named.shown()) + "[" + std::to_string(k) + "]"
-                                         : std::string(a.shown());
-    check(a, read(a.field, &set), shown, true);
+  // Each per-tensor field once, with the attribute that names it as the caller gave it: "lr[3]" for a
+  // learning-rate multiplier in a list call. Worked out once: this runs for every set of every call.
+  struct Checked {
+    const AttrSpec *spec, *named;
+  };
+  static const std::vector<Checked> fields = [] {
+    std::vector<Checked> out;
+    for (const AttrSpec &a : all_attrs()) {
+      if (a.scope == Scope::kCall) continue;
+      const AttrSpec &named = a.scope == Scope::kList ? *find_any_attr(a.per_tensor) : a;
+      if (a.scope == Scope::kList && named.scope != Scope::kCall) continue;  // that attribute's own check
+      out.push_back({&a, &named});
+    }
+    return out;
+  }();
+  for (const Checked &f : fields) {
+    check(*f.spec, read(f.spec->field, &set), [&] {
+      return list_names ? std::string(f.named->shown()) + "[" + std::to_string(k) + "]" : std::string(f.spec->shown());
+    }, true);
   }
 }
 
@@ -337,7 +389,7 @@ void validate_host_scalars(const rmsprop_ops_hparams &hp) {
     const auto &sc = at<rmsprop_ops_scalar>(&hp, s.offset);
     if (sc.ptr == nullptr || s.attr == nullptr) continue;
     const AttrSpec &a = *find_any_attr(s.attr);
-    check(a, load_scalar(sc), a.shown());
+    check(a, load_scalar(sc), [&] { return a.shown(); });
   }
 }
 

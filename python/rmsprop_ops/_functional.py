@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _core, _dlpack
-from ._toolkit.checks import (as_bool, as_float, as_tuple, attr_spec, attr_value, check_attr, describe, is_real,
-                              list_form)
+from ._toolkit.checks import (as_bool, as_float, as_tuple, attr_spec, check_attr, describe, is_real, list_form,
+                              registry_document)
 from ._toolkit.checks import scalar_inputs
 
 __all__ = ["rmsprop_", "rmsprop_multi_"]
@@ -34,33 +36,76 @@ def _per_tensor(name, value, n, listed):
     return out
 
 
-def _core_attrs(fn, name, value, n):
-    """The core's keyword(s) for argument ``name`` of ``fn``, checked through the registry: a number (any
-    real, a bool, an enum by its choice), a one-element array for an attribute the kernel can read from
-    memory (lr, rescale_grad), or a list of one value per param for one that has a per-tensor form."""
+class _Plan(NamedTuple):
+    """How argument ``name`` reaches the core, worked out once per name from the registry."""
+    kind: str              # "float", "bool", "enum", "list" (a list attribute), or "flag" (skip_update)
+    spec: dict | None      # the registry attribute
+    listed: dict | None    # its per-tensor list form (lr -> lr_mults), if any
+    array_ok: bool         # a one-element array may stand for it (a scalar input the kernel reads)
+    codes: dict            # an enum's choices -> codes
+
+
+@functools.cache
+def _plan(name):
     scalar = scalar_inputs().get(name)
-    if scalar is not None and scalar["attr"] is None:  # a scalar input of its own (skip_update)
+    if scalar is not None and scalar["attr"] is None:
+        return _Plan("flag", None, None, True, {})
+    try:
+        spec = attr_spec(name)
+    except ValueError:
+        return None
+    kind = "list" if spec["scope"] == "list" else spec["type"]
+    codes = {c: i for i, c in enumerate(spec["choices"])}
+    return _Plan(kind, spec, list_form(name), scalar is not None, codes)
+
+
+def _core_attrs(fn, name, value, n):
+    """The core's keyword(s) for argument ``name`` of ``fn``: a number (any real, a bool, an enum by its
+    choice), a one-element array for an attribute the kernel can read from memory (lr, rescale_grad,
+    step), or a list of one value per param for one that has a per-tensor form. Types are checked here,
+    ranges by the core's filler (the registry), both before anything is written."""
+    plan = _plan(name)
+    if plan is None:
+        raise TypeError(f"{fn}() got an unexpected keyword argument {name!r}")
+    if type(value) is float and plan.kind == "float":  # the common case, without the checks below
+        return {name: value}
+    if plan.kind == "flag":
         if value is None or isinstance(value, (bool, np.bool_)):
             return {name: bool(value)}
         if _is_array(value):
             return {name: value}
         raise TypeError(f"{name}: expected a bool or a one-element array, got {type(value).__name__}")
-    try:
-        spec = attr_spec(name)
-    except ValueError:
-        raise TypeError(f"{fn}() got an unexpected keyword argument {name!r}") from None
-    if scalar is not None and not is_real(value) and value is not None and _is_array(value):
-        return {name: value}
-    listed = list_form(name)
-    if isinstance(value, (list, tuple)) and (listed is not None or spec["scope"] == "list"):
-        values = _per_tensor(name, value, n, listed or spec)
-        if spec["scope"] == "call":  # the list multiplies the attribute (lr_mults): the number becomes 1
+    if isinstance(value, (list, tuple)) and (plan.listed is not None or plan.kind == "list"):
+        listed = plan.listed or plan.spec
+        values = _per_tensor(name, value, n, listed)
+        if plan.spec["scope"] == "call":  # the list multiplies the attribute (lr_mults): the number becomes 1
             return {name: 1.0, listed["name"]: values}
         return {name: values}
-    if scalar is not None and not is_real(value) and value is not None:
+    if plan.kind == "bool":
+        return {name: as_bool(name, value)}
+    if plan.kind == "enum":
+        if not isinstance(value, str):
+            raise TypeError(f"{name}: expected a str, one of {list(plan.codes)}, got {type(value).__name__} "
+                            f"({describe(value)})")
+        if value not in plan.codes:
+            raise ValueError(f"{name}: expected one of {list(plan.codes)}, got {describe(value)}")
+        return {name: plan.codes[value]}
+    if value is None and plan.spec["negative_disables"]:
+        return {name: -1.0}
+    if plan.array_ok and value is not None and not is_real(value):
+        if _is_array(value):
+            return {name: value}
         raise TypeError(f"{name}: expected a float or a one-element array, got {type(value).__name__} "
                         f"({describe(value)})")
-    return {name: attr_value(name, value, op="rmsprop")}
+    return {name: as_float(name, value)}
+
+
+@functools.cache
+def _plain(kind):
+    """Names taking a plain Python ``float`` (or ``bool``) as it is: no further check in Python."""
+    ours = {**scalar_inputs(), **{a["name"]: a for op in registry_document()["ops"] for a in op["attrs"]},
+            **{a["c_name"]: a for op in registry_document()["ops"] for a in op["attrs"]}}
+    return frozenset(name for name in ours if (p := _plan(name)) is not None and p.kind == kind)
 
 
 def _call(fn, lists, *, centered, list_names, **attrs):
@@ -69,13 +114,23 @@ def _call(fn, lists, *, centered, list_names, **attrs):
     n = len(lists["params"])
     centered = as_bool("centered", centered)
     core = {}
+    floats, bools = _plain("float"), _plain("bool")
     for name, value in attrs.items():
-        core.update(_core_attrs(fn, name, value, n))
-    scalars = {k: core[k] for k in scalar_inputs() if k in core}
+        kind = type(value)
+        if (kind is float and name in floats) or (kind is bool and name in bools):
+            core[name] = value  # the common case; the core's filler checks the range
+        else:
+            core.update(_core_attrs(fn, name, value, n))
+    scalars = {k: core[k] for k in _scalar_names() if k in core}
     handover = _dlpack.prepare(lists, scalars, _WRITTEN, _SINGLE, list_names)
     _core.update(*handover.lists.values(), centered=centered, list_names=list_names, stream=handover.stream,
                  **core)
     _dlpack.bump_versions(handover.written)
+
+
+@functools.cache
+def _scalar_names():
+    return tuple(scalar_inputs())
 
 
 def rmsprop_(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, moment=None, centered=False,

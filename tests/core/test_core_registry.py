@@ -135,3 +135,11 @@ def test_flat_layout_has_one_definition():
     assert _flat.flat_offsets is flat_offsets and _flat.FLAT_ALIGN == FLAT_ALIGN
     offsets, total = flat_offsets([3, 20, 0, 1, 16])
     assert offsets == [0, 16, 48, 48, 64] and total == 80  # test_c_abi runs flat.h's packing on the same sizes
+
+
+def test_input_names_do_not_collide_with_attributes_in_paddle():
+    # Paddle's generated op functions name an input by its lowercased name, next to the attributes: an
+    # input "Step" beside an attribute "step" made a function with a duplicate argument.
+    for op in DOC["ops"]:
+        inputs = {i["name"].removesuffix("[]").lower() for i in op["inputs"]}
+        assert not inputs & {a["name"] for a in op["attrs"]}, op["name"]

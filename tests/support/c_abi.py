@@ -33,7 +33,8 @@ class HParams(Structure):
     _fields_ = [("lr", Scalar), ("rescale_grad", Scalar), ("skip_update", Scalar), ("rho", c_double),
                 ("epsilon", c_double), ("momentum", c_double), ("clip_gradient", c_double),
                 ("clip_weights", c_double), ("centered", c_int32), ("eps_in_sqrt", c_int32),
-                ("lr_in_momentum", c_int32), ("clip_after_weight_decay", c_int32)]
+                ("lr_in_momentum", c_int32), ("clip_after_weight_decay", c_int32), ("step", Scalar),
+                ("nesterov", c_int32), ("bias_correction", c_int32), ("maximize", c_int32)]
 
 
 def library():

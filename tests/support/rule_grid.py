@@ -40,8 +40,9 @@ def _arrays(rng, dtype, n=37):
     return p, g, ms, mom, mg, master
 
 
-def digest(dtype: str, steps: int = 3) -> str:
-    """sha256 over every buffer after `steps` steps of every configuration of GRID, in dtype."""
+def digest(dtype: str, steps: int = 3, **extra) -> str:
+    """sha256 over every buffer after `steps` steps of every configuration of GRID, in dtype (``extra``:
+    more keywords for every call, e.g. options given explicitly as off)."""
     h = hashlib.sha256()
     rng = np.random.default_rng(20240917)
     for centered, momentum, eps_in_sqrt, lr_in_momentum, (mode, wd), (cg, cw, after), rescale in GRID:
@@ -50,7 +51,7 @@ def digest(dtype: str, steps: int = 3) -> str:
                   eps_in_sqrt=eps_in_sqrt, lr_in_momentum=lr_in_momentum, weight_decay=wd,
                   weight_decay_mode=mode, clip_gradient=cg, clip_weights=cw, clip_after_weight_decay=after,
                   rescale_grad=rescale, moment=mom if momentum is not None else None,
-                  mean_grad=mg if centered else None, master_param=master)
+                  mean_grad=mg if centered else None, master_param=master, **extra)
         for _ in range(steps):
             rmsprop_ops.rmsprop_(p, g, ms, **kw)
         for a in (p, ms, mom, mg, master):

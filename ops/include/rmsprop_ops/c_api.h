@@ -100,6 +100,10 @@ typedef struct {
   int32_t eps_in_sqrt;              /* 1: sqrt(v + eps) (Paddle, MindSpore, Keras, TF); 0: sqrt(v) + eps */
   int32_t lr_in_momentum;           /* 1: mom = m*mom + lr*g/d, p -= mom; 0: mom = m*mom + g/d, p -= lr*mom */
   int32_t clip_after_weight_decay;  /* 1: clip(g + wd*p) (MXNet); 0: clip(g) + wd*p (Paddle) */
+  rmsprop_ops_scalar step;          /* this update's number, counted from 1 (>= 1): for bias_correction */
+  int32_t nesterov;                 /* Nesterov momentum: p -= (upd + momentum*mom) (optax trace) */
+  int32_t bias_correction;          /* divide ms (and mg) by 1 - rho^step before use (optax) */
+  int32_t maximize;                 /* ascend: the gradient is negated first (torch) */
 } rmsprop_ops_hparams;
 
 /* Flags for rmsprop_ops_update / rmsprop_ops_check. */

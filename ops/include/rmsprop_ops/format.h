@@ -40,8 +40,8 @@ inline std::string py_repr(double v) {
   } else {
     out = digits.substr(0, 1);
     if (digits.size() > 1) out += "." + digits.substr(1);
-    char e[16];
-    std::snprintf(e, sizeof e, "e%c%02ld", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    char e[32];  // a double's decimal exponent has at most 3 digits
+    std::snprintf(e, sizeof e, "e%c%02d", exp < 0 ? '-' : '+', static_cast<int>(exp < 0 ? -exp : exp));
     out += e;
   }
   return neg ? "-" + out : out;
