@@ -82,6 +82,9 @@ const AttrSpec *find_any_attr(const std::string &name);
 // A scalar input by its name, its argument name, or the name / C name of the attribute it overrides.
 const ScalarInputSpec *find_scalar_input(const std::string &name);
 
+// Whether `value` is valid for the attribute (the test alone: a valid value costs no string).
+bool attr_ok(const AttrSpec &spec, double value);
+
 // Returns an empty string when `value` is valid for the attribute, else the error message (which names
 // the attribute, or shown_name, and says what was expected and received). `entry`: the value is one
 // tensor's (a list entry, a tensor set's field), worded "expected a finite value >= 0".

@@ -9,8 +9,11 @@ the options existed, is unchanged. On, the kernels match the float64 reference, 
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -132,48 +135,48 @@ def test_multi_equals_per_tensor_with_options_on():
 
 # ---- against the real implementations -------------------------------------------------------------------
 
-OPTAX_CASES = [dict(zip(("centered", "momentum", "nesterov", "bias_correction", "eps_in_sqrt"), v))
-               for v in itertools.product([False, True], [None, 0.9], [False, True], [False, True], [True, False])
-               if not (v[1] is None and v[2])]
+_SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "optax_trajectories.py")
+_spec = importlib.util.spec_from_file_location("optax_trajectories", _SCRIPT)
+optax_trajectories = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(optax_trajectories)
 
 
-def _run_optax(case, dtype):
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    jax = pytest.importorskip("jax")
-    optax = pytest.importorskip("optax")
-    jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64 (float32 ones are unaffected)
-    jnp = jax.numpy
-    p0, grads, _ = _problem(5, n=33, dtype=dtype)
-    # initial_scale: ms starts at 0.1 (see the reference test: from zeros, the centered bias-corrected
-    # variance is exactly 0 at step 1, and any two float evaluations of it disagree).
-    tx = optax.rmsprop(0.01, decay=0.9, eps=1e-6, initial_scale=0.1, **case)
-    theirs = jnp.asarray(p0)
-    state = tx.init(theirs)
-    p, ms = p0.copy(), np.full_like(p0, 0.1)
+@pytest.fixture(scope="module")
+def optax_params(tmp_path_factory):
+    pytest.importorskip("optax")
+    out = tmp_path_factory.mktemp("optax") / "trajectories.npz"
+    subprocess.run([sys.executable, _SCRIPT, str(out)], check=True, timeout=600,
+                   env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    return dict(np.load(out))
+
+
+def _ours(case, dtype):
+    p0, grads = optax_trajectories.problem(dtype)
+    p, ms = p0.copy(), np.full_like(p0, optax_trajectories.HYPER["initial_scale"])
     mom = np.zeros_like(p0) if case["momentum"] is not None else None
     mg = np.zeros_like(p0) if case["centered"] else None
     for t, g in enumerate(grads, start=1):
-        updates, state = tx.update(jnp.asarray(g), state, theirs)
-        theirs = optax.apply_updates(theirs, updates)
         rmsprop_ops.rmsprop_(p, g, ms, moment=mom, mean_grad=mg, lr=0.01, rho=0.9, epsilon=1e-6,
                              momentum=case["momentum"] or 0.0, centered=case["centered"], nesterov=case["nesterov"],
                              bias_correction=case["bias_correction"], step=np.array(t, np.int32),
                              eps_in_sqrt=case["eps_in_sqrt"], lr_in_momentum=True)
     assert np.abs(p - p0).max() > 1e-3
-    return p, np.asarray(theirs)
+    return p
 
 
-@pytest.mark.parametrize("case", OPTAX_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_matches_optax_rmsprop_float64(case):
-    ours, theirs = _run_optax(case, np.float64)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+# ms starts at 0.1 (optax's initial_scale): from zeros a centered, bias-corrected variance is exactly 0 at
+# step 1 (ms/b = g^2 = (mg/b)^2), and no two floating-point evaluations of that cancellation agree.
+@pytest.mark.parametrize("case", optax_trajectories.CASES, ids=optax_trajectories.case_id)
+def test_matches_optax_rmsprop_float64(case, optax_params):
+    theirs = optax_params[f"{optax_trajectories.case_id(case)}|float64"]
+    np.testing.assert_allclose(_ours(case, np.float64), theirs, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("case", OPTAX_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_matches_optax_rmsprop_float32(case):
-    ours, theirs = _run_optax(case, np.float32)
+@pytest.mark.parametrize("case", optax_trajectories.CASES, ids=optax_trajectories.case_id)
+def test_matches_optax_rmsprop_float32(case, optax_params):
+    theirs = optax_params[f"{optax_trajectories.case_id(case)}|float32"]
     # optax multiplies by an rsqrt where the kernel divides by a sqrt: float32 rounding apart.
-    np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(_ours(case, np.float32), theirs, rtol=2e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize("centered, momentum, weight_decay", list(itertools.product([False, True], [0.0, 0.9],
