@@ -261,6 +261,9 @@ py::list cuda_launch_plan(const std::vector<int64_t> &numels, int32_t sm_count) 
   return launches;
 }
 
+// The rows API's binding, written against the helpers above.
+#include "rows_binding.h"
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -299,4 +302,5 @@ PYBIND11_MODULE(_core, m) {
     return out;
   });
   m.def("reset_op_stats", [] { rmsprop_ops_reset_op_stats(); });
+  bind_rows(m);
 }
