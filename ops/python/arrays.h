@@ -168,7 +168,8 @@ inline void from_producer(py::handle obj, Held &h, intptr_t stream) {
     type_error(name + ": expected __dlpack_device__() to return a (device_type, device_id) tuple, got " +
                type_name(dev));
   const int32_t dev_type = device_field(PyTuple_GET_ITEM(dev.ptr(), 0), name, "device_type");
-  device_field(PyTuple_GET_ITEM(dev.ptr(), 1), name, "device_id");
+  // Only the type matters here (the capsule says where the memory is); Paddle answers (kDLCPU, None).
+  if (PyTuple_GET_ITEM(dev.ptr(), 1) != Py_None) device_field(PyTuple_GET_ITEM(dev.ptr(), 1), name, "device_id");
   py::object cap;
   py::object fn;
   try {

@@ -45,6 +45,7 @@ CASES = [
          "as ints, got device_type of type float", lambda: _param_via(answer=(1.5, 0))),
     Case("device-index-raises", "TypeError", "param: expected __dlpack_device__() to return (device_type, "
          "device_id) as ints, got device_id of type BadIndex", lambda: _param_via(answer=(1, BadIndex()))),
+    Case("device-id-none-ok", None, "", _device_id_none),
     Case("device-huge", "ValueError", "param: expected __dlpack_device__() to return a device_type in the "
          "int32 range", lambda: _param_via(answer=(2 ** 40, 0))),
     Case("device-raises", "TypeError", "param: __dlpack_device__() raised ValueError: nope",

@@ -186,6 +186,13 @@ def _param_via(make=None, answer=(1, 0), **kw):
     return Trial(single(prod, g, ms), [p, g, ms])
 
 
+def _device_id_none():
+    """Paddle's tensors answer __dlpack_device__() with (kDLCPU, None): the id is not needed, the type is."""
+    p, g, ms = trio()
+    return Trial(single(Producer(lambda: capsule(p), (1, None)), g, ms), [],
+                 expect_update([(p, reference_params(1)[0])]))
+
+
 def _multi_first_lies(**kw):
     """Set 0 (param, grad, mean square) claims kw, e.g. shape (-64,); set 1 is fine and must not be touched."""
     a, g, m = f32(64), f32(64, 0.5), f32(64, 0.0)
