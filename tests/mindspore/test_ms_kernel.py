@@ -13,7 +13,7 @@ from mindspore import Parameter, Tensor, nn
 
 import rmsprop_ops
 from rmsprop_ops import mindspore as rms
-from rmsprop_ops.mindspore import _build, _fallback
+from rmsprop_ops.mindspore import _build, _optimizer
 
 pytestmark = pytest.mark.mindspore
 
@@ -195,7 +195,7 @@ def test_graph_ir_holds_our_custom_op_and_no_builtin_rmsprop(tmp_path):
 def test_fallback_to_builtin_ops_warns_once_and_matches(monkeypatch):
     ms.set_context(mode=ms.GRAPH_MODE)
     monkeypatch.setenv("RMSPROP_OPS_MS_FALLBACK", "1")
-    monkeypatch.setattr(_fallback, "_fallback_warned", False)
+    monkeypatch.setattr(_optimizer, "_fallback_warned", False)
     nets = []
     for cls in (nn.RMSProp, rms.RMSProp, rms.RMSProp):
         ms.set_seed(3)
@@ -295,15 +295,19 @@ def test_input_layout_follows_the_core_registry():
     assert {"Param[]", "MeanSquare[]", "Moment[]", "MeanGrad[]"} <= set(inplace)
 
 
-@pytest.mark.parametrize("field, value, match", [(0, 1.0, "layout version"), (1, np.nan, "tensor count"),
-                                                 (1, 7.0, "config: expected 18 values for 7 tensors")])
+_LAYOUT = rms.config_layout()
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("rho", np.nan, "rho: expected a finite number"), ("count", np.nan, "tensor count"),
+    ("count", 7.0, f"config: expected {_LAYOUT.size(7, False)} values for 7 tensors")])
 def test_raw_op_rejects_a_malformed_config(pynative, field, value, match):
     from rmsprop_ops.mindspore._op import raise_from_kernel
 
     p, g, s, m = _params([(3,)])
     config = rms.make_config(1, rho=0.9, epsilon=1e-10, momentum=0.0, centered=False, weight_decays=[0.0])
     raw = config.asnumpy().copy()
-    raw[field] = value
+    raw[_LAYOUT.index(field)] = value
     before = p[0].asnumpy().copy()
     with pytest.raises(ValueError, match=match):
         try:
