@@ -79,8 +79,12 @@ class RMSProp(Optimizer):
         initial_accumulator_value, eps_in_sqrt, lr_in_momentum, weight_decay_mode, maximize: keyword only;
             each rule field on its own (None: the convention's): where the mean square starts, ``sqrt(s +
             eps)`` or ``sqrt(s) + eps``, the learning rate inside or outside the momentum buffer, ``"l2"`` /
-            ``"l1"`` / ``"decoupled"`` weight decay, ascending the objective. ``nesterov`` and
-            ``bias_correction`` are refused until the core's rule has them.
+            ``"l1"`` / ``"decoupled"`` weight decay, ascending the objective (torch: the gradient negated
+            before the weight decay).
+        nesterov, bias_correction: keyword only; optax's options, computed by the core: Nesterov momentum,
+            and the mean square (and mean gradient) divided by ``1 - decay^t``, ``t`` the update's number
+            (the global step + 1, so a checkpoint with the global step resumes it). Both need the
+            rmsprop_ops kernel (MindSpore's ops have neither). Default False.
         use_ema, ema_momentum, ema_overwrite_frequency, ema_schedule: keyword only; moving averages of the
             weights (``ema.<param name>``), Keras' options; ``ema_schedule`` ``"keras"``, ``"tf1"`` or
             ``"constant"`` (see :meth:`swap_ema_weights`).
@@ -147,6 +151,7 @@ class RMSProp(Optimizer):
                 buffers = self._parameters.clone(prefix=kind.prefix, init=kind.init)
             setattr(self, kind.attr, buffers)
         self._ema = _ema.make_averages(self, use_ema, ema_momentum, ema_schedule, ema_overwrite_frequency)
+        self._negate = self._rule.maximize and (not self.use_kernel or self._plan.negate)
 
     @classmethod
     def from_recipe(cls, params, recipe, *, steps_per_epoch=None, batch_size=None, **overrides):
@@ -242,8 +247,9 @@ class RMSProp(Optimizer):
         gradients = dense_gradients(self.hyper_map, gradients, self._parameters)  # RowTensor (_sparse.py)
         if self.use_ema:
             gradients = _ema.guard(self, gradients)
-        if self._rule.maximize:
-            # Ascend the objective (torch's maximize): the core's rule has no such field yet.
+        if self._negate:
+            # maximize where the kernel cannot negate first: MindSpore's ops decay the weights (or run the
+            # whole step) before the launch, and torch negates before its decay.
             gradients = self.hyper_map(F.neg, gradients)
         if self.use_kernel:
             done = kernel_step(self, gradients)

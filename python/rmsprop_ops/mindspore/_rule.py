@@ -17,13 +17,12 @@ import numpy as np
 from mindspore import Tensor
 from mindspore.nn.optim.optimizer import _ConvertToCell, _IteratorLearningRate
 
-from .. import registry
 from .._conventions import Convention, Rule, canonical_name, get_convention, resolve
-from ._op import make_config
+from ._op import config_layout, make_config
 
 __all__ = ["Rule", "StateKind", "Arguments", "MindSporeDefault", "MINDSPORE_DEFAULTS", "ARGUMENT_OF",
-           "resolve_arguments", "rule_from_arguments", "state_kinds", "launch_config", "check_learning_rates", "check_weight_decay_kind",
-           "kernel_only"]
+           "resolve_arguments", "rule_from_arguments", "state_kinds", "launch_config", "step_mask", "check_learning_rates",
+           "check_weight_decay_kind", "kernel_only"]
 
 
 class MindSporeDefault(float):
@@ -46,7 +45,7 @@ ARGUMENT_OF = {"learning_rate": "learning_rate", "rho": "decay", "momentum": "mo
 # Rule fields settable by keyword on their own (None / False: the convention's value).
 RULE_KEYWORDS = ("initial_accumulator_value", "eps_in_sqrt", "lr_in_momentum", "weight_decay_mode", "maximize",
                  "nesterov", "bias_correction")
-# Rule fields whose arithmetic only the core can do: usable once its registry has the attribute.
+# Rule fields whose arithmetic only the core does (MindSpore's ApplyRMSProp has no such option).
 _CORE_ONLY = ("nesterov", "bias_correction")
 
 
@@ -90,15 +89,27 @@ def state_kinds(rule: Rule) -> tuple[StateKind, ...]:
     return (StateKind("mg", "mean_grad", "zeros"),) + kinds if rule.centered else kinds
 
 
-def launch_config(rule: Rule, weight_decays, rescale_grad: float, offsets=None) -> Tensor:
-    """The custom op's config tensor for one launch over ``len(weight_decays)`` tensors: every rule field
-    the core computes (``maximize`` is applied to the gradients before the launch)."""
+def launch_config(rule: Rule, weight_decays, rescale_grad: float, offsets=None, *, maximize=None) -> Tensor:
+    """The custom op's config tensor for one launch over ``len(weight_decays)`` tensors: every rule field,
+    computed by the core. ``maximize`` (default: the rule's) is False where the step negates the gradients
+    itself, before MindSpore's own weight decay. With ``bias_correction`` the config's ``step`` is 1 here:
+    the step adds the global step count to it (:func:`step_mask`)."""
     momentum = rule.effective_momentum(rule.momentum, rule.centered)
     core_only = {name: True for name in _CORE_ONLY if getattr(rule, name)}
     return make_config(len(weight_decays), rho=rule.rho, epsilon=rule.epsilon, momentum=momentum,
                        centered=rule.centered, weight_decays=weight_decays, rescale_grad=rescale_grad,
                        offsets=offsets, eps_in_sqrt=rule.eps_in_sqrt_for(momentum),
-                       lr_in_momentum=rule.lr_in_momentum, weight_decay_mode=rule.weight_decay_mode, **core_only)
+                       lr_in_momentum=rule.lr_in_momentum, weight_decay_mode=rule.weight_decay_mode,
+                       maximize=rule.maximize if maximize is None else maximize, **core_only)
+
+
+def step_mask(config: Tensor) -> Tensor:
+    """A float64 vector shaped like ``config``, 1 at the config's ``step`` entry and 0 elsewhere: the
+    step's config is ``config + mask * global_step`` (the update's number counted from 1, as the core's
+    bias correction counts, read from the optimizer's global step, which checkpoints carry)."""
+    mask = np.zeros(config.shape, np.float64)
+    mask[config_layout().index("step")] = 1.0
+    return Tensor(mask)
 
 
 def kernel_only(rule: Rule) -> list[str]:
@@ -115,16 +126,6 @@ def kernel_only(rule: Rule) -> list[str]:
     if momentum != rule.momentum:
         out.append(f"momentum ignored unless centered ({rule.convention})")
     return out + [f"{name}=True" for name in _CORE_ONLY if getattr(rule, name)]
-
-
-def _check_core_only(rule: Rule) -> None:
-    wanted = [name for name in _CORE_ONLY if getattr(rule, name)]
-    if wanted:
-        known = {a["name"] for a in registry.schema("rmsprop_multi")["attrs"]}
-        for name in wanted:
-            if name not in known:
-                raise ValueError(f"{name}: expected False; True needs the core's update rule, and this build's op "
-                                 f"registry has no {name!r} attribute")
 
 
 def _mindspore_checks(cls_name, *, decay, momentum, epsilon, centered, use_locking, flat_state) -> None:
@@ -193,7 +194,6 @@ def rule_from_arguments(cls_name: str, args: Arguments, *, use_locking, flat_sta
         name, _, detail = str(e).partition(": ")
         name = {"rho": "decay"}.get(name, name)
         raise ValueError(f"For '{cls_name}', the argument '{name}' is out of range: {detail}.") from None
-    _check_core_only(rule)
     return rule
 
 

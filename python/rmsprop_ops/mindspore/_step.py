@@ -10,6 +10,7 @@ Parameter of the optimizer as it was.
 
 from __future__ import annotations
 
+from mindspore import dtype as mstype
 from mindspore.ops import functional as F
 
 __all__ = ["check_call", "check_gradients", "kernel_step", "refuse_together"]
@@ -96,6 +97,14 @@ def _launch_state(opt, c, index):
     return state + _pick(opt.mg, index) if opt._rule.centered else state
 
 
+def _config(opt, launch):
+    """The launch's config for this step: with bias correction its ``step`` entry (1 in the constant
+    config) plus the global step, the update's number counted from 1."""
+    if opt._rule.bias_correction:
+        return launch.config + launch.step_mask * F.cast(opt.global_step, mstype.float64).reshape(())
+    return launch.config
+
+
 def kernel_step(opt, gradients):
     plan = opt._plan
     if plan.ms_decay:
@@ -106,7 +115,7 @@ def kernel_step(opt, gradients):
         # With flat state the tuples hold one buffer each: launch 0's.
         launch = plan.launches[0]
         state = opt.ms + opt.moment + opt.mg if opt._rule.centered else opt.ms + opt.moment
-        out = launch.op(opt.get_lr(), launch.config, *params, *gradients, *state)
+        out = launch.op(opt.get_lr(), _config(opt, launch), *params, *gradients, *state)
         opt.assignadd(opt.global_step, opt.global_step_increase_tensor)
         return out
     lrs = _launch_lrs(opt)
@@ -115,6 +124,6 @@ def kernel_step(opt, gradients):
         launch = plan.launches[c]
         index = launch.index
         state = _launch_state(opt, c, index)
-        outs = outs + (launch.op(lrs[c], launch.config, *_pick(params, index), *_pick(gradients, index), *state),)
+        outs = outs + (launch.op(lrs[c], _config(opt, launch), *_pick(params, index), *_pick(gradients, index), *state),)
     opt.assignadd(opt.global_step, opt.global_step_increase_tensor)
     return outs
