@@ -45,14 +45,14 @@ _HYPER = ("alpha", "eps", "momentum", "centered", "weight_decay", "maximize")
 @dataclasses.dataclass(frozen=True)
 class GroupLaunch:
     """One launch of the kernel for a parameter group: the positions it updates in the optimizer's
-    parameter tuple, its config and primitive; ``centered`` (it takes the mean gradients) and ``maximize``
-    (its gradients are negated first) are the group's."""
+    parameter tuple, its config (the group's rule, ``maximize`` included: the kernel negates the gradients
+    first, as MindSpore's class does before its weight decay) and primitive; ``centered`` (it takes the
+    mean gradients) is the group's."""
 
     index: tuple
     config: object
     op: object
     centered: bool
-    maximize: bool
 
 
 def _check(cls_name, group) -> dict:
@@ -80,7 +80,7 @@ def _check(cls_name, group) -> dict:
 def _launches(opt, group_id, hyper) -> tuple:
     """The group's launches, one per dtype of its parameters."""
     rule = resolve("torch", rho=hyper["alpha"], epsilon=hyper["eps"], momentum=hyper["momentum"],
-                   centered=hyper["centered"])
+                   centered=hyper["centered"], maximize=hyper["maximize"])
     start, end = opt.group_start_id[group_id], opt.group_start_id[group_id + 1]
     params = opt.parameters[start:end]
     out = []
@@ -88,7 +88,7 @@ def _launches(opt, group_id, hyper) -> tuple:
         index = tuple(start + i for i in launch.members)
         config = launch_config(rule, [float(hyper["weight_decay"])] * len(index), 1.0)
         out.append(GroupLaunch(index=index, config=config, op=make_op(len(index), hyper["centered"]),
-                               centered=hyper["centered"], maximize=hyper["maximize"]))
+                               centered=hyper["centered"]))
     return tuple(out)
 
 
@@ -163,8 +163,6 @@ class RMSprop(_MindSporeRMSprop):
                 lr = self.op_cast(group.get("lr"), mstype.float32)
             for launch in self._plans[group_id]:
                 grads = _pick(gradients, launch.index)
-                if launch.maximize:
-                    grads = self.hyper_map(ops.neg, grads)
                 state = _pick(self.mean_square, launch.index) + _pick(self.moment, launch.index)
                 if launch.centered:
                     state = state + _pick(self.mean_grad, launch.index)
