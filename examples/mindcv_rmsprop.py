@@ -16,8 +16,8 @@ Run:  python examples/mindcv_rmsprop.py [--recipe mnasnet] [--steps 6]
 """
 
 import argparse
-import contextlib
 import math
+from unittest import mock
 
 import numpy as np
 
@@ -47,20 +47,16 @@ RECIPES = {
 }
 
 
-@contextlib.contextmanager
 def rmsprop_ops_in_mindcv(cls=None):
-    """Within the block, mindcv's ``create_optimizer(opt="rmsprop")`` builds ``cls`` (default
-    ``rmsprop_ops.mindspore.RMSProp``) instead of ``mindspore.nn.RMSProp``."""
+    """A context in which mindcv's ``create_optimizer(opt="rmsprop")`` builds ``cls`` (default
+    ``rmsprop_ops.mindspore.RMSProp``) instead of ``mindspore.nn.RMSProp``. mindcv looks the class up as
+    ``nn.RMSProp`` in ``mindcv.optim.optim_factory`` at each call, and that ``nn`` is ``mindspore.nn`` itself:
+    inside the block, ``mindspore.nn.RMSProp`` is ours for everyone."""
     from mindcv.optim import optim_factory
 
     if cls is None:
         from rmsprop_ops.mindspore import RMSProp as cls
-    builtin = optim_factory.nn.RMSProp
-    optim_factory.nn.RMSProp = cls
-    try:
-        yield
-    finally:
-        optim_factory.nn.RMSProp = builtin
+    return mock.patch.object(optim_factory.nn, "RMSProp", cls)
 
 
 def create_optimizer(*args, rmsprop=None, **kwargs):

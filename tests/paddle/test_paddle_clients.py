@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -249,24 +250,27 @@ def _run(root, which, mode, steps, overrides=()):
     return example.run_isolated(root, which, mode, steps, overrides=overrides)
 
 
-def _ulps_apart(a, b):
-    """Element-wise distance in float32 ulps of the larger magnitude."""
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    spacing = np.spacing(np.maximum(np.abs(a), np.abs(b)))
-    return np.abs(a.astype(np.float64) - b) / spacing
+def _one_step_bound(w0, w_ref, w_got):
+    """How far a correct step may land from the built-in's: one ulp of the weight (the rounding of
+    ``w - update``) plus five of the update (Paddle's Eigen kernel is up to ~3 ulp from the exact update,
+    ours ~1.4: docs/paddle.md)."""
+    w0, w_ref, w_got = (np.asarray(w, np.float32) for w in (w0, w_ref, w_got))
+    update = np.abs(w0.astype(np.float64) - w_ref).astype(np.float32)
+    weight = np.maximum(np.abs(w_ref), np.abs(w_got))
+    return np.spacing(weight).astype(np.float64) + 5 * np.spacing(update).astype(np.float64)
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "static"])
 def test_paddleclas_first_step_matches_builtin(paddleclas_root, mode):
-    """One step of PaddleClas's TinyNet_E recipe from the same weights and batch: every weight within one
-    float32 ulp of the built-in's, the difference of two correctly rounded ``w - update`` whose updates
-    differ in their last bits (Paddle's Eigen kernel is up to ~3 ulp from the exact update, ours ~1)."""
+    """One step of PaddleClas's TinyNet_E recipe from the same weights and batch: every weight where a
+    correct update lands, within the last bits of the built-in's (``_one_step_bound``)."""
     ref, got = (_run(paddleclas_root, which, mode, 1) for which in ("builtin", "ours"))
     assert got["optimizer"] == "rmsprop_ops.paddle._optimizer.RMSProp"
     assert ref["losses"] == got["losses"]
     for name, w0 in ref["initial"].items():
         np.testing.assert_array_equal(got["initial"][name], w0)
-        assert np.max(_ulps_apart(got["weights"][name], ref["weights"][name])) <= 1, name
+        diff = np.abs(got["weights"][name].astype(np.float64) - ref["weights"][name])
+        assert np.all(diff <= _one_step_bound(w0, ref["weights"][name], got["weights"][name])), name
     if mode == "dynamic":
         assert got["decay"] == ref["decay"]  # PaddleClas's groups: 1-D parameters without L2
         assert set(ref["decay"].values()) == {"L2Decay, coeff=0.000010", "L2Decay, coeff=0.000000"}
@@ -291,3 +295,16 @@ def test_paddleclas_training_matches_builtin(paddleclas_root, mode):
         floor_difference = example.update_difference(ref, floor, kind)
         assert 0 < floor_difference < 0.01, kind
         assert example.update_difference(ref, got, kind) <= factor * floor_difference, kind
+
+
+def test_docs_python_blocks_run(tmp_path):
+    """docs/clients.md's ``python`` blocks (PaddleClas's configuration without PaddleClas) run as written."""
+    docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "clients.md")
+    with open(docs) as f:
+        blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
+    assert blocks
+    for i, block in enumerate(blocks):
+        script = tmp_path / f"block{i}.py"
+        script.write_text(block)
+        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, f"block {i}:\n{block}\n{run.stderr[-3000:]}"
