@@ -23,16 +23,17 @@ import numpy as np
 
 IMAGENET_TRAIN = 1281167
 
-# mindcv v0.3.0 configs, as train.py maps them (its --weight_decay_filter default is "disable"; a fixed loss
+# mindcv v0.3.0 configs (rmsprop_ops.recipes has the same numbers as mnasnet_100_mindcv and
+# efficientnet_b0_mindcv), as train.py maps them (its --weight_decay_filter default is "disable"; a fixed loss
 # scale without drop_overflow_update also goes to the optimizer, else the optimizer gets 1.0).
 RECIPES = {
     "mnasnet": dict(
-        source="configs/mnasnet/mnasnet_0.75_ascend.yaml", model="mnasnet_075", devices=8, batch_size=256,
+        source="configs/mnasnet/mnasnet_1.0_ascend.yaml", model="mnasnet_100", devices=8, batch_size=256,
         optimizer=dict(opt="rmsprop", momentum=0.9, weight_decay=1e-5, eps=1e-3, loss_scale=256.0,
                        weight_decay_filter="disable"),
         trainer=dict(amp_level="O0", loss_scale_type="fixed", loss_scale=256.0, drop_overflow_update=False),
-        scheduler=dict(scheduler="cosine_decay", lr=0.016, min_lr=1e-10, warmup_epochs=5, decay_epochs=345,
-                       num_epochs=350)),
+        scheduler=dict(scheduler="cosine_decay", lr=0.016, min_lr=1e-10, warmup_epochs=5, decay_epochs=445,
+                       num_epochs=450)),
     "efficientnet": dict(
         source="configs/efficientnet/efficientnet_b0_ascend.yaml", model="efficientnet_b0", devices=8,
         batch_size=128,

@@ -39,6 +39,23 @@ RUNS = os.path.join(HERE, "..", "scripts", "mindcv_runs.py")
 MODELS = {"mnasnet": "mnasnet_050", "efficientnet": "efficientnet_b0"}
 
 
+@pytest.mark.parametrize("recipe, preset", [("mnasnet", "mnasnet_100_mindcv"),
+                                            ("efficientnet", "efficientnet_b0_mindcv")])
+def test_recipes_agree_with_rmsprop_ops_recipes(recipe, preset):
+    """The example's mindcv arguments and rmsprop_ops.recipes were read from the same configs separately."""
+    from rmsprop_ops.recipes import get_recipe
+
+    ours, ref = example.RECIPES[recipe], get_recipe(preset)
+    opt, sched = ours["optimizer"], ours["scheduler"]
+    assert (0.9, opt["momentum"], opt["eps"], opt["weight_decay"]) == (
+        ref.hyper["rho"], ref.hyper["momentum"], ref.hyper["epsilon"], ref.hyper["weight_decay"])
+    assert (sched["lr"], sched["min_lr"], sched["warmup_epochs"], sched["decay_epochs"]) == (
+        ref.schedule.base_learning_rate, ref.schedule.min_learning_rate, ref.schedule.warmup_epochs,
+        ref.schedule.decay_epochs)
+    assert (ours["batch_size"], sched["num_epochs"]) == (ref.batch_size, ref.epochs)
+    assert ours["trainer"]["loss_scale"] == ref.extra.get("loss_scale_factor", 1.0)
+
+
 @pytest.mark.parametrize("weight_decay_filter", ["disable", "norm_and_bias"])
 @pytest.mark.parametrize("recipe", sorted(example.RECIPES))
 def test_create_optimizer_builds_ours_with_mindcvs_arguments(recipe, weight_decay_filter):

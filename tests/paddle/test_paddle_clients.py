@@ -40,6 +40,16 @@ STEPS = 8
 RTOL = 1e-10  # float64: rounding of the float32 op attributes is all that may differ
 
 
+def test_recipe_agrees_with_rmsprop_ops_recipes():
+    """These constants and rmsprop_ops.recipes were read from PaddleClas's TinyNet configs separately."""
+    from rmsprop_ops.recipes import get_recipe
+
+    ref = get_recipe("tinynet_a_paddleclas")
+    assert dict(ref.hyper) == {"rho": RECIPE["rho"], "momentum": RECIPE["momentum"],
+                               "epsilon": RECIPE["epsilon"], "weight_decay": L2_COEFF}
+    assert ref.no_decay_1d == RECIPE["one_dim_param_no_weight_decay"] and ref.ema.decay == EMA_DECAY
+
+
 def recipe_schedule():
     """PaddleClas's ``Step`` with warm-up (ppcls/optimizer/learning_rate.py), compressed to a few steps."""
     return paddle.optimizer.lr.LinearWarmup(paddle.optimizer.lr.StepDecay(0.048, step_size=5, gamma=0.97),
