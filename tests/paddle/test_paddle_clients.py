@@ -262,8 +262,8 @@ def _run(root, which, mode, steps, overrides=()):
 
 def _one_step_bound(w0, w_ref, w_got):
     """How far a correct step may land from the built-in's: one ulp of the weight (the rounding of
-    ``w - update``) plus five of the update (Paddle's Eigen kernel is up to ~3 ulp from the exact update,
-    ours ~1.4: docs/paddle.md)."""
+    ``w - update``) plus five of the update (Paddle's Eigen kernel and ours each differ from the exact
+    update by a few ulp: docs/paddle.md)."""
     w0, w_ref, w_got = (np.asarray(w, np.float32) for w in (w0, w_ref, w_got))
     update = np.abs(w0.astype(np.float64) - w_ref).astype(np.float32)
     weight = np.maximum(np.abs(w_ref), np.abs(w_got))
@@ -301,9 +301,11 @@ def test_paddleclas_training_matches_builtin(paddleclas_root, mode):
     assert ref["losses"] != floor["losses"]  # the perturbation is visible, so the floor is not zero
     loss_floor = np.max(np.abs(np.subtract(floor["losses"], ref["losses"])))
     assert np.max(np.abs(np.subtract(got["losses"], ref["losses"]))) <= factor * loss_floor
-    for kind in ("weights", "ema") if mode == "dynamic" else ("weights",):
+    # The floor must stay a small part of the update for the bound to mean something; the EMA moves by
+    # 1e-4 of the weights' change per step, so its own float32 rounding makes its floor larger.
+    for kind, most in (("weights", 0.01), ("ema", 0.05)) if mode == "dynamic" else (("weights", 0.01),):
         floor_difference = example.update_difference(ref, floor, kind)
-        assert 0 < floor_difference < 0.01, kind
+        assert 0 < floor_difference < most, kind
         assert example.update_difference(ref, got, kind) <= factor * floor_difference, kind
 
 
