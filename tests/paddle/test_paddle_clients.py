@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
-import re
 import subprocess
 import sys
 
@@ -307,16 +306,3 @@ def test_paddleclas_training_matches_builtin(paddleclas_root, mode):
         floor_difference = example.update_difference(ref, floor, kind)
         assert 0 < floor_difference < most, kind
         assert example.update_difference(ref, got, kind) <= factor * floor_difference, kind
-
-
-def test_docs_python_blocks_run(tmp_path):
-    """docs/clients.md's ``python`` blocks (PaddleClas's configuration without PaddleClas) run as written."""
-    docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "clients.md")
-    with open(docs) as f:
-        blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
-    assert blocks
-    for i, block in enumerate(blocks):
-        script = tmp_path / f"block{i}.py"
-        script.write_text(block)
-        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, f"block {i}:\n{block}\n{run.stderr[-3000:]}"
