@@ -73,7 +73,9 @@ def recipe_learning_rates(recipe, steps):
     from mindcv.scheduler import create_scheduler
 
     r = RECIPES[recipe]
-    per_epoch = math.ceil(IMAGENET_TRAIN / (r["batch_size"] * r["devices"]))
+    # Each device's shard of ImageNet (MindSpore's distributed sampler pads to equal shards), batched with
+    # drop_remainder as the configs ask.
+    per_epoch = math.ceil(IMAGENET_TRAIN / r["devices"]) // r["batch_size"]
     return list(create_scheduler(per_epoch, **r["scheduler"])[:steps])
 
 
