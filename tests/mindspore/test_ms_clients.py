@@ -3,7 +3,7 @@ without mindcv).
 
 ``create_optimizer`` (examples/mindcv_rmsprop.py) runs ``mindcv.optim.create_optimizer`` with
 ``nn.RMSProp`` resolved to ours. The training runs (tests/scripts/mindcv_runs.py, one process each, GRAPH_MODE,
-mindcv's ``create_trainer``) compare four RMSProps on the recipe's first steps:
+mindcv's ``create_trainer``, EfficientNet-B0) compare four RMSProps on the recipe's first steps:
 
 * ours and ``ReferenceRMSProp`` (nn.RMSProp's documented rule ``lr*g/sqrt(ms+eps)``, written in MindSpore
   ops) agree as closely as the reference agrees with itself when every learning rate moves by one float32
