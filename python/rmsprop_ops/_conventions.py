@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ._values import core_attr, flag, real_in
+from ._toolkit.checks import core_attr, flag, real_in
 
 __all__ = ["Convention", "CONVENTIONS", "Rule", "RULE_FIELDS", "get_convention", "resolve", "canonical_name"]
 

@@ -11,7 +11,7 @@ from .._conventions import canonical_name, get_convention, resolve
 from .._rows_optimizer import RowsBook
 from .._toolkit import ema as ema_rules
 from .._toolkit.grouping import split_groups
-from .._values import flag
+from .._toolkit.checks import flag
 from . import averages, checkpoint
 from .arrays import MemoryMap, as_view, check_overlaps, check_param, grad_list, read_grads
 from .gradients import gradient_options, prepare
