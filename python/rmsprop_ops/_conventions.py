@@ -126,8 +126,7 @@ class Rule:
 
     ``learning_rate`` is a number, a schedule or a callable (None only where the convention has no
     default and none was given: the optimizer refuses that). ``nesterov`` and ``bias_correction``
-    (optax's options) are rule fields that need the core's arithmetic: they stay False until the
-    core's registry has them. ``maximize`` (torch) ascends the objective.
+    (optax's options) are rule fields that the core's kernel applies. ``maximize`` (torch) ascends the objective.
     """
 
     convention: str
