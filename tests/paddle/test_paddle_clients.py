@@ -224,8 +224,13 @@ def test_recipe_static_matches_paddle():
     hyper = {k: v for k, v in RECIPE.items() if k != "one_dim_param_no_weight_decay"}
     w_ours, ops_ours = train_static(lambda lr, wd: example.RMSPropOps(lr, weight_decay=wd, **RECIPE)(None))
     w_ref, ops_ref = train_static(lambda lr, wd: paddle.optimizer.RMSProp(lr, weight_decay=wd, **hyper))
-    assert ops_ours == ["custom_op.rmsprop_ops_rmsprop_"] and ops_ref == ["pd_op.rmsprop_"]
+    assert _ours_only(ops_ours) and ops_ref == ["pd_op.rmsprop_"]
     assert_close(w_ours, w_ref)
+
+
+def _ours_only(ops):
+    """One launch of one of our ops updates every parameter (which op depends on the layout and the rule)."""
+    return len(ops) == 1 and ops[0].startswith("custom_op.rmsprop_ops_rmsprop")
 
 
 # ---- PaddleClas's own code ----------------------------------------------------------------------------
@@ -284,7 +289,7 @@ def test_paddleclas_first_step_matches_builtin(paddleclas_root, mode):
         assert got["decay"] == ref["decay"]  # PaddleClas's groups: 1-D parameters without L2
         assert set(ref["decay"].values()) == {"L2Decay, coeff=0.000010", "L2Decay, coeff=0.000000"}
     else:
-        assert got["ops"] == ["custom_op.rmsprop_ops_rmsprop_"] and ref["ops"] == ["pd_op.rmsprop_"]
+        assert _ours_only(got["ops"]) and ref["ops"] == ["pd_op.rmsprop_"]
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "static"])
