@@ -9,7 +9,7 @@ import numpy as np
 from .._conventions import canonical_name, get_convention, resolve
 from .._rows_optimizer import RowsBook
 from .._toolkit import ema as ema_rules
-from .._toolkit.grouping import split_groups
+from .._toolkit.grouping import split_groups, without_1d_decay
 from .._toolkit.checks import flag
 from . import averages, checkpoint
 from .arrays import MemoryMap, as_view, check_overlaps, check_param, grad_list, read_grads
@@ -24,22 +24,6 @@ _RULE_KEYWORDS = ("learning_rate", "rho", "momentum", "epsilon", "centered", "we
                   "maximize", "nesterov", "bias_correction")
 # Rule fields whose arithmetic only the core does (registry attributes of the dense ops).
 _CORE_ONLY = ("nesterov", "bias_correction")
-
-
-def _without_1d_decay(params):
-    """A flat list of params as groups of consecutive runs, 1-D runs with weight_decay 0 (timm's and
-    PaddleClas' exemption of biases and norm scales); groups given by the caller stay as they are."""
-    params = list(params)
-    if not params or isinstance(params[0], dict):
-        return params
-    runs = []
-    for p in params:
-        flat = len(getattr(p, "shape", ())) <= 1
-        if runs and runs[-1][0] == flat:
-            runs[-1][1].append(p)
-        else:
-            runs.append((flat, [p]))
-    return [{"params": ps, "weight_decay": 0.0} if flat else {"params": ps} for flat, ps in runs]
 
 
 class RMSProp:
@@ -164,7 +148,7 @@ class RMSProp:
             kw.pop(conv.aliases.get(key, key), None)
         kw.update(overrides)
         if r.no_decay_1d:
-            params = _without_1d_decay(params)
+            params = without_1d_decay(params)
         return cls(params, **kw)
 
     def _core_only_fields(self) -> dict:
