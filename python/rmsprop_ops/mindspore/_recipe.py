@@ -4,26 +4,11 @@ neutral optimizer's ``from_recipe`` reads) as the MindSpore constructor's argume
 from __future__ import annotations
 
 from .._conventions import get_convention
+from .._toolkit.grouping import without_1d_decay
 from ..recipes import get_recipe
 from ._rule import ARGUMENT_OF
 
 __all__ = ["recipe_arguments"]
-
-
-def _without_1d_decay(params):
-    """A flat list of Parameters as groups of consecutive runs, 1-D runs with weight_decay 0 (timm's and
-    PaddleClas' exemption of biases and norm scales); groups given by the caller stay as they are."""
-    params = list(params)
-    if not params or isinstance(params[0], dict):
-        return params
-    runs = []
-    for p in params:
-        flat = len(p.shape) <= 1
-        if runs and runs[-1][0] == flat:
-            runs[-1][1].append(p)
-        else:
-            runs.append((flat, [p]))
-    return [{"params": ps, "weight_decay": 0.0} if flat else {"params": ps} for flat, ps in runs]
 
 
 def recipe_arguments(params, recipe, steps_per_epoch, batch_size, overrides: dict) -> tuple[list, dict]:
@@ -38,4 +23,4 @@ def recipe_arguments(params, recipe, steps_per_epoch, batch_size, overrides: dic
         kw.pop(ARGUMENT_OF.get(field, field), None)
         kw.pop(key, None)
     kw.update(overrides)
-    return (_without_1d_decay(params) if r.no_decay_1d else list(params)), kw
+    return (without_1d_decay(params) if r.no_decay_1d else list(params)), kw
