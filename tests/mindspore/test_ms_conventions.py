@@ -16,7 +16,8 @@ import mindspore as ms
 from mindspore import nn
 
 import rmsprop_ops
-from ms_conventions import TOL, compare_states, ms_params, neutral, problem, run_ms, run_neutral
+from ms_conventions import (TOL, compare_states, ms_params, neutral, problem, resume_from_checkpoint, run_ms,
+                            run_neutral)
 from rmsprop_ops.mindspore import RMSProp
 
 pytestmark = pytest.mark.mindspore
@@ -222,21 +223,10 @@ def test_a_checkpoint_resumes_exactly_under_a_convention(mode, flat, tmp_path):
     prob = problem(12, STEPS)
     kw = {"convention": "torch", "lr": 0.02, "momentum": 0.9, "centered": True, "weight_decay": 0.01,
           "flat_state": flat}
-    whole_p = ms_params(prob.params)
-    run_ms(RMSProp(whole_p, **kw), whole_p, prob, STEPS)
-    first = ms_params(prob.params)
-    opt = RMSProp(first, **kw)
-    run_ms(opt, first, prob, 3)
-    path = str(tmp_path / "opt.ckpt")
-    ms.save_checkpoint(opt, path)
-    second = ms_params([p.asnumpy() for p in first])
-    resumed = RMSProp(second, **kw)
-    assert not ms.load_param_into_net(resumed, ms.load_checkpoint(path))[0]   # before its first step
-    from ms_conventions import Problem
-
-    run_ms(resumed, second, Problem(prob.params, prob.curv, prob.noise[3:]), STEPS - 3)
-    for a, b in zip(whole_p, second):
-        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+    whole, _, resumed = resume_from_checkpoint(lambda ps: RMSProp(ps, **kw), prob, STEPS, 3,
+                                               str(tmp_path / "opt.ckpt"))
+    for a, b in zip(whole, resumed):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_inside_a_train_cell_with_loss_scale(mode):

@@ -9,7 +9,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-from ms_conventions import ms_params, problem, run_ms
+from ms_conventions import ms_params, problem, resume_from_checkpoint, run_ms
 from rmsprop_ops.mindspore import RMSProp, config_layout
 from rmsprop_ops.reference import rmsprop_step
 
@@ -117,24 +117,9 @@ def test_bias_correction_resumes_from_a_checkpoint(mode, tmp_path):
     global step: 3 steps, save, a new optimizer loads it and runs 3 more = 6 steps in one go."""
     prob = problem(43, STEPS, np.float64)
     kw = dict(learning_rate=2.0 ** -6, momentum=0.5, bias_correction=True, initial_accumulator_value=0.0)
-    ps = ms_params(prob.params)
-    whole = run_ms(RMSProp(ps, **kw), ps, prob, STEPS)
-
-    ps = ms_params(prob.params)
-    first = RMSProp(ps, **kw)
-    run_ms(first, ps, prob, 3)
-    path = str(tmp_path / "opt.ckpt")
-    ms.save_checkpoint(first, path)
-    ps2 = ms_params([p.asnumpy() for p in ps])
-    second = RMSProp(ps2, **kw)
-    ms.load_param_into_net(second, ms.load_checkpoint(path))
-    assert int(second.global_step.asnumpy().reshape(())) == 3
-
-    class Later:  # the problem's gradients from step 3 on
-        def grads(self, values, t, scale=1.0):
-            return prob.grads(values, t + 3, scale)
-
-    got = run_ms(second, ps2, Later(), 3)
+    whole, resumed, got = resume_from_checkpoint(lambda ps: RMSProp(ps, **kw), prob, STEPS, 3,
+                                                 str(tmp_path / "opt.ckpt"))
+    assert int(resumed.global_step.asnumpy().reshape(())) == STEPS
     for a, b in zip(got, whole):
         np.testing.assert_array_equal(a, b)
 

@@ -82,3 +82,22 @@ def compare_states(ms_opt, ref, tol, where=""):
         np.testing.assert_allclose(ours[f"{kind}.{names[int(index)]}"], value, **tol, err_msg=f"{where} {key}")
         compared += 1
     return compared
+
+
+def resume_from_checkpoint(make, prob: Problem, steps, split, path):
+    """``steps`` steps of ``make(params)`` in one go, and ``split`` steps, ``ms.save_checkpoint`` of the
+    optimizer, a new optimizer over the reached params loading it before its first step
+    (``load_param_into_net``) and the remaining steps. Returns (whole, resumed optimizer, resumed params)."""
+    import mindspore as ms
+
+    whole = ms_params(prob.params)
+    run_ms(make(whole), whole, prob, steps)
+    first = ms_params(prob.params)
+    opt = make(first)
+    run_ms(opt, first, prob, split)
+    ms.save_checkpoint(opt, path)
+    second = ms_params([p.asnumpy() for p in first])
+    resumed = make(second)
+    assert not ms.load_param_into_net(resumed, ms.load_checkpoint(path))[0]   # every entry loaded
+    run_ms(resumed, second, Problem(prob.params, prob.curv, prob.noise[split:]), steps - split)
+    return [p.asnumpy() for p in whole], resumed, [p.asnumpy() for p in second]
