@@ -30,7 +30,7 @@ BAD = [
     ({"bogus": 1}, TypeError, "unexpected keyword 'bogus'"),
     ({"convention": "paddle"}, TypeError, "convention='paddle' has no default learning rate"),
     ({"initial_accumulator_value": -1.0}, ValueError, "'initial_accumulator_value' is out of range"),
-    ({"initial_accumulator_value": "1"}, TypeError, "initial_accumulator_value: expected a real number"),
+    ({"initial_accumulator_value": "1"}, TypeError, r"initial_accumulator_value: expected a float, got str \('1'\)"),
     ({"eps_in_sqrt": 1}, TypeError, "eps_in_sqrt: expected a bool"),
     ({"lr_in_momentum": "no"}, TypeError, "lr_in_momentum: expected a bool"),
     ({"weight_decay_mode": "l3"}, ValueError,
