@@ -133,7 +133,7 @@ def _run(launch, lr, skip, dygraph):
     coeffs = [row.decay.coeff for row in rows]
     attrs = rule.op_attrs()
     attrs.update(weight_decay_mode=key.decay_mode, clip_gradient=-1.0 if key.clip is None else key.clip,
-                 clip_after_weight_decay=False, weight_decay=coeffs[0])
+                 weight_decay=coeffs[0])
     params = [row.param for row in rows]
     if dygraph:
         # Paddle refuses in-place ops on leaf tensors that require grad; a detached view shares the

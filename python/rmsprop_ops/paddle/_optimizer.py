@@ -8,6 +8,9 @@ record), ``_clip`` (value clipping in the op), ``_param_attrs`` (ParamAttr scale
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import paddle
 from paddle.base import framework
 from paddle.framework import in_pir_mode
@@ -15,12 +18,15 @@ from paddle.optimizer import Optimizer
 from paddle.optimizer.lr import LRScheduler
 
 from .. import registry
-from . import _args, _checkpoint, _clip
+from .._toolkit import ema as ema_rules
+from . import _args, _checkpoint, _clip, _decay, _ema, _translate
 from ._build import load_ops
-from ._densify import densify_grads
+from ._convention import explicit_arguments, negate_grad, resolve_arguments
+from ._densify import densify_grads, pairs
 from ._describe import describe
 from ._launch import LaunchKey, Row, Step, check_grad
 from ._param_attrs import NO_DECAY, check_param_attrs, fusable_lr_mult, fused_decay
+from ._recipe import recipe_arguments
 from ._state import StateStore
 
 __all__ = ["RMSProp"]
@@ -103,38 +109,71 @@ class RMSProp(Optimizer):
     _mean_square_acc_str = "mean_square"
     _mean_grad_acc_str = "mean_grad"
 
+    @explicit_arguments("learning_rate", "rho", "epsilon", "momentum")
     def __init__(self, learning_rate, rho=0.95, epsilon=1.0e-6, momentum=0.0, centered=False, parameters=None,
-                 weight_decay=None, grad_clip=None, name=None, *, fused=True, multi_precision=False,
-                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None, flat_state=None):
-        learning_rate = _args.check_lr(learning_rate)
-        parameters = _args.check_parameters(parameters)
+                 weight_decay=None, grad_clip=None, name=None, *, convention="paddle", fused=True,
+                 multi_precision=False, flat_state=None, eps_in_sqrt=None, lr_in_momentum=None,
+                 initial_accumulator_value=None, weight_decay_mode=None, clip_after_weight_decay=None,
+                 clip_weights=None, maximize=False, nesterov=False, bias_correction=False, use_ema=False,
+                 ema_momentum=0.99, ema_overwrite_frequency=None, ema_schedule="keras", **aliases):
+        settings = resolve_arguments(convention, dict(
+            learning_rate=learning_rate, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
+            eps_in_sqrt=eps_in_sqrt, initial_accumulator_value=initial_accumulator_value,
+            lr_in_momentum=lr_in_momentum, weight_decay_mode=weight_decay_mode,
+            clip_after_weight_decay=clip_after_weight_decay, maximize=maximize, nesterov=nesterov,
+            bias_correction=bias_correction), aliases, weight_decay=weight_decay, use_ema=use_ema,
+            ema_momentum=ema_momentum, ema_schedule=ema_schedule, ema_overwrite_frequency=ema_overwrite_frequency)
+        r = settings.rule
+        parameters = _decay.for_groups(_args.check_parameters(parameters), r.weight_decay_mode,
+                                       settings.explicit_mode)
         _args.check_grad_clip(grad_clip)
         _args.check_name(name)
-        rule = _args.Rule(
-            rho=_args.check_rule_value("rho", rho), epsilon=_args.check_rule_value("epsilon", epsilon),
-            momentum=_args.check_rule_value("momentum", momentum), centered=_args.check_bool("centered", centered),
-            eps_in_sqrt=_args.check_bool("eps_in_sqrt", eps_in_sqrt),
-            lr_in_momentum=_args.check_bool("lr_in_momentum", lr_in_momentum),
-            clip_weights=None if clip_weights is None else _args.check_rule_value("clip_weights", clip_weights))
+        rule = _args.Rule(rho=r.rho, epsilon=r.epsilon, momentum=r.momentum, centered=r.centered,
+                          clip_weights=None if clip_weights is None else _args.check_rule_value("clip_weights",
+                                                                                                 clip_weights),
+                          core_attrs=settings.core_attrs, resolved=dataclasses.replace(r, learning_rate=None))
         if flat_state is not None:
             _args.check_bool("flat_state", flat_state)
         layout = _args.Layout(fused=_args.check_bool("fused", fused),
                               multi_precision=_args.check_bool("multi_precision", multi_precision),
                               flat_state=flat_state)
-        _args.check_weight_decay("weight_decay", weight_decay)
-        super().__init__(learning_rate=learning_rate, parameters=parameters, weight_decay=weight_decay,
-                         grad_clip=grad_clip, name=name)
+        super().__init__(learning_rate=settings.learning_rate, parameters=parameters,
+                         weight_decay=settings.weight_decay, grad_clip=grad_clip, name=name)
         self._grad_clip = _clip.wrap(self._grad_clip)
         self.type = "rmsprop_ops_rmsprop"
         self._rule, self._layout = rule, layout
         # paddle.optimizer.RMSProp's attributes, which Paddle code and users read.
-        self._rho, self._epsilon, self._momentum, self._centered = rho, epsilon, momentum, centered
+        self._rho, self._epsilon, self._momentum, self._centered = r.rho, r.epsilon, r.momentum, r.centered
         self._multi_precision = multi_precision
-        self._default_dict = {"rho": rho, "epsilon": epsilon, "momentum": momentum, "centered": centered}
+        self._default_dict = {"rho": r.rho, "epsilon": r.epsilon, "momentum": r.momentum, "centered": r.centered}
+        self._negate = settings.negate
+        self._use_ema, self._ema = settings.use_ema, settings.ema
+        self._swap = ema_rules.Swap()
+        self._iterations = 0  # updates applied in dynamic mode (see the iterations property)
+        self._static_averages = []  # _ema.StaticAverages of the averages a static program keeps
         self._store = StateStore()
         self._pending = _checkpoint.Pending()
         self._step = None  # the pass being built (_launch.Step), between its two hooks
         load_ops()  # compile (once) now rather than in the middle of the first step
+
+    @classmethod
+    def from_recipe(cls, parameters, recipe, *, steps_per_epoch=None, batch_size=None, **overrides):
+        """An optimizer following a published recipe of ``rmsprop_ops.recipes.RECIPES`` (its convention,
+        hyper-parameters, schedule and EMA); see ``_recipe``.
+
+        Args:
+            parameters: as for the constructor; a flat list is split into a group of 1-D parameters without
+                weight decay and one of the rest when the recipe exempts 1-D parameters.
+            recipe: a recipe name or ``rmsprop_ops.recipes.Recipe``.
+            steps_per_epoch: optimizer steps per epoch (the schedules are defined in epochs).
+            batch_size: the batch the run uses, for recipes whose rate scales with it.
+            **overrides: any constructor argument; explicit values win over the recipe's.
+
+        The learning rate is ``opt.lr_scheduler`` (a ``ScheduleLR``): call its ``step()`` after every
+        optimizer step.
+        """
+        parameters, kw = recipe_arguments(parameters, recipe, steps_per_epoch, batch_size, overrides)
+        return cls(parameters=parameters, **kw)
 
     def __repr__(self):
         return describe(self)
@@ -187,6 +226,8 @@ class RMSProp(Optimizer):
 
     # ---- weight decay: L1/L2 are fused into the op (read off the parameter when its update is built)
     def _create_regularization_of_grad(self, param, grad, regularization=None):
+        if self._negate:  # maximize (torch): after clipping, before weight decay
+            grad = negate_grad(grad)
         if grad is None or fused_decay(param, regularization) is not None:
             return grad
         return super()._create_regularization_of_grad(param, grad, regularization)
@@ -203,7 +244,33 @@ class RMSProp(Optimizer):
             for p, g in pairs:
                 if not g.is_selected_rows():
                     check_grad(p, g)
-        super().step()
+        with self._update():
+            super().step()
+
+    def minimize(self, loss, startup_program=None, parameters=None, no_grad_set=None):
+        """``paddle.optimizer.Optimizer.minimize``; in dynamic mode also moves the averages (``use_ema``)."""
+        if not framework.in_dygraph_mode():
+            return super().minimize(loss, startup_program, parameters, no_grad_set)
+        with self._update():
+            return super().minimize(loss, startup_program, parameters, no_grad_set)
+
+    @contextlib.contextmanager
+    def _update(self):
+        """Around one dynamic-mode update: refused while the averages are swapped in; the averages are
+        created before the first update and moved after each applied one, which is counted."""
+        if not framework.in_dygraph_mode() or paddle.base.dygraph.base.in_to_static_mode():
+            yield
+            return
+        ema_rules.check_not_swapped(self._swap, "step")
+        if self._use_ema:
+            self._pending.apply(self, _ema.ensure(self), kinds=(_ema.KIND,))
+        yield
+        found_inf = self._get_auxiliary_var("found_inf")
+        if self._use_ema and isinstance(found_inf, paddle.Tensor) and bool(found_inf):
+            return  # GradScaler: the op skipped this step (only the averages need to know, on the host)
+        if self._use_ema:
+            _ema.update(self, self._ema, self._iterations)
+        self._iterations += 1
 
     # ---- a pass: its rows are collected by _append_optimize_op and launched by _finish_update
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
@@ -236,6 +303,8 @@ class RMSProp(Optimizer):
             # Rows run in _finish_update, which Paddle's auto-parallel fully_shard replaces on the optimizer
             # instance without calling it: run whatever is left (normally nothing).
             self._step.run(self)
+            if self._use_ema and not framework.in_dygraph_mode():
+                _ema.append(self, self._ema, [p for p, _ in pairs(parameters_and_grads)], self._step.skip)
             return out
         finally:
             self._step = None
@@ -267,3 +336,81 @@ class RMSProp(Optimizer):
         if in_pir_mode():
             return flag if isinstance(flag, paddle.pir.Value) else None
         return flag if isinstance(flag, framework.Variable) and not framework.in_dygraph_mode() else None
+
+    # ---- conventions, moving averages, translation
+    eps_in_sqrt = property(lambda self: self._rule.eps_in_sqrt, doc="eps inside the root (rule field).")
+    lr_in_momentum = property(lambda self: self._rule.lr_in_momentum, doc="lr inside the momentum buffer.")
+    initial_accumulator_value = property(lambda self: self._rule.initial_accumulator_value,
+                                         doc="The value the mean square starts at.")
+    weight_decay_mode = property(lambda self: self._rule.resolved.weight_decay_mode,
+                                 doc="What a float weight_decay means: 'l2', 'l1' or 'decoupled'.")
+    use_ema = property(lambda self: self._use_ema, doc="Whether moving averages of the weights are kept.")
+    ema_momentum = property(lambda self: self._ema.decay)
+    ema_overwrite_frequency = property(lambda self: self._ema.overwrite_frequency)
+    ema_schedule = property(lambda self: self._ema.schedule)
+
+    @property
+    def rule(self):
+        """The resolved rule (``rmsprop_ops._conventions.Rule``): every field and hyper-parameter default."""
+        return dataclasses.replace(self._rule.resolved, learning_rate=self._learning_rate)
+
+    @property
+    def lr_scheduler(self):
+        """The ``LRScheduler`` the learning rate follows (step it after every step), or None."""
+        return self._learning_rate if isinstance(self._learning_rate, LRScheduler) else None
+
+    @property
+    def iterations(self) -> int:
+        """Updates applied in dynamic mode. Under ``paddle.amp.GradScaler`` a skipped update is counted unless
+        ``use_ema`` (only then does the optimizer read the overflow flag on the host)."""
+        return self._iterations
+
+    def swap_ema_weights(self, scope=None):
+        """Evaluate with the moving averages: inside the ``with`` block the parameters hold their averages,
+        outside they hold their own values again, bit for bit. Dynamic mode refuses ``step()`` inside;
+        for a static program the values are exchanged in ``scope`` (default the global scope), where the
+        training program must not run inside the block."""
+        if not self._use_ema:
+            raise ValueError("swap_ema_weights: expected an optimizer with use_ema=True, got use_ema=False")
+        return self._swapped(scope)
+
+    @contextlib.contextmanager
+    def _swapped(self, scope):
+        self._swap = ema_rules.begin_swap(self._swap)
+        try:
+            with _ema.swap(self, scope):
+                yield self
+        finally:
+            self._swap = ema_rules.end_swap(self._swap)
+
+    def finalize_variable_values(self, scope=None):
+        """Overwrite the parameters (and master weights) with their moving averages, as Keras does at the end
+        of training; a no-op without ``use_ema``. ``scope``: as for :meth:`swap_ema_weights`."""
+        ema_rules.check_not_swapped(self._swap, "finalize_variable_values")
+        if not self._use_ema:
+            return
+        if framework.in_dygraph_mode():
+            _ema.overwrite(self)
+        else:
+            _ema.overwrite_static(self, scope)
+
+    @framework.dygraph_only
+    def state_dict(self):
+        """``paddle.optimizer.Optimizer.state_dict``; with ``use_ema`` also the averages and ``iterations``."""
+        sd = super().state_dict()
+        if self._use_ema:
+            sd["iterations"] = self._iterations
+        return sd
+
+    @framework.dygraph_only
+    def export_state(self, *, transpose=()):
+        """The state as a framework-free ``rmsprop_ops.translate.RMSPropState`` (for torch, timm, Keras, MXNet
+        or the other front ends); see ``_translate``."""
+        return _translate.export_state(self, transpose)
+
+    @framework.dygraph_only
+    def import_state(self, state, *, learning_rate=None, transpose=()):
+        """Load a ``rmsprop_ops.translate.RMSPropState``: exact, or a ValueError naming what cannot map
+        (nothing is written then); see ``_translate``."""
+        ema_rules.check_not_swapped(self._swap, "import_state")
+        _translate.import_state(self, state, learning_rate, transpose)
