@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 import paddle
-from paddle.base import framework, unique_name
+from paddle.base import unique_name
 from paddle.framework import in_pir_mode
 
 from .._toolkit import ema as ema_rules
@@ -108,8 +108,9 @@ def overwrite(opt):
 # ------------------------------------------------------------------------------------------- evaluation
 @contextlib.contextmanager
 def swap(opt, scope=None):
-    """The averages in the weights' place inside the ``with`` block (see the module docstring)."""
-    if framework.in_dygraph_mode():
+    """The averages in the weights' place inside the ``with`` block (see the module docstring): in ``scope``
+    for an optimizer that built a static program."""
+    if not opt._static_averages:
         averages = _averages(opt)
         pairs = [(p, averages[p.name]) for p in _params(opt) if p.name in averages]
         with paddle.no_grad():
@@ -162,7 +163,12 @@ def _set(tensor, value):
             value = paddle.to_tensor(value.astype(np.float32)).astype("bfloat16").numpy()
         else:
             value = value.astype(dtype)
-    tensor.set(value, tensor._place())
+    place = tensor._place()
+    if place.is_gpu_place():
+        place = paddle.CUDAPlace(place.gpu_device_id())
+    elif place.is_cpu_place():
+        place = paddle.CPUPlace()
+    tensor.set(value, place)
 
 
 # ------------------------------------------------------------------------------------------- static programs

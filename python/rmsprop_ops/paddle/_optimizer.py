@@ -389,10 +389,10 @@ class RMSProp(Optimizer):
         ema_rules.check_not_swapped(self._swap, "finalize_variable_values")
         if not self._use_ema:
             return
-        if framework.in_dygraph_mode():
-            _ema.overwrite(self)
-        else:
+        if self._static_averages:
             _ema.overwrite_static(self, scope)
+        else:
+            _ema.overwrite(self)
 
     @framework.dygraph_only
     def state_dict(self):
