@@ -28,7 +28,10 @@ import numpy as np
 from .. import translate
 from . import _ema
 
-__all__ = ["export_state", "import_state"]
+__all__ = ["export_state", "import_state", "next_rates"]
+
+_WORDS = {"mean_square": "mean square", "momentum": "momentum buffer", "mean_grad": "mean gradient",
+          "average": "moving average"}
 
 
 def _members(opt):
@@ -143,7 +146,9 @@ def _entries(opt, i, p, rule, ps, flip):
     for kind, array in values.items():
         if array is None:  # not kept by the rule (its value never matters), or a fresh parameter
             array = np.full(shape, rule.initial_value(kind) if fresh else 0.0, np.float64)
-        out[f"{p.name}_{opt._acc_name(kind)}_0"] = _shaped(where, kind, array, shape, flip)
+        else:
+            array = _shaped(where, kind, array, shape, flip)
+        out[f"{p.name}_{opt._acc_name(kind)}_0"] = array
     if ps.average is not None:
         out[f"{p.name}_{opt._acc_name(_ema.KIND)}_0"] = _shaped(where, "average", ps.average, shape, flip)
     return out
@@ -158,6 +163,6 @@ def _shaped(where, kind, array, shape, flip):
         if tuple(reversed(array.shape)) == shape and len(shape) == 2:
             hint = (" (transposed: torch's nn.Linear keeps its weight as [out, in], Paddle's as [in, out]; pass "
                     "transpose=[...] with this parameter's position)")
-        raise ValueError(f"{where}: the {kind.replace('_', ' ')} has shape {list(array.shape)}, expected "
+        raise ValueError(f"{where}: the {_WORDS.get(kind, kind)} has shape {list(array.shape)}, expected "
                          f"{list(shape)}{hint}")
     return np.ascontiguousarray(array, dtype=array.dtype if array.dtype.kind == "f" else np.float64)
