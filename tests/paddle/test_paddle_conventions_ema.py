@@ -28,19 +28,18 @@ def _kw(schedule, frequency, convention="tf1"):
                 ema_schedule=schedule, ema_overwrite_frequency=frequency)
 
 
-@pytest.mark.parametrize("layout", [{}, {"flat_state": True}, {"fused": False}], ids=["fused", "flat", "per_op"])
+# (mode, layout): fused=False shapes static programs only
+LAYOUTS = {"dynamic-fused": {}, "dynamic-flat": {"flat_state": True}, "static-fused": {},
+           "static-flat": {"flat_state": True}, "static-one_op_per_param": {"fused": False}}
+
+
 @pytest.mark.parametrize("frequency", [None, 4])
 @pytest.mark.parametrize("schedule", SCHEDULES)
-@pytest.mark.parametrize("mode", ["dynamic", "static"])
-def test_averages_match_the_neutral_optimizer(mode, schedule, frequency, layout):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_averages_match_the_neutral_optimizer(layout, schedule, frequency):
     prob = C.problem(seed=30, steps=STEPS)
     kw = _kw(schedule, frequency)
-    if mode == "dynamic":
-        if layout.get("fused") is False:
-            pytest.skip("fused shapes static programs only")
-        run = C.run_dygraph(prob, STEPS, **kw, **layout)
-    else:
-        run = C.run_static(prob, STEPS, **kw, **layout)
+    run = (C.run_dygraph if layout.startswith("dynamic") else C.run_static)(prob, STEPS, **kw, **LAYOUTS[layout])
     ref = C.run_neutral(prob, STEPS, **kw)
     assert {k for k in ref.state if k.startswith("ema.")} == {f"ema.{i}" for i in range(len(C.SHAPES))}
     C.compare(run, ref, FP32)
@@ -214,7 +213,7 @@ def test_a_static_overflow_flag_leaves_the_averages_and_their_count():
             found_inf = paddle.static.data("found_inf", [1], "bool")
             opt = RMSProp(**_kw("keras", 2))
             opt._set_auxiliary_var("found_inf", found_inf)
-            opt.minimize(sum((p * g).sum() for p, g in zip(params, feeds)))
+            opt.minimize(C.static_loss(params, feeds))
         exe, scope = paddle.static.Executor(paddle.CPUPlace()), paddle.static.Scope()
         names = [p.name for p in params]
         by_param = {s.param: s.average for s in opt._static_averages}
@@ -224,7 +223,7 @@ def test_a_static_overflow_flag_leaves_the_averages_and_their_count():
 
             def run(t, skip):
                 cur = [np.array(scope.var(n).get_tensor()) for n in names]
-                feed = {f"g{i}": g for i, g in enumerate(prob.grads(cur, t))}
+                feed = C.static_feed(prob.grads(cur, t))
                 exe.run(main, feed=dict(feed, found_inf=np.array([skip])))
                 return [np.array(scope.var(n).get_tensor()).copy() for n in names + avg_names]
 
@@ -255,14 +254,14 @@ def test_static_averages_survive_paddle_static_save_and_load(tmp_path):
                                               default_initializer=paddle.nn.initializer.Assign(p)) for p in prob.init]
             feeds = [paddle.static.data(f"g{i}", list(p.shape), "float32") for i, p in enumerate(prob.init)]
             opt = RMSProp(**kw)
-            opt.minimize(sum((p * g).sum() for p, g in zip(params, feeds)))
+            opt.minimize(C.static_loss(params, feeds))
         names = [p.name for p in params]
         exe = paddle.static.Executor(paddle.CPUPlace())
 
         def train(scope, steps):
             for t in steps:
                 cur = [np.array(scope.var(n).get_tensor()) for n in names]
-                exe.run(main, feed={f"g{i}": g for i, g in enumerate(prob.grads(cur, t))})
+                exe.run(main, feed=C.static_feed(prob.grads(cur, t)))
 
         first, second = paddle.static.Scope(), paddle.static.Scope()
         with paddle.static.scope_guard(first):

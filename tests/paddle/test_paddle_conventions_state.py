@@ -86,14 +86,14 @@ def test_static_save_and_load_continue_the_training(tmp_path, flat):
             params = [paddle.create_parameter(list(p.shape), "float32",
                                               default_initializer=paddle.nn.initializer.Assign(p)) for p in prob.init]
             feeds = [paddle.static.data(f"g{i}", list(p.shape), "float32") for i, p in enumerate(prob.init)]
-            RMSProp(**kw).minimize(sum((p * g).sum() for p, g in zip(params, feeds)))
+            RMSProp(**kw).minimize(C.static_loss(params, feeds))
         names = [p.name for p in params]
         exe = paddle.static.Executor(paddle.CPUPlace())
 
         def train(scope, steps):
             for t in steps:
                 cur = [np.array(scope.var(n).get_tensor()) for n in names]
-                exe.run(main, feed={f"g{i}": g for i, g in enumerate(prob.grads(cur, t))})
+                exe.run(main, feed=C.static_feed(prob.grads(cur, t)))
 
         first, second = paddle.static.Scope(), paddle.static.Scope()
         with paddle.static.scope_guard(first):

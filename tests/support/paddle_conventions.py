@@ -19,7 +19,8 @@ import paddle
 import rmsprop_ops
 from rmsprop_ops.paddle import RMSProp
 
-SHAPES = [(4, 3), (5,), (2, 3)]
+# Power-of-two sizes: a static program's loss is a mean (see static_loss).
+SHAPES = [(4, 4), (8,), (2, 4)]
 KINDS = {"mean_square": "mean_square", "moment": "momentum", "mean_grad": "mean_grad"}
 
 
@@ -118,6 +119,21 @@ def run_dygraph(prob, steps, groups=None, sched=None, **kw):
     return Run(history, state, opt, {"params": params})
 
 
+def static_loss(params, feeds):
+    """A static program's loss whose gradient for parameter ``i`` is exactly what :func:`static_feed` was
+    given for it: ``mean(p * g_i)`` fed ``g_i = n * grad`` (n the element count, a power of two, so both
+    scalings are exact). The legacy IR's ``paddle.sum`` / ``Tensor.sum`` / ``paddle.dot`` fail in Paddle
+    3.3 (they reach the PIR-only functions); its mean works."""
+    for p in params:
+        n = int(np.prod(p.shape))
+        assert n & (n - 1) == 0, f"static_loss needs power-of-two sizes, got shape {list(p.shape)}"
+    return sum(paddle.mean(p * g) for p, g in zip(params, feeds))
+
+
+def static_feed(grads):
+    return {f"g{i}": (g * np.asarray(g.size, g.dtype)).astype(g.dtype) for i, g in enumerate(grads)}
+
+
 def run_static(prob, steps, sched=None, **kw):
     """The same problem as a static program (PIR, or the legacy IR under FLAGS_enable_pir_api=0)."""
     paddle.enable_static()
@@ -128,7 +144,7 @@ def run_static(prob, steps, sched=None, **kw):
                                               default_initializer=paddle.nn.initializer.Assign(p))
                       for p in prob.init]
             feeds = [paddle.static.data(f"g{i}", list(p.shape), prob.dtype) for i, p in enumerate(prob.init)]
-            loss = sum((p * g).sum() for p, g in zip(params, feeds))
+            loss = static_loss(params, feeds)
             if sched is not None:
                 kw["learning_rate"] = sched
             opt = RMSProp(**kw)
@@ -141,7 +157,7 @@ def run_static(prob, steps, sched=None, **kw):
             exe.run(startup)
             for t in range(steps):
                 current = [np.array(scope.var(n).get_tensor()) for n in names]
-                exe.run(main, feed={f"g{i}": g for i, g in enumerate(prob.grads(current, t))})
+                exe.run(main, feed=static_feed(prob.grads(current, t)))
                 if sched is not None:
                     sched.step()
                 history.append([np.array(scope.var(n).get_tensor()).copy() for n in names])

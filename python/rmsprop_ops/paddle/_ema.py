@@ -187,22 +187,25 @@ def append(opt, ema, params, skip):
         raise NotImplementedError("use_ema: not available under paddle.jit.to_static; use dynamic mode or a "
                                   "static program built with minimize()")
     counter = _counter(opt)
-    one = paddle.full([1], 1.0, "float64")
+    # Only ops both IRs build (the legacy IR's paddle.minimum / logical_and fail in Paddle 3.3).
+    zero, one = paddle.full([1], 0.0, "float64"), paddle.full([1], 1.0, "float64")
+    decay = paddle.full([1], ema.decay, "float64")
     if ema.schedule == "keras":
-        d = paddle.minimum(counter, one) * ema.decay
+        d = paddle.where(counter > zero, decay, zero)
     elif ema.schedule == "tf1":
         n = counter + 1.0
-        d = paddle.minimum(paddle.full([1], ema.decay, "float64"), (n + 1.0) / (n + 10.0))
+        warm = (n + 1.0) / (n + 10.0)
+        d = paddle.where(warm < decay, warm, decay)
     else:
-        d = paddle.full([1], ema.decay, "float64")
+        d = decay
     applied = one
     if skip is not None:
-        applied = one - paddle.cast(skip, "float64").reshape([1])
-        d = d + (one - d) * (one - applied)  # an overflowed step leaves the averages as they were
+        applied = one - paddle.cast(paddle.reshape(skip, [1]), "float64")
+        d = paddle.where(applied > zero, d, one)  # an overflowed step leaves the averages as they were
     take64 = one - d
     if ema.overwrite_frequency:
-        due = paddle.remainder(counter + 1.0, paddle.full([1], float(ema.overwrite_frequency), "float64")) == 0.0
-        due = paddle.logical_and(due, applied > 0.0)
+        period = paddle.full([1], float(ema.overwrite_frequency), "float64")
+        due = paddle.cast(paddle.remainder(counter + 1.0, period) == zero, "float64") * applied > zero
     factors = {}
     for p in params:
         if p.stop_gradient:
