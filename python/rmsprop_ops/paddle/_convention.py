@@ -7,9 +7,10 @@ value, lr placement and what a float ``weight_decay`` means, and gives the defau
 ``rmsprop_ops._conventions.resolve``, the one the neutral optimizer and the MindSpore front end use, after
 Paddle's own argument checks (so a Paddle user's mistakes read as before).
 
-The signature keeps ``paddle.optimizer.RMSProp``'s defaults (``rho=0.95``, ...), so "passed" cannot be
-told from the value: :func:`explicit_arguments` hands the constructor a :class:`Default` record for each of
-those arguments the caller left out.
+The signature keeps ``paddle.optimizer.RMSProp``'s defaults (``rho=0.95``, ...) and the rule options' former
+ones (``eps_in_sqrt=True``, ``lr_in_momentum=True``), so "passed" cannot be told from the value:
+:func:`explicit_arguments` hands the constructor a :class:`Default` record for each of those arguments
+the caller left out.
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ def _paddle_checks(values):
     checks = {"learning_rate": _learning_rate, "rho": functools.partial(_args.check_rule_value, "rho"),
               "epsilon": functools.partial(_args.check_rule_value, "epsilon"),
               "momentum": functools.partial(_args.check_rule_value, "momentum"),
-              "centered": functools.partial(_args.check_bool, "centered")}
+              "centered": functools.partial(_args.check_bool, "centered"),
+              "eps_in_sqrt": functools.partial(_args.check_bool, "eps_in_sqrt"),
+              "lr_in_momentum": functools.partial(_args.check_bool, "lr_in_momentum")}
     out = dict(values)
     for name, check in checks.items():
         if not isinstance(values[name], Default):

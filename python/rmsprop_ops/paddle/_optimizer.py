@@ -109,10 +109,10 @@ class RMSProp(Optimizer):
     _mean_square_acc_str = "mean_square"
     _mean_grad_acc_str = "mean_grad"
 
-    @explicit_arguments("learning_rate", "rho", "epsilon", "momentum")
+    @explicit_arguments("learning_rate", "rho", "epsilon", "momentum", "eps_in_sqrt", "lr_in_momentum")
     def __init__(self, learning_rate, rho=0.95, epsilon=1.0e-6, momentum=0.0, centered=False, parameters=None,
                  weight_decay=None, grad_clip=None, name=None, *, convention="paddle", fused=True,
-                 multi_precision=False, flat_state=None, eps_in_sqrt=None, lr_in_momentum=None,
+                 multi_precision=False, flat_state=None, eps_in_sqrt=True, lr_in_momentum=True,
                  initial_accumulator_value=None, weight_decay_mode=None, clip_after_weight_decay=None,
                  clip_weights=None, maximize=False, nesterov=False, bias_correction=False, use_ema=False,
                  ema_momentum=0.99, ema_overwrite_frequency=None, ema_schedule="keras", **aliases):
