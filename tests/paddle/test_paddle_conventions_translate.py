@@ -247,3 +247,26 @@ def test_a_state_without_a_parameter_starts_it_fresh_at_the_conventions_start_va
     ms = acc[target._acc_name("mean_square")][p1.name].numpy()
     np.testing.assert_array_equal(ms, np.ones(2, np.float32))
     assert not acc[target._acc_name("momentum")][p1.name].numpy().any()
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_state_imported_before_the_first_step_exports_as_it_came(flat):
+    """Loaded before the first step, the state waits for the accumulators (set_state_dict's pending
+    values); export_state reads it there, and the first step continues from it."""
+    src = _trained(convention="tf1", momentum=0.9, centered=True, use_ema=True, flat_state=flat)
+    state = src.export_state()
+    params = _params([p.numpy() for p in src._parameter_list])
+    opt = RMSProp(parameters=params, convention="tf1", learning_rate=0.01, momentum=0.9, centered=True,
+                  use_ema=True, flat_state=flat)
+    opt.import_state(state)
+    back = opt.export_state()
+    assert back.iterations == state.iterations == 3
+    for a, b in zip(back.params, state.params):
+        for field in ("mean_square", "moment", "mean_grad", "average"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    for o, ps in ((src, src._parameter_list), (opt, params)):
+        (ps[0] * 0.5).sum().backward()
+        (ps[1] * -1.0).sum().backward()
+        o.step()
+    for p, q in zip(params, src._parameter_list):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())

@@ -70,23 +70,29 @@ def _flip(array):
     return None if array is None else np.ascontiguousarray(np.asarray(array).T)
 
 
+def _value(opt, param, kind):
+    """A copy of ``param``'s accumulator of ``kind``: the live one, or the value a checkpoint loaded before the
+    first step holds for it until then (``_checkpoint.Pending``); None where there is neither."""
+    target = param if kind == _ema.KIND else opt._master_weights.get(param.name, param)
+    var = opt._accumulators.get(opt._acc_name(kind), {}).get(target.name)
+    if var is not None:
+        return var.numpy().copy()
+    pending = opt._pending.values.get((param.name, kind))
+    return None if pending is None else np.array(pending)
+
+
 def export_state(opt, transpose=()) -> translate.RMSPropState:
     members = _members(opt)
     flip = _transposed("transpose", transpose, len(members))
     rates = next_rates(opt)
-    averages = opt._accumulators.get(opt._acc_name(_ema.KIND), {})
     out = []
     for i, ((p, rule), rate) in enumerate(zip(members, rates)):
-        target = opt._master_weights.get(p.name, p)
-        accs = {kind: opt._accumulators.get(opt._acc_name(kind), {}).get(target.name)
-                for kind in ("mean_square", "momentum", "mean_grad")}
-        avg = averages.get(p.name)
-        average = None if avg is None else avg.numpy().copy()
-        if accs["mean_square"] is None:  # never stepped
+        arrays = {kind: _value(opt, p, kind) for kind in ("mean_square", "momentum", "mean_grad", _ema.KIND)}
+        average = arrays[_ema.KIND]
+        if arrays["mean_square"] is None:  # never stepped
             out.append(translate.ParamState(mean_square=None, learning_rate=rate, average=average))
             continue
         momentum, centered = _kept(rule)
-        arrays = {kind: v.numpy().copy() for kind, v in accs.items()}
         state = translate.ParamState(
             mean_square=arrays["mean_square"], moment=arrays["momentum"] if momentum else None,
             mean_grad=arrays["mean_grad"] if centered else None, moment_includes_lr=rule.lr_in_momentum,
