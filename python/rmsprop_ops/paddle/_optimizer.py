@@ -19,21 +19,22 @@ from paddle.optimizer.lr import LRScheduler
 
 from .. import registry
 from .._toolkit import ema as ema_rules
-from . import _args, _checkpoint, _clip, _decay, _ema, _translate
+from . import _args, _checkpoint, _clip, _decay, _ema
 from ._build import load_ops
 from ._convention import explicit_arguments, negate_grad, resolve_arguments
 from ._densify import densify_grads, pairs
+from ._extras import ConventionMethods
 from ._describe import describe
 from ._launch import LaunchKey, Row, Step, check_grad
 from ._param_attrs import NO_DECAY, check_param_attrs, fusable_lr_mult, fused_decay
-from ._recipe import recipe_arguments
 from ._state import StateStore
 
 __all__ = ["RMSProp"]
 
 
-class RMSProp(Optimizer):
-    r"""RMSProp with the signature, defaults and results of ``paddle.optimizer.RMSProp``, run by our custom op.
+class RMSProp(ConventionMethods, Optimizer):
+    r"""RMSProp with the signature, defaults and results of ``paddle.optimizer.RMSProp``, run by our custom op,
+    and any other framework's rule on request (``convention=``).
 
     The update for each parameter (Paddle's rule; ``g`` has been clipped, then regularized)::
 
@@ -79,8 +80,18 @@ class RMSProp(Optimizer):
             ``<first param>_mean_square_flat_0``, ...). False: one tensor per parameter and kind. Master
             weights stay one tensor per parameter, and so does the state of auto-parallel (dist)
             parameters, which Paddle shards per parameter.
-        eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
-            see ``rmsprop_ops.rmsprop_``.
+        convention: a key of ``rmsprop_ops.CONVENTIONS`` (default ``"paddle"``: Paddle's rule). It decides
+            eps placement, the mean square's start value, lr placement and what a float ``weight_decay``
+            means, and gives the defaults of ``learning_rate``, ``rho``, ``epsilon`` and ``momentum`` (the
+            signature shows Paddle's); arguments passed keep their values, and the framework's own names
+            are accepted under its convention (torch's ``lr``, ``alpha``, ``eps``; TF1's ``decay``; ...).
+        eps_in_sqrt, initial_accumulator_value, lr_in_momentum, weight_decay_mode, clip_after_weight_decay:
+            each field of the convention on its own (see ``docs/paddle.md``, Conventions).
+        maximize: ascend the objective (torch). nesterov, bias_correction: optax's options, refused until
+            the core's registry has them.
+        clip_weights: clip the weights to [-c, c] after the update (see ``rmsprop_ops.rmsprop_``).
+        use_ema, ema_momentum, ema_overwrite_frequency, ema_schedule: moving averages of the weights with
+            Keras' / TF's semantics (``_ema``), evaluated with ``swap_ema_weights()``.
 
     ``set_state_dict`` pairs saved state with the parameters by name, as Paddle does, and, for a model
     rebuilt in the same process (whose name counters moved on), by the same structure under the new
@@ -155,25 +166,6 @@ class RMSProp(Optimizer):
         self._pending = _checkpoint.Pending()
         self._step = None  # the pass being built (_launch.Step), between its two hooks
         load_ops()  # compile (once) now rather than in the middle of the first step
-
-    @classmethod
-    def from_recipe(cls, parameters, recipe, *, steps_per_epoch=None, batch_size=None, **overrides):
-        """An optimizer following a published recipe of ``rmsprop_ops.recipes.RECIPES`` (its convention,
-        hyper-parameters, schedule and EMA); see ``_recipe``.
-
-        Args:
-            parameters: as for the constructor; a flat list is split into a group of 1-D parameters without
-                weight decay and one of the rest when the recipe exempts 1-D parameters.
-            recipe: a recipe name or ``rmsprop_ops.recipes.Recipe``.
-            steps_per_epoch: optimizer steps per epoch (the schedules are defined in epochs).
-            batch_size: the batch the run uses, for recipes whose rate scales with it.
-            **overrides: any constructor argument; explicit values win over the recipe's.
-
-        The learning rate is ``opt.lr_scheduler`` (a ``ScheduleLR``): call its ``step()`` after every
-        optimizer step.
-        """
-        parameters, kw = recipe_arguments(parameters, recipe, steps_per_epoch, batch_size, overrides)
-        return cls(parameters=parameters, **kw)
 
     def __repr__(self):
         return describe(self)
@@ -336,81 +328,3 @@ class RMSProp(Optimizer):
         if in_pir_mode():
             return flag if isinstance(flag, paddle.pir.Value) else None
         return flag if isinstance(flag, framework.Variable) and not framework.in_dygraph_mode() else None
-
-    # ---- conventions, moving averages, translation
-    eps_in_sqrt = property(lambda self: self._rule.eps_in_sqrt, doc="eps inside the root (rule field).")
-    lr_in_momentum = property(lambda self: self._rule.lr_in_momentum, doc="lr inside the momentum buffer.")
-    initial_accumulator_value = property(lambda self: self._rule.initial_accumulator_value,
-                                         doc="The value the mean square starts at.")
-    weight_decay_mode = property(lambda self: self._rule.resolved.weight_decay_mode,
-                                 doc="What a float weight_decay means: 'l2', 'l1' or 'decoupled'.")
-    use_ema = property(lambda self: self._use_ema, doc="Whether moving averages of the weights are kept.")
-    ema_momentum = property(lambda self: self._ema.decay)
-    ema_overwrite_frequency = property(lambda self: self._ema.overwrite_frequency)
-    ema_schedule = property(lambda self: self._ema.schedule)
-
-    @property
-    def rule(self):
-        """The resolved rule (``rmsprop_ops._conventions.Rule``): every field and hyper-parameter default."""
-        return dataclasses.replace(self._rule.resolved, learning_rate=self._learning_rate)
-
-    @property
-    def lr_scheduler(self):
-        """The ``LRScheduler`` the learning rate follows (step it after every step), or None."""
-        return self._learning_rate if isinstance(self._learning_rate, LRScheduler) else None
-
-    @property
-    def iterations(self) -> int:
-        """Updates applied in dynamic mode. Under ``paddle.amp.GradScaler`` a skipped update is counted unless
-        ``use_ema`` (only then does the optimizer read the overflow flag on the host)."""
-        return self._iterations
-
-    def swap_ema_weights(self, scope=None):
-        """Evaluate with the moving averages: inside the ``with`` block the parameters hold their averages,
-        outside they hold their own values again, bit for bit. Dynamic mode refuses ``step()`` inside;
-        for a static program the values are exchanged in ``scope`` (default the global scope), where the
-        training program must not run inside the block."""
-        if not self._use_ema:
-            raise ValueError("swap_ema_weights: expected an optimizer with use_ema=True, got use_ema=False")
-        return self._swapped(scope)
-
-    @contextlib.contextmanager
-    def _swapped(self, scope):
-        self._swap = ema_rules.begin_swap(self._swap)
-        try:
-            with _ema.swap(self, scope):
-                yield self
-        finally:
-            self._swap = ema_rules.end_swap(self._swap)
-
-    def finalize_variable_values(self, scope=None):
-        """Overwrite the parameters (and master weights) with their moving averages, as Keras does at the end
-        of training; a no-op without ``use_ema``. ``scope``: as for :meth:`swap_ema_weights`."""
-        ema_rules.check_not_swapped(self._swap, "finalize_variable_values")
-        if not self._use_ema:
-            return
-        if self._static_averages:
-            _ema.overwrite_static(self, scope)
-        else:
-            _ema.overwrite(self)
-
-    @framework.dygraph_only
-    def state_dict(self):
-        """``paddle.optimizer.Optimizer.state_dict``; with ``use_ema`` also the averages and ``iterations``."""
-        sd = super().state_dict()
-        if self._use_ema:
-            sd["iterations"] = self._iterations
-        return sd
-
-    @framework.dygraph_only
-    def export_state(self, *, transpose=()):
-        """The state as a framework-free ``rmsprop_ops.translate.RMSPropState`` (for torch, timm, Keras, MXNet
-        or the other front ends); see ``_translate``."""
-        return _translate.export_state(self, transpose)
-
-    @framework.dygraph_only
-    def import_state(self, state, *, learning_rate=None, transpose=()):
-        """Load a ``rmsprop_ops.translate.RMSPropState``: exact, or a ValueError naming what cannot map
-        (nothing is written then); see ``_translate``."""
-        ema_rules.check_not_swapped(self._swap, "import_state")
-        _translate.import_state(self, state, learning_rate, transpose)
