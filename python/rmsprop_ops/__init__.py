@@ -9,6 +9,8 @@ from . import reference, registry, schedules
 from ._conventions import CONVENTIONS, Convention
 from ._functional import rmsprop_, rmsprop_multi_
 from ._optimizer import RMSProp
+from ._rows import catch_up_rows_, rmsprop_rows_
+from ._rows_optimizer import RowGrad
 from .schedules import (Constant, CosineDecay, ExponentialDecay, LinearWarmup, PiecewiseConstant, StepDecay)
 from ._runtime import (built_with_cuda, cuda_available, get_include, get_library, get_num_threads,
                        set_num_threads)
@@ -30,7 +32,10 @@ def __getattr__(name):
 __all__ = [
     "rmsprop_",
     "rmsprop_multi_",
+    "rmsprop_rows_",
+    "catch_up_rows_",
     "RMSProp",
+    "RowGrad",
     "CONVENTIONS",
     "Convention",
     "schedules",

@@ -290,3 +290,70 @@ def test_too_little_saved_state_to_tell_the_structure_is_refused_not_guessed():
         p.stop_gradient = True
     resumed = RMSProp(0.01, parameters=rebuilt.head.parameters(), momentum=0.9, centered=True)
     resumed.set_state_dict(state)
+
+
+def _static_program(cls, **kw):
+    """A PIR program training a Linear with ``cls``; built under a fresh unique_name scope, so the
+    variables of a program built with either optimizer have the same names."""
+    paddle.enable_static()
+    with paddle.utils.unique_name.guard():
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            x = paddle.static.data("x", [8, 6], "float32")
+            y = paddle.static.data("y", [8, 3], "float32")
+            loss = ((paddle.nn.Linear(6, 3)(x) - y) ** 2).mean()
+            cls(0.02, momentum=0.9, centered=True, **kw).minimize(loss)
+    return main, startup
+
+
+def _static_feed(s):
+    rs = np.random.RandomState(50 + s)
+    return {"x": rs.randn(8, 6).astype("float32"), "y": rs.randn(8, 3).astype("float32")}
+
+
+def _persistables(main, scope):
+    from paddle.static.pir_io import get_pir_parameters
+
+    params, opts = get_pir_parameters(main)
+    return {v.name: np.array(scope.var(v.name).get_tensor()).copy() for v in params + opts}
+
+
+@pytest.mark.parametrize("direction", ["paddle->ours", "ours->paddle"])
+def test_static_checkpoints_move_between_paddle_rmsprop_and_ours(direction, tmp_path):
+    """paddle.static.save / load: the default layout's program holds Paddle's accumulator variables, so a
+    checkpoint of either optimizer's program loads into the other's and training continues alike."""
+    src_cls, dst_cls = ((paddle.optimizer.RMSProp, RMSProp) if direction == "paddle->ours"
+                        else (RMSProp, paddle.optimizer.RMSProp))
+    try:
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        src_main, src_startup = _static_program(src_cls)
+        dst_main, dst_startup = _static_program(dst_cls)
+        assert sorted(_names_of(src_main)) == sorted(_names_of(dst_main))
+        src_scope, dst_scope = paddle.static.Scope(), paddle.static.Scope()
+        with paddle.static.scope_guard(src_scope):
+            exe.run(src_startup)
+            for s in range(3):
+                exe.run(src_main, feed=_static_feed(s))
+            paddle.static.save(src_main, str(tmp_path / "ckpt"))
+        with paddle.static.scope_guard(dst_scope):
+            exe.run(dst_startup)
+            paddle.static.load(dst_main, str(tmp_path / "ckpt"))
+            assert all(np.array_equal(v, _persistables(src_main, src_scope)[k])
+                       for k, v in _persistables(dst_main, dst_scope).items())
+        for s in range(3, 6):
+            with paddle.static.scope_guard(src_scope):
+                exe.run(src_main, feed=_static_feed(s))
+            with paddle.static.scope_guard(dst_scope):
+                exe.run(dst_main, feed=_static_feed(s))
+        a, b = _persistables(src_main, src_scope), _persistables(dst_main, dst_scope)
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6, err_msg=k)
+    finally:
+        paddle.disable_static()
+
+
+def _names_of(main):
+    from paddle.static.pir_io import get_pir_parameters
+
+    params, opts = get_pir_parameters(main)
+    return [v.name for v in params + opts]

@@ -29,7 +29,7 @@ def test_legacy_ir_programs_follow_every_convention():
         assert row["err"] <= 2e-6 and not row["missing"], row
         kw = row["case"]
         kind = "_centered" if kw.get("centered") else ""
-        multi = "_multi_flat" if kw.get("flat_state") else ("" if kw.get("fused") is False else "_multi")
+        multi = "_multi_flat" if kw.get("flat_state") else ("_static" if kw.get("fused") is False else "_multi_static")
         assert row["ops"] and set(row["ops"]) == {f"rmsprop_ops_rmsprop{kind}{multi}"}, row
     (save_load,) = [r["save_load"] for r in rows if "save_load" in r]
     assert save_load == {"start": 1.0, "param_err": 0.0, "ema_err": 0.0}

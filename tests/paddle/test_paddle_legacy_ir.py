@@ -27,6 +27,6 @@ def test_legacy_ir_programs_train_like_paddle_rmsprop():
         centered, momentum, wd, clip, lr, fused, flat = row["case"]
         assert row["param_err"] <= 1e-6 and row["acc_err"] <= 1e-6 * max(1.0, row["scale"]), row
         kind = "_centered" if centered else ""
-        multi = "_multi_flat" if flat else ("_multi" if fused else "")
+        multi = "_multi_flat" if flat else ("_multi_static" if fused else "_static")
         assert row["ours"] and set(row["ours"]) == {f"rmsprop_ops_rmsprop{kind}{multi}"}, row
         assert "rmsprop" in row["theirs"], row

@@ -11,6 +11,8 @@ import bisect
 
 import numpy as np
 
+from .._rows_optimizer import RowGrad
+
 __all__ = ["as_view", "check_param", "math_dtype", "MemoryMap", "grad_list", "read_grads", "check_overlaps"]
 
 
@@ -125,8 +127,8 @@ def read_grads(grads, views, names):
     grads = grad_list(grads, len(views))
     out = []
     for i, (g, p) in enumerate(zip(grads, views)):
-        if g is None:
-            out.append(None)
+        if g is None or isinstance(g, RowGrad):  # RowGrad: checked by the rows update (_rows_optimizer)
+            out.append(g)
             continue
         if type(g) is not np.ndarray:
             g = as_view(f"grads[{i}]", g)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import inspect
 
 from .._conventions import canonical_name
+from .._rows_optimizer import check_sparse_mode
 from .._values import core_attr, flag, real_in
 from ..schedules import as_schedule
 
 __all__ = ["GROUP_KEYS", "group_canonical", "group_hyper", "lr_function"]
 
 GROUP_KEYS = ("learning_rate", "rho", "momentum", "epsilon", "centered", "weight_decay", "clip_gradient",
-              "clip_weights", "lr_mult", "wd_mult")
+              "clip_weights", "lr_mult", "wd_mult", "sparse_mode")
 
 
 def group_canonical(convention):
@@ -47,6 +48,7 @@ def group_hyper(group, rule, defaults, n_groups) -> dict:
         for name in ("lr_mult", "wd_mult"):
             hp[name] = real_in(name, hp[name], low=0.0)
         core_attr("weight_decay", hp["weight_decay"] * hp["wd_mult"])  # the product must stay finite
+        check_sparse_mode("sparse_mode", hp["sparse_mode"])
     except (TypeError, ValueError) as e:
         raise type(e)(f"{e}{where}" if n_groups > 1 or group.options else str(e)) from None
     return hp

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import registry
 from .._conventions import canonical_name, get_convention, resolve
+from .._rows_optimizer import RowsBook
 from .._toolkit import ema as ema_rules
 from .._toolkit.grouping import split_groups
 from .._values import flag
@@ -84,6 +85,13 @@ class RMSProp:
         rescale_grad, clip_gradient, clip_weights: MXNet's options (rescale first, clip elementwise).
         skip_nonfinite: skip (and count in :attr:`skipped_steps`) a step whose gradients hold inf/NaN.
         maximize: ascend the objective (torch's ``maximize``).
+        sparse_mode: what a row-sparse gradient (:class:`rmsprop_ops.RowGrad`, or ``(indices, values)``) does
+            to the rows it leaves out (also a group key): "auto" (default) catches them up when next touched
+            where that gives the dense numbers (no momentum, weight decay or ``clip_weights``) and steps
+            every row otherwise; "dense" always steps every row; "exact" and "lazy" always catch up ("lazy"
+            also with momentum, its parameters lagging between touches). See ``docs/sparse.md``. When the
+            gradient options work on gradients in NumPy (clipping, accumulation, skip_nonfinite, maximize),
+            a row-sparse gradient is made dense first.
         nesterov, bias_correction: optax's options; they need the core's rule and are refused until
             its registry has them.
 
@@ -103,8 +111,10 @@ class RMSProp:
                  clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, ema_schedule="keras", loss_scale_factor=None,
                  gradient_accumulation_steps=None, rescale_grad=1.0, clip_gradient=None, clip_weights=None,
-                 skip_nonfinite=False, maximize=False, nesterov=False, bias_correction=False, **aliases):
+                 skip_nonfinite=False, maximize=False, nesterov=False, bias_correction=False, sparse_mode="auto",
+                 **aliases):
         conv = get_convention(convention)
+        self._rows = RowsBook(sparse_mode)
         explicit = {"learning_rate": learning_rate, "rho": rho, "momentum": momentum, "epsilon": epsilon,
                     "centered": centered, "weight_decay": weight_decay, "eps_in_sqrt": eps_in_sqrt,
                     "initial_accumulator_value": initial_accumulator_value, "lr_in_momentum": lr_in_momentum,
@@ -172,7 +182,8 @@ class RMSProp:
         r = self.rule
         defaults = {"learning_rate": r.learning_rate, "rho": r.rho, "momentum": r.momentum, "epsilon": r.epsilon,
                     "centered": r.centered, "weight_decay": r.weight_decay, "clip_gradient": clip_gradient,
-                    "clip_weights": clip_weights, "lr_mult": 1.0, "wd_mult": 1.0}
+                    "clip_weights": clip_weights, "lr_mult": 1.0, "wd_mult": 1.0,
+                    "sparse_mode": self._rows.sparse_mode}
         self.param_groups = []
         for g in groups:
             hp = group_hyper(g, r, defaults, len(groups))
@@ -230,30 +241,37 @@ class RMSProp:
 
         Args:
             grads: one array per param, in the order the params were given (groups flattened); None
-                skips that param this step (Keras 3: its state is kept; at least one must be given).
+                skips that param this step (Keras 3: its state is kept; at least one must be given); for a
+                param of rows also a :class:`rmsprop_ops.RowGrad` ``(indices, values)``.
 
         Returns:
             True if the step was applied (or accumulated), False if skipped for inf/NaN gradients.
         """
         ema_rules.check_not_swapped(self._swap, "step")
-        gs = self._read(grads)
+        gs = self._read(self._rows.normalize(self, grads, densify=self._gradient.python_side))
         prepared = prepare(self._gradient, gs, self._acc, self._iterations)
         if prepared.skip:
             self.skipped_steps += 1
             return False
-        calls = []
+        calls, applied, rows = [], prepared.grads, None
         if prepared.applies:
             step = self._iterations
             rates = np.asarray([check_rate(fn(step), gi, step) for gi, fn in enumerate(self._lr_fns)], np.float64)
-            calls = launch_calls(self._plans, rates, [g is not None for g in prepared.grads], self._names)
+            # row-sparse gradients: validated here, applied after the launches (None in ``applied``)
+            applied, rows = self._rows.split(self, prepared.grads, rates)
+            calls = launch_calls(self._plans, rates, [g is not None for g in applied], self._names)
             if len(calls) > 1 or (calls and calls[0].members != tuple(range(len(self._views)))):
                 # the caller's own arrays reach the core: none may share memory with a param (NumPy
                 # results of the gradient options are fresh arrays)
-                check_overlaps(prepared.grads, [i for i, (a, b) in enumerate(zip(prepared.grads, gs))
-                                                if a is not None and a is b], self._memory, self._names)
+                check_overlaps(applied, [i for i, (a, b) in enumerate(zip(applied, gs))
+                                         if a is not None and a is b], self._memory, self._names)
         # every check has passed: from here on the step only writes
-        run_calls(calls, self._views, prepared.grads, self._slots, self.rule, self._gradient.core_rescale,
+        if rows is not None:
+            rows.before_dense(self, rates)
+        run_calls(calls, self._views, applied, self._slots, self.rule, self._gradient.core_rescale,
                   self._core_extra)
+        if rows is not None:
+            rows.after_dense(self)
         if prepared.accumulators == "reset":
             for a in self._acc:
                 a.fill(0)
@@ -276,6 +294,16 @@ class RMSProp:
             if not any(g is None for g in gs):
                 return gs
         return read_grads(grads, self._views, self._names)
+
+    def catch_up(self) -> None:
+        """Bring the rows that row-sparse gradients skipped up to date (``sparse_mode`` "exact": their state;
+        "lazy": their state and parameters, the pending momentum moves made, scaled by the last step's
+        learning rate where lr is outside the momentum). The state is then the dense update's; call it before
+        reading or exporting the parameters of a lazy run. A no-op without row-sparse gradients."""
+        step = max(self._iterations - 1, 0)
+        rates = np.asarray([check_rate(fn(step), gi, step) for gi, fn in enumerate(self._lr_fns)], np.float64)
+        for i in sorted(self._rows.last_step):
+            self._rows.catch_up(self, i, rates)
 
     # ----------------------------------------------------------------------------------- averages
     def finalize_variable_values(self) -> None:
@@ -306,19 +334,26 @@ class RMSProp:
                                        mean_grad=self._slots.mean_grad, ema=ema, accumulator=self._acc)
 
     def state_dict(self) -> dict:
-        """The optimizer state as plain NumPy arrays and numbers (copies): ``np.savez(f, **sd)`` saves it."""
-        return checkpoint.state_dict(self._buffers(), self._iterations, self.skipped_steps)
+        """The optimizer state as plain NumPy arrays and numbers (copies): ``np.savez(f, **sd)`` saves it.
+        Parameters that took row-sparse gradients add their counters (``last_step.<i>``, ``rows_step.<i>``)
+        and keep their state as it stands (:meth:`catch_up` brings it up to date)."""
+        sd = checkpoint.state_dict(self._buffers(), self._iterations, self.skipped_steps)
+        sd.update({k: a.copy() for k, a in self._rows.state_arrays().items()})
+        return sd
 
     def load_state_dict(self, state) -> None:
         """Restore a :meth:`state_dict` (or ``dict(np.load(f))``); validates everything before writing."""
         ema_rules.check_not_swapped(self._swap, "load_state_dict")
+        state, counters = self._rows.split_state(state, self._views)
         self._iterations, self.skipped_steps = checkpoint.load_state_dict(state, self._buffers())
+        self._rows.load(counters)
 
     def export_state(self):
         """The state as a framework-free :class:`rmsprop_ops.translate.RMSPropState` (for torch, timm,
         Keras, MXNet or another front end); it records each param's rate for the next step."""
         from . import translation
 
+        self.catch_up()  # the state a dense update would hold
         return translation.export_state(self)
 
     def import_state(self, state, *, learning_rate=None) -> None:

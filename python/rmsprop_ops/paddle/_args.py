@@ -19,8 +19,10 @@ from paddle.regularizer import L1Decay, L2Decay
 
 from .. import _conventions as conventions
 from .. import registry
+from .._values import real
 
-__all__ = ["PADDLE_RULE", "Rule", "Layout", "GROUP_RULE_KEYS", "check_lr", "check_parameters", "check_grad_clip", "check_name",
+__all__ = ["PADDLE_RULE", "Rule", "Layout", "GROUP_RULE_KEYS", "check_lr", "check_parameters", "check_grad_clip",
+           "check_name",
            "check_bool", "check_rule_value", "check_weight_decay", "check_group", "check_set_lr"]
 
 # The rule fields a parameter group may override (as in paddle.optimizer.RMSProp).
@@ -54,6 +56,23 @@ class Rule:
     lr_in_momentum = property(lambda self: self.resolved.lr_in_momentum, doc="lr inside the momentum buffer.")
     initial_accumulator_value = property(lambda self: self.resolved.initial_accumulator_value,
                                          doc="The value the mean square starts at.")
+
+    @classmethod
+    def checked(cls, **fields) -> Rule:
+        """A Rule of the constructor's arguments, each checked by its field's kind (a bool field must be a
+        bool; the others are numbers in the registry's range; ``clip_weights`` may be None)."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            value = fields.pop(f.name, f.default)
+            if f.type == "bool":
+                out[f.name] = check_bool(f.name, value)
+            elif f.type in ("float", "float | None"):
+                out[f.name] = None if value is None and f.default is None else check_rule_value(f.name, value)
+            else:  # the records resolved before (core_attrs, resolved)
+                out[f.name] = value
+        if fields:
+            raise TypeError(f"unknown rule fields {sorted(fields)}")
+        return cls(**out)
 
     @property
     def convention(self) -> str:
@@ -115,10 +134,7 @@ def _check_number(name, value, attr=None):
         raise ValueError(f"{name}: expected a number, got None")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a float, got {type(value).__name__} ({value!r})")
-    try:
-        as_float = float(value)
-    except OverflowError:
-        raise ValueError(f"{name}: expected a finite number, got {value!r} (too large for a float)") from None
+    as_float = real(name, value, finite=False)  # 10**400: a ValueError naming the argument
     registry.check_attr("rmsprop", attr or name, as_float, name=name)
     return as_float
 

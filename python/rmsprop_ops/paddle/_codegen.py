@@ -13,23 +13,26 @@ import re
 
 from .. import registry
 
-__all__ = ["OP_PREFIX", "DYGRAPH_SUFFIX", "FLAT_SUFFIX", "paddle_op_name", "op_schema", "render_source",
+__all__ = ["OP_PREFIX", "DYGRAPH_SUFFIX", "STATIC_SUFFIX", "FLAT_SUFFIX", "paddle_op_name", "op_schema", "render_source",
            "registered_ops", "CORE_OPS", "FLAT_OPS"]
 
 # Paddle already has an op named ``rmsprop``; ours live under a prefix.
 OP_PREFIX = "rmsprop_ops_"
 CORE_OPS = ("rmsprop", "rmsprop_centered", "rmsprop_multi", "rmsprop_centered_multi")
 
-# Each core op is registered twice. The dygraph twin declares only the parameters in place and takes the
-# optimizer state (MeanSquare, Moment, MeanGrad, MasterParam) as plain inputs, which the kernel still
-# updates through their pointers. Paddle's eager custom-op runner builds a new Tensor, a
-# GradNodeAccumulation and a Python object for every in-place output on every call (~2.5 us each here,
-# against ~0.4 us for an input; measured with a no-op over 1000 x 16K), so with per-parameter state the
-# declarations cost more than the update. Dygraph has no dataflow for the declaration to feed: all it adds
-# is a version bump, which only autograd reads, and the state never enters autograd. The static program
-# keeps the full in-place map: PIR's dataflow needs every write declared.
+# Besides the public op, which declares every write in place, each core op is registered in the forms the
+# optimizer calls, which write the same buffers through inputs the kernel updates via their pointers:
+# - "_dygraph" declares nothing in place. Paddle's eager custom-op runner builds a new Tensor, an autograd
+#   node and a Python object for every in-place output on every call, and in dygraph a declaration feeds
+#   no dataflow: all it adds is the inplace version bump, which the optimizer does itself for the
+#   parameters (autograd reads it; the state never enters autograd).
+# - "_static" (per-tensor state) declares only the parameters in place: in a static program the state's
+#   values are read by this op alone, and every output is one more value that PIR's interpreter and
+#   Executor.run's program key handle on every run. The parameters stay declared, which orders the
+#   update after every op that reads them.
 DYGRAPH_SUFFIX = "_dygraph"
-_DYGRAPH_IN_PLACE = ("Param", "Param[]")
+STATIC_SUFFIX = "_static"
+_TWIN_IN_PLACE = {DYGRAPH_SUFFIX: (), STATIC_SUFFIX: ("Param", "Param[]")}
 
 # The multi-tensor ops also come in a flat-state form (``RMSProp(flat_state=True)``): each kind of state is
 # one 1-D buffer holding every tensor's slice at ``offsets`` (``rmsprop_ops._flat.flat_offsets``) instead
@@ -54,8 +57,10 @@ _LIST_SLOTS = {"Param": "param", "Grad": "grad", "MeanSquare": "mean_square", "M
 _SCALAR_SLOTS = {"LearningRate": "learning_rate", "GradScale": "grad_scale", "SkipUpdate": "skip_update"}
 
 
-def paddle_op_name(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
-    return OP_PREFIX + core_op + (FLAT_SUFFIX if flat else "") + (DYGRAPH_SUFFIX if dygraph else "")
+def paddle_op_name(core_op: str, dygraph: bool = False, flat: bool = False, twin: str = "") -> str:
+    """The Paddle op's name: the public op, or the optimizer's ``twin`` form (``dygraph=True`` is the
+    ``"_dygraph"`` twin)."""
+    return OP_PREFIX + core_op + (FLAT_SUFFIX if flat else "") + (DYGRAPH_SUFFIX if dygraph else twin)
 
 
 @functools.cache
@@ -110,9 +115,9 @@ def _input_arg_type(is_list: bool, optional: bool, inplace: bool) -> str:
     return f"{t}&" if inplace else f"const {t}&"
 
 
-def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
+def _render_op(core_op: str, twin: str = "", flat: bool = False) -> str:
     sc = op_schema(core_op, flat)
-    name = paddle_op_name(core_op, dygraph, flat)
+    name = paddle_op_name(core_op, flat=flat, twin=twin)
     multi = bool(sc["multi_tensor"])
     centered = bool(sc["centered"])
     inputs = sc["inputs"]
@@ -121,8 +126,8 @@ def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
         if out not in inplace.values():
             raise ValueError(f"registry op {core_op!r}: output {out!r} has no in-place input; the Paddle ops "
                              "expect every output to be in place")
-    if dygraph:
-        inplace = {i: o for i, o in inplace.items() if i in _DYGRAPH_IN_PLACE}
+    if twin:
+        inplace = {i: o for i, o in inplace.items() if i in _TWIN_IN_PLACE[twin]}
     outputs = [o for o in sc["outputs"] if o in inplace.values()]
     optional = {i["name"]: i["optional"] for i in inputs}
     out_of = {out: inp for inp, out in inplace.items()}
@@ -154,7 +159,16 @@ def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
     # input's shape and dtype, in PIR and in the legacy IR. Functions that list the in-place outputs too are
     # refused by the legacy IR (it wants entries only for outputs that are not in place).
     sep = ",\n    "
-    form = (" (flat state)" if flat else "") + (" (dygraph twin)" if dygraph else "")
+    form = (" (flat state)" if flat else "") + (f" ({twin[1:]} twin)" if twin else "")
+    declared = ""
+    if outputs:
+        declared = f"""
+    .Outputs({{{pd_outputs}}})"""
+    attrs_line = f"""
+    .Attrs({{{", ".join(attr_decls)}}})"""
+    if inplace:
+        attrs_line += f"""
+    .SetInplaceMap({{{pd_inplace}}})"""
     return f"""
 // ---- {name}: generated from registry op "{core_op}"{form} ----
 void {name}_kernel(
@@ -167,18 +181,16 @@ void {name}_kernel(
 }}
 
 PD_BUILD_OP({name})
-    .Inputs({{{pd_inputs}}})
-    .Outputs({{{pd_outputs}}})
-    .Attrs({{{", ".join(attr_decls)}}})
-    .SetInplaceMap({{{pd_inplace}}})
+    .Inputs({{{pd_inputs}}}){declared}{attrs_line}
     .SetKernelFn(PD_KERNEL({name}_kernel));
 """
 
 
 def registered_ops(ops=CORE_OPS):
-    """(core op, dygraph, flat) of every Paddle op registered for ``ops``."""
-    return [(op, dygraph, flat) for op in ops for flat in ((False, True) if op in FLAT_OPS else (False,))
-            for dygraph in (False, True)]
+    """(core op, twin suffix, flat) of every Paddle op registered for ``ops`` (twin "" is the public op;
+    flat state has no "_static" twin: its state is three values, declared in place)."""
+    return [(op, twin, flat) for op in ops for flat in ((False, True) if op in FLAT_OPS else (False,))
+            for twin in ("", DYGRAPH_SUFFIX) + (() if flat else (STATIC_SUFFIX,))]
 
 
 def render_source(ops=CORE_OPS) -> str:

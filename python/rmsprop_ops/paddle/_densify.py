@@ -23,13 +23,14 @@ def pairs(parameters_and_grads):
     return parameters_and_grads
 
 
-def densify_grads(parameters_and_grads):
+def densify_grads(parameters_and_grads, route=None):
     """``parameters_and_grads`` with each SelectedRows gradient replaced by its dense equivalent (the
-    argument itself when there is none)."""
+    argument itself when there is none). ``route(pairs, densify)``, when given, decides instead: it returns
+    the pairs with the gradients the row-sparse update takes left sparse (``_sparse``)."""
     items = pairs(parameters_and_grads)
     if not any(isinstance(g, paddle.Tensor) and g.is_selected_rows() for _, g in items):
         return parameters_and_grads
-    out = [(p, dense(p, g)) for p, g in items]
+    out = route(items, dense) if route is not None else [(p, dense(p, g)) for p, g in items]
     if isinstance(parameters_and_grads, dict):
         return dict(parameters_and_grads, params=out)
     return out

@@ -18,11 +18,11 @@ from paddle.base import framework
 from .._toolkit.grouping import plan_launches
 from ._args import Rule
 from ._build import load_ops
-from ._codegen import op_schema, paddle_op_name
+from ._codegen import STATIC_SUFFIX, op_schema, paddle_op_name
 from ._param_attrs import Decay
 from ._state import FlatChunk, Slot
 
-__all__ = ["Row", "LaunchKey", "Launch", "Step", "invoke", "check_grad"]
+__all__ = ["Row", "LaunchKey", "Launch", "Call", "Step", "invoke", "check_grad"]
 
 
 class LaunchKey(NamedTuple):
@@ -67,6 +67,7 @@ class Step:
         self.rule = rule
         self.clip = clip
         self.rows = []
+        self.ran = []  # [(Launch, Call)] run so far
 
     def add(self, row):
         self.rows.append(row)
@@ -80,7 +81,7 @@ class Step:
                 for launch in plan_launches(keys)]
 
     def run(self, opt):
-        """Check every launch, then run them all; the rows are consumed."""
+        """Check every launch, then run them all; the rows are consumed, the launches added to ``ran``."""
         rows, self.rows = self.rows, []
         if not rows:
             return
@@ -97,7 +98,9 @@ class Step:
             for launch in launches:
                 _check_rows(launch.rows)
         for launch, lr in zip(launches, lrs):
-            _run(launch, lr, self.skip, dygraph)
+            call = _call(launch, lr, self.skip, dygraph)
+            call.run()
+            self.ran.append((launch, call))
 
 
 def _check_rows(rows):
@@ -124,7 +127,28 @@ def _check_lr(param, lr):
                          f"tensor): expected a finite value >= 0, got {value!r}")
 
 
-def _run(launch, lr, skip, dygraph):
+class Call(NamedTuple):
+    """One op call: the registry op, its inputs and attributes by name, and which form of the op."""
+
+    core_op: str
+    tensors: dict
+    attrs: dict
+    flat: bool
+    dygraph: bool
+    twin: str
+
+    def run(self):
+        invoke(self.core_op, self.tensors, self.attrs, checked=False, dygraph=self.dygraph, flat=self.flat,
+               twin=self.twin)
+        if self.dygraph:
+            # The dygraph twin declares nothing in place: bump the parameters' inplace versions, which
+            # autograd checks, as a declared in-place output would.
+            params = self.tensors["Param"]
+            for p in params if isinstance(params, list) else [params]:
+                p._bump_inplace_version()
+
+
+def _call(launch, lr, skip, dygraph):
     rows = launch.rows
     key = rows[0].key
     rule, flat = key.rule, key.chunk is not None
@@ -135,10 +159,6 @@ def _run(launch, lr, skip, dygraph):
     attrs.update(weight_decay_mode=key.decay_mode, clip_gradient=-1.0 if key.clip is None else key.clip,
                  weight_decay=coeffs[0])
     params = [row.param for row in rows]
-    if dygraph:
-        # Paddle refuses in-place ops on leaf tensors that require grad; a detached view shares the
-        # parameter's storage, so the op still updates the parameter itself.
-        params = [p.detach() for p in params]
     pick = list if multi else (lambda ts: ts[0])
     if flat:
         state = dict(zip(("MeanSquare", "Moment", "MeanGrad"), key.chunk.buffers))
@@ -161,7 +181,9 @@ def _run(launch, lr, skip, dygraph):
         # The kernel packs the slices itself when the launch covers its buffer whole, in order.
         offsets = [r.slot.offset for r in rows]
         attrs["offsets"] = [] if offsets == key.chunk.offsets else offsets
-    invoke(core_op, tensors, attrs, checked=False, dygraph=dygraph, flat=flat)
+    # Dynamic mode: the twin declaring nothing in place. A static program's per-parameter state: the twin
+    # declaring only the parameters; flat state: the public op (its three buffers are declared).
+    return Call(core_op, tensors, attrs, flat, dygraph, "" if dygraph or flat else STATIC_SUFFIX)
 
 
 def _default(attr):
@@ -173,28 +195,29 @@ def _default(attr):
 
 
 @functools.cache
-def _plan(core_op, dygraph, flat):
+def _plan(core_op, dygraph, flat, twin):
     """Input names and (attribute name, default) pairs in the registry's order, and the Paddle op's name:
     worked out once per op, not on every call (a static program with one op per parameter makes 1000)."""
     sc = op_schema(core_op, flat)
     inputs = tuple(i["name"].removesuffix("[]") for i in sc["inputs"])
     attrs = tuple((a["name"], _default(a)) for a in sc["attrs"])
-    return inputs, attrs, frozenset(n for n, _ in attrs), paddle_op_name(core_op, dygraph, flat)
+    return inputs, attrs, frozenset(n for n, _ in attrs), paddle_op_name(core_op, dygraph, flat, twin)
 
 
-def invoke(core_op, tensors, attrs, checked=True, dygraph=False, flat=False):
+def invoke(core_op, tensors, attrs, checked=True, dygraph=False, flat=False, twin=""):
     """Call (dynamic) or append (static) the custom op, arguments placed by the registry's order.
 
     The optimizer passes checked=False: it builds every argument itself from hyper-parameters validated
     at construction (and learning rates validated where they are set), so the Python checks of
     ``load_ops()`` would only add per-step overhead; the kernel and the core still check everything.
-    dygraph=True calls the op's dygraph twin (state not declared in place; see ``_codegen``), unchecked:
-    the optimizer passes it only in dynamic mode, with its own accumulators, contiguous by construction
-    (Paddle would hand the kernel a contiguous copy of a strided one, and its update would be lost).
-    flat=True calls the flat-state form (MeanSquare, Moment, MeanGrad one 1-D buffer each, ``offsets``)."""
-    if checked and dygraph:
-        raise AssertionError("the dygraph twins have no checked wrappers: pass checked=False")
-    inputs, attr_plan, known, name = _plan(core_op, dygraph, flat)
+    dygraph=True calls the op's dygraph twin (nothing declared in place; see ``_codegen``), and ``twin``
+    another twin form, unchecked: the optimizer passes them its own accumulators and the parameters,
+    contiguous (Paddle would hand the kernel a contiguous copy of a strided input, and its update would be
+    lost). flat=True calls the flat-state form (MeanSquare, Moment, MeanGrad one 1-D buffer each,
+    ``offsets``)."""
+    if checked and (dygraph or twin):
+        raise AssertionError("the twin forms have no checked wrappers: pass checked=False")
+    inputs, attr_plan, known, name = _plan(core_op, dygraph, flat, twin)
     if not known.issuperset(attrs):
         raise AssertionError(f"attributes {sorted(set(attrs) - known)} are not in the registry schema of "
                              f"{core_op!r}")

@@ -19,7 +19,7 @@ from paddle.optimizer.lr import LRScheduler
 
 from .. import registry
 from .._toolkit import ema as ema_rules
-from . import _args, _checkpoint, _clip, _decay, _ema
+from . import _args, _checkpoint, _clip, _decay, _ema, _fastpath
 from ._build import load_ops
 from ._convention import explicit_arguments, negate_grad, resolve_arguments
 from ._densify import densify_grads, pairs
@@ -27,6 +27,7 @@ from ._extras import ConventionMethods
 from ._describe import describe
 from ._launch import LaunchKey, Row, Step, check_grad
 from ._param_attrs import NO_DECAY, check_param_attrs, fusable_lr_mult, fused_decay
+from ._sparse import SparseRows
 from ._state import StateStore
 
 __all__ = ["RMSProp"]
@@ -92,6 +93,9 @@ class RMSProp(ConventionMethods, Optimizer):
         clip_weights: clip the weights to [-c, c] after the update (see ``rmsprop_ops.rmsprop_``).
         use_ema, ema_momentum, ema_overwrite_frequency, ema_schedule: moving averages of the weights with
             Keras' / TF's semantics (``_ema``), evaluated with ``swap_ema_weights()``.
+        sparse_mode: "auto", "dense", "exact" or "lazy": what a SelectedRows gradient does to the rows it
+            leaves out (below). An option a parameter's rule cannot follow ("exact" with momentum, "exact"
+            or "lazy" with weight decay or clip_weights) raises ValueError at its first such step.
 
     ``set_state_dict`` pairs saved state with the parameters by name, as Paddle does, and, for a model
     rebuilt in the same process (whose name counters moved on), by the same structure under the new
@@ -99,8 +103,14 @@ class RMSProp(ConventionMethods, Optimizer):
     before writing anything.
 
     Sparse (SelectedRows) gradients, e.g. from ``paddle.nn.Embedding(sparse=True)``, are taken in dynamic
-    mode with Paddle's sparse rule: duplicate rows are summed and absent rows count as a zero gradient (their
-    state decays and they move by their moment), computed by densifying the gradient for the same op.
+    mode with Paddle's sparse rule (duplicate rows summed, absent rows a zero gradient: their state decays
+    and they move by their moment) by the core's row-sparse update, on CPU, without a dense copy:
+    ``sparse_mode`` "auto" (default) visits only the gradient's rows where that gives Paddle's numbers (no
+    momentum, weight decay or ``clip_weights``: a skipped row's state is caught up in closed form when it
+    is next touched, and by :meth:`catch_up` / ``state_dict()``) and steps every row otherwise; "dense"
+    always steps every row; "exact" and "lazy" always visit only the gradient's rows ("lazy" also with
+    momentum: a row's pending momentum moves are made when it is next touched). See ``docs/sparse.md``.
+    Off the CPU the gradient is made dense for the dense op.
 
     Under ``paddle.amp.GradScaler`` an overflowed step is skipped inside the op (its SkipUpdate input
     reads the found-inf flag on the device), without a host synchronisation in the optimizer.
@@ -126,7 +136,8 @@ class RMSProp(ConventionMethods, Optimizer):
                  multi_precision=False, flat_state=None, eps_in_sqrt=True, lr_in_momentum=True,
                  initial_accumulator_value=None, weight_decay_mode=None, clip_after_weight_decay=None,
                  clip_weights=None, maximize=False, nesterov=False, bias_correction=False, use_ema=False,
-                 ema_momentum=0.99, ema_overwrite_frequency=None, ema_schedule="keras", **aliases):
+                 ema_momentum=0.99, ema_overwrite_frequency=None, ema_schedule="keras", sparse_mode="auto",
+                 **aliases):
         settings = resolve_arguments(convention, dict(
             learning_rate=learning_rate, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
             eps_in_sqrt=eps_in_sqrt, initial_accumulator_value=initial_accumulator_value,
@@ -139,15 +150,15 @@ class RMSProp(ConventionMethods, Optimizer):
                                        settings.explicit_mode)
         _args.check_grad_clip(grad_clip)
         _args.check_name(name)
-        rule = _args.Rule(rho=r.rho, epsilon=r.epsilon, momentum=r.momentum, centered=r.centered,
-                          clip_weights=None if clip_weights is None else _args.check_rule_value("clip_weights",
-                                                                                                 clip_weights),
-                          core_attrs=settings.core_attrs, resolved=dataclasses.replace(r, learning_rate=None))
+        rule = _args.Rule.checked(rho=r.rho, epsilon=r.epsilon, momentum=r.momentum, centered=r.centered,
+                                  clip_weights=clip_weights, core_attrs=settings.core_attrs,
+                                  resolved=dataclasses.replace(r, learning_rate=None))
         if flat_state is not None:
             _args.check_bool("flat_state", flat_state)
         layout = _args.Layout(fused=_args.check_bool("fused", fused),
                               multi_precision=_args.check_bool("multi_precision", multi_precision),
                               flat_state=flat_state)
+        self._sparse = SparseRows(sparse_mode)
         super().__init__(learning_rate=settings.learning_rate, parameters=parameters,
                          weight_decay=settings.weight_decay, grad_clip=grad_clip, name=name)
         self._grad_clip = _clip.wrap(self._grad_clip)
@@ -165,6 +176,7 @@ class RMSProp(ConventionMethods, Optimizer):
         self._store = StateStore()
         self._pending = _checkpoint.Pending()
         self._step = None  # the pass being built (_launch.Step), between its two hooks
+        self._plan = None  # the last dynamic-mode step's launches (_fastpath.Plan), or None
         load_ops()  # compile (once) now rather than in the middle of the first step
 
     def __repr__(self):
@@ -174,6 +186,14 @@ class RMSProp(ConventionMethods, Optimizer):
         """Set the learning rate (as ``paddle.optimizer.Optimizer.set_lr``); a negative or non-finite value
         raises ValueError and leaves the optimizer's learning rate unchanged."""
         super().set_lr(_args.check_set_lr(value))
+
+    def catch_up(self):
+        """Bring the rows that SelectedRows gradients skipped (``sparse_mode`` "exact" or "lazy") up to date:
+        the accumulators then hold what ``paddle.optimizer.RMSProp``'s would, and in "lazy" mode the
+        parameters have made their pending momentum moves. ``state_dict()`` does it first. A no-op in static
+        mode and without such gradients."""
+        if framework.in_dygraph_mode():
+            self._sparse.catch_up(self)
 
     def _create_global_learning_rate(self):
         # The rate an LRScheduler produces reaches the op as a tensor, whose value the core does not check
@@ -208,11 +228,19 @@ class RMSProp(ConventionMethods, Optimizer):
         if dygraph:
             self._pending.apply(self, targets)
 
+    def state_dict(self):
+        """``paddle.optimizer.Optimizer.state_dict()``, the rows SelectedRows gradients skipped caught up
+        first (``catch_up``), so the accumulators hold the dense state."""
+        self.catch_up()
+        return super().state_dict()
+
     @framework.dygraph_only
     def set_state_dict(self, state_dict):
         """Load a ``state_dict()`` (ours or ``paddle.optimizer.RMSProp``'s), before or after the first step:
         see the class docstring and ``rmsprop_ops.paddle._checkpoint``."""
+        self._plan = None  # master weights may be new tensors
         _checkpoint.load(self, state_dict, self._pending)
+        self._sparse.reset()  # the loaded state is current for every row
 
     load_state_dict = set_state_dict
 
@@ -225,18 +253,22 @@ class RMSProp(ConventionMethods, Optimizer):
         return super()._create_regularization_of_grad(param, grad, regularization)
 
     def step(self):
-        """``paddle.optimizer.Optimizer.step``. With parameter groups Paddle runs one pass per group; every
-        group's parameters and gradients are checked before the first pass writes anything."""
-        groups = self._param_groups
-        if groups and isinstance(groups[0], dict) and framework.in_dygraph_mode() \
-                and not paddle.base.dygraph.base.in_to_static_mode():
-            pairs = [(p, p._grad_ivar()) for g in groups for p in g["params"] if not p.stop_gradient]
-            pairs = [(p, g) for p, g in pairs if g is not None]
-            check_param_attrs(pairs)
-            for p, g in pairs:
-                if not g.is_selected_rows():
-                    check_grad(p, g)
+        """``paddle.optimizer.Optimizer.step``. In dynamic mode a step that repeats the last one's launches
+        skips Paddle's per-parameter machinery (``_fastpath``). With parameter groups Paddle runs one pass
+        per group; every group's parameters and gradients are checked before the first pass writes."""
         with self._update():
+            if _fastpath.try_step(self, self._plan):
+                return
+            self._plan = None
+            groups = self._param_groups
+            if groups and isinstance(groups[0], dict) and framework.in_dygraph_mode() \
+                    and not paddle.base.dygraph.base.in_to_static_mode():
+                grads = [(p, p._grad_ivar()) for g in groups for p in g["params"] if not p.stop_gradient]
+                grads = [(p, g) for p, g in grads if g is not None]
+                check_param_attrs(grads)
+                for p, g in grads:
+                    if not g.is_selected_rows():
+                        check_grad(p, g)
             super().step()
 
     def minimize(self, loss, startup_program=None, parameters=None, no_grad_set=None):
@@ -267,7 +299,10 @@ class RMSProp(ConventionMethods, Optimizer):
     # ---- a pass: its rows are collected by _append_optimize_op and launched by _finish_update
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         check_param_attrs(parameters_and_grads)
-        parameters_and_grads = densify_grads(parameters_and_grads)
+        group = parameters_and_grads if isinstance(parameters_and_grads, dict) else {}
+        rule = self._rule.for_group(group)
+        parameters_and_grads = densify_grads(
+            parameters_and_grads, lambda pairs, densify: self._sparse.route(self, pairs, rule, densify))
         found_inf = self._get_auxiliary_var("found_inf")
         dygraph = framework.in_dygraph_mode()
         if dygraph and isinstance(found_inf, paddle.Tensor):
@@ -294,9 +329,11 @@ class RMSProp(ConventionMethods, Optimizer):
             out = paddle_pass(parameters_and_grads, param_group_idx)
             # Rows run in _finish_update, which Paddle's auto-parallel fully_shard replaces on the optimizer
             # instance without calling it: run whatever is left (normally nothing).
-            self._step.run(self)
+            self._run_step()
             if self._use_ema and not framework.in_dygraph_mode():
                 _ema.append(self, self._ema, [p for p, _ in pairs(parameters_and_grads)], self._step.skip)
+            if framework.in_dygraph_mode() and not group:
+                self._plan = _fastpath.record(self, self._step.ran)
             return out
         finally:
             self._step = None
@@ -309,9 +346,12 @@ class RMSProp(ConventionMethods, Optimizer):
         master = None
         if self._multi_precision and self._is_dtype_fp16_or_bf16(param.dtype):
             master = self._master_weights[param.name]
-        slot = self._store.slot(self, param if master is None else master)
         decay = fused_decay(param, self.regularization) or NO_DECAY
         clip = _clip.value_bound(step.clip, param)
+        if param.name in self._sparse.modes:  # a SelectedRows gradient: the rows update, checked and run with the step
+            self._sparse.defer(self, param, grad, step.rule, decay, clip, master, step.skip)
+            return
+        slot = self._store.slot(self, param if master is None else master)
         key = LaunchKey(step.rule, decay.mode, clip, param.dtype, master is not None, slot.chunk)
         step.add(Row(param, grad, slot, master, decay, fusable_lr_mult(param), key))
         if step is not self._step:
@@ -319,7 +359,13 @@ class RMSProp(ConventionMethods, Optimizer):
 
     def _finish_update(self, block, parameters_and_grads):
         if self._step is not None:
-            self._step.run(self)
+            self._run_step()
+
+    def _run_step(self):
+        calls = self._sparse.take()
+        self._sparse.check(calls)  # before anything of the step is written
+        self._step.run(self)
+        self._sparse.run(calls)
 
     def _static_skip_flag(self):
         """paddle.static.amp's found-inf value, which its decorator sets as the auxiliary variable before
