@@ -261,7 +261,8 @@ def test_repr_names_the_convention_and_its_fields():
     text = repr(RMSProp(parameters=layer.parameters(), convention="tf1", momentum=0.9, use_ema=True,
                         ema_momentum=0.9999, ema_schedule="tf1", weight_decay=1e-5))
     for part in ("convention='tf1'", "eps_in_sqrt=True", "initial_accumulator_value=1.0", "rho=0.9",
-                 "epsilon=1e-10", "weight_decay=L2Decay(1e-05)", "use_ema=True, ema_momentum=0.9999, ema_schedule='tf1'"):
+                 "epsilon=1e-10", "weight_decay=L2Decay(1e-05)",
+                 "use_ema=True, ema_momentum=0.9999, ema_schedule='tf1'"):
         assert part in text, (part, text)
     text = repr(RMSProp(0.1, parameters=layer.parameters(), convention="keras", weight_decay=0.004,
                         lr_in_momentum=False, maximize=True))

@@ -11,8 +11,6 @@ averages and their step count travel with ``state_dict``; an overflowed step mov
 import numpy as np
 import pytest
 
-import rmsprop_ops
-
 import paddle_conventions as C
 
 paddle = pytest.importorskip("paddle")

@@ -195,7 +195,8 @@ def _trained(**kw):
 
 
 REFUSALS = [
-    ("buffer the target does not keep", dict(momentum=0.9), dict(), "momentum buffer that this optimizer does not keep"),
+    ("buffer the target does not keep", dict(momentum=0.9), dict(),
+     "momentum buffer that this optimizer does not keep"),
     ("buffer the target needs", dict(), dict(momentum=0.9), "keeps a momentum buffer .*that the state does not have"),
     ("mean gradient the target needs", dict(), dict(centered=True), "keeps a mean gradient"),
     ("averages the target does not keep", dict(use_ema=True), dict(), "moving average that this optimizer does not"),

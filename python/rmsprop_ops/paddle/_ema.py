@@ -85,8 +85,12 @@ def update(opt, ema, iterations):
                 factors[avg.dtype] = (paddle.to_tensor(d, dtype=avg.dtype), paddle.to_tensor(1.0 - d, dtype=avg.dtype))
             keep, take = factors[avg.dtype]
             w = src if src.dtype == avg.dtype else src.astype(avg.dtype)
-            new = avg - (avg - w) * take if ema_rules.subtracts(ema) else avg * keep + w * take
-            paddle.assign(new, output=avg)
+            # in place, the neutral optimizer's operations in its order (three Paddle ops per parameter)
+            if ema_rules.subtracts(ema):
+                avg.subtract_((avg - w) * take)
+            else:
+                avg.multiply_(keep)
+                avg.add_(w * take)
     if ema_rules.should_overwrite(ema, iterations):
         overwrite(opt)
 
