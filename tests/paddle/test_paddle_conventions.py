@@ -195,6 +195,17 @@ def test_groups_override_the_rule_and_a_float_decay_follows_the_convention():
         ["DecoupledDecay(0.2)", "DecoupledDecay(0.01)"]
 
 
+@pytest.mark.parametrize("convention", ["keras", "tf1", "torch"])
+def test_groups_in_a_static_program(convention):
+    """A static program takes a group's learning-rate scale and weight decay (Paddle's rule); the decay is
+    the convention's kind there too."""
+    prob = C.problem(seed=26)
+    groups = [([0, 2], {"learning_rate": 0.5, "weight_decay": 0.2}), ([1], {})]
+    neutral = [([0, 2], {"lr_mult": 0.5, "weight_decay": 0.2}), ([1], {})]
+    kw = dict(convention=convention, learning_rate=0.02, momentum=0.9, weight_decay=0.01)
+    C.compare(C.run_static(prob, STEPS, groups=groups, **kw), C.run_neutral(prob, STEPS, groups=neutral, **kw), FP32)
+
+
 def test_a_paramattr_regularizer_keeps_its_kind_under_a_decoupled_convention():
     """Paddle's rule: a parameter's own regularizer takes precedence over the optimizer's weight decay; an
     L2Decay there stays coupled L2 under Keras' convention (the optimizer's float decay is decoupled)."""

@@ -296,3 +296,29 @@ def test_float16_parameters_are_averaged_in_float32_from_their_master_weights():
     assert np.max(np.abs(avg.numpy() - master.numpy())) > 0  # an average of the float32 masters
     with opt.swap_ema_weights():
         np.testing.assert_array_equal(p.numpy(), avg.numpy().astype(np.float16))
+
+
+def test_a_parameter_without_a_gradient_keeps_its_state_and_is_still_averaged():
+    """Keras 3 skips a variable whose gradient is None (its state kept) and still averages it; Paddle skips
+    a parameter without a gradient the same way (``clear_grad(set_to_zero=False)``: Paddle's default
+    clears to zeros, a gradient that moves the parameter by its momentum)."""
+    paddle.disable_static()
+    prob = C.problem(seed=37, steps=6)
+    params = [paddle.create_parameter(list(p.shape), "float32", default_initializer=paddle.nn.initializer.Assign(p))
+              for p in prob.init]
+    kw = _kw("keras", None, "keras")
+    opt = RMSProp(parameters=params, **kw)
+    ref_ps = [p.copy() for p in prob.init]
+    ref = __import__("rmsprop_ops").RMSProp(ref_ps, **kw)
+    for t in range(6):
+        g = prob.grads([p.numpy() for p in params], t)
+        present = [i for i in range(3) if not (t % 2 and i == 1)]  # params[1] has no gradient every other step
+        sum((params[i] * paddle.to_tensor(g[i])).sum() for i in present).backward()
+        opt.step()
+        opt.clear_grad(set_to_zero=False)
+        ref.step([g[i] if i in present else None for i in range(3)])
+    averages = opt._accumulators[opt._acc_name("ema")]
+    sd = ref.state_dict()
+    for i, p in enumerate(params):
+        np.testing.assert_allclose(p.numpy(), ref_ps[i], rtol=0, atol=FP32)
+        np.testing.assert_allclose(averages[p.name].numpy(), sd[f"ema.{i}"], rtol=0, atol=FP32)

@@ -134,8 +134,10 @@ def static_feed(grads):
     return {f"g{i}": (g * np.asarray(g.size, g.dtype)).astype(g.dtype) for i, g in enumerate(grads)}
 
 
-def run_static(prob, steps, sched=None, **kw):
-    """The same problem as a static program (PIR, or the legacy IR under FLAGS_enable_pir_api=0)."""
+def run_static(prob, steps, sched=None, groups=None, **kw):
+    """The same problem as a static program (PIR, or the legacy IR under FLAGS_enable_pir_api=0).
+    ``groups``: as for :func:`run_dygraph` (a static program honours a group's learning-rate scale and
+    weight decay only, as Paddle's optimizers do)."""
     paddle.enable_static()
     try:
         main, startup = paddle.static.Program(), paddle.static.Program()
@@ -147,8 +149,11 @@ def run_static(prob, steps, sched=None, **kw):
             loss = static_loss(params, feeds)
             if sched is not None:
                 kw["learning_rate"] = sched
+            if groups is not None:
+                kw["parameters"] = [dict(opts, params=[params[i] for i in idx]) for idx, opts in groups]
             opt = RMSProp(**kw)
-            opt.minimize(loss)
+            # with groups, name the parameters: Paddle's static backward cannot read the group dicts
+            opt.minimize(loss, parameters=None if groups is None else params)
         names = [p.name for p in params]
         exe = paddle.static.Executor(paddle.CPUPlace())
         scope = paddle.static.Scope()
