@@ -59,7 +59,9 @@ class Step:
 
     ``skip``: the AMP found-inf flag the op reads (SkipUpdate), or None. ``fused``: whether rows sharing a
     key share a launch (always in dynamic mode, where no program records the calls). ``rule`` and ``clip``:
-    the pass's parameter group's rule (``_args.Rule``) and gradient clip."""
+    the pass's parameter group's rule (``_args.Rule``) and gradient clip. ``sparse_modes`` (parameter name
+    -> rows mode) and ``sparse_calls``: the pass's SelectedRows gradients that take the row-sparse update
+    (``_sparse``), checked before the first launch and run after the last."""
 
     def __init__(self, skip, fused, rule, clip):
         self.skip = skip
@@ -68,6 +70,8 @@ class Step:
         self.clip = clip
         self.rows = []
         self.ran = []  # [(Launch, Call)] run so far
+        self.sparse_modes = {}
+        self.sparse_calls = []
 
     def add(self, row):
         self.rows.append(row)

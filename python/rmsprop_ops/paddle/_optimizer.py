@@ -296,44 +296,50 @@ class RMSProp(ConventionMethods, Optimizer):
             _ema.update(self, self._ema, self._iterations)
         self._iterations += 1
 
-    # ---- a pass: its rows are collected by _append_optimize_op and launched by _finish_update
+    # ---- a pass: its context (_launch.Step) is made first; _append_optimize_op adds a row per parameter
+    # and _finish_update checks and runs them all
+    def _new_step(self, parameters_and_grads, skip):
+        group = parameters_and_grads if isinstance(parameters_and_grads, dict) else {}
+        return Step(skip, fused=self._layout.fused or framework.in_dygraph_mode(), rule=self._rule.for_group(group),
+                    clip=group.get("grad_clip", self._grad_clip))
+
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         check_param_attrs(parameters_and_grads)
-        group = parameters_and_grads if isinstance(parameters_and_grads, dict) else {}
-        rule = self._rule.for_group(group)
-        parameters_and_grads = densify_grads(
-            parameters_and_grads, lambda pairs, densify: self._sparse.route(self, pairs, rule, densify))
         found_inf = self._get_auxiliary_var("found_inf")
         dygraph = framework.in_dygraph_mode()
-        if dygraph and isinstance(found_inf, paddle.Tensor):
-            # The op reads the flag (SkipUpdate); Paddle's pass would test it on the host.
-            self._set_auxiliary_var("found_inf", None)
-            try:
-                return self._pass(super()._create_optimization_pass, parameters_and_grads, param_group_idx,
-                                  found_inf)
-            finally:
-                self._set_auxiliary_var("found_inf", found_inf)
-        return self._pass(super()._create_optimization_pass, parameters_and_grads, param_group_idx,
-                          None if dygraph else self._static_skip_flag())
+        taken = dygraph and isinstance(found_inf, paddle.Tensor)  # GradScaler's flag: the op reads it
+        step = self._new_step(parameters_and_grads, found_inf if taken else None if dygraph
+                              else self._static_skip_flag())
+
+        def route(pairs, densify):  # SelectedRows gradients that the rows update takes stay as they are
+            out, step.sparse_modes = self._sparse.route(self, pairs, step.rule, densify)
+            return out
+
+        parameters_and_grads = densify_grads(parameters_and_grads, route)
+        if not taken:
+            return self._pass(super()._create_optimization_pass, parameters_and_grads, param_group_idx, step)
+        self._set_auxiliary_var("found_inf", None)  # else Paddle's pass would test it on the host
+        try:
+            return self._pass(super()._create_optimization_pass, parameters_and_grads, param_group_idx, step)
+        finally:
+            self._set_auxiliary_var("found_inf", found_inf)
 
     def _pir_create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         check_param_attrs(parameters_and_grads)
         return self._pass(super()._pir_create_optimization_pass, parameters_and_grads, param_group_idx,
-                          self._static_skip_flag())
+                          self._new_step(parameters_and_grads, self._static_skip_flag()))
 
-    def _pass(self, paddle_pass, parameters_and_grads, param_group_idx, skip):
-        group = parameters_and_grads if isinstance(parameters_and_grads, dict) else {}
-        self._step = Step(skip, fused=self._layout.fused or framework.in_dygraph_mode(),
-                          rule=self._rule.for_group(group), clip=group.get("grad_clip", self._grad_clip))
+    def _pass(self, paddle_pass, parameters_and_grads, param_group_idx, step):
+        self._step = step
         try:
             out = paddle_pass(parameters_and_grads, param_group_idx)
             # Rows run in _finish_update, which Paddle's auto-parallel fully_shard replaces on the optimizer
             # instance without calling it: run whatever is left (normally nothing).
-            self._run_step()
+            self._run_step(step)
             if self._use_ema and not framework.in_dygraph_mode():
-                _ema.append(self, self._ema, [p for p, _ in pairs(parameters_and_grads)], self._step.skip)
-            if framework.in_dygraph_mode() and not group:
-                self._plan = _fastpath.record(self, self._step.ran)
+                _ema.append(self, self._ema, [p for p, _ in pairs(parameters_and_grads)], step.skip)
+            if framework.in_dygraph_mode() and not isinstance(parameters_and_grads, dict):
+                self._plan = _fastpath.record(self, step.ran)
             return out
         finally:
             self._step = None
@@ -341,30 +347,33 @@ class RMSProp(ConventionMethods, Optimizer):
     def _append_optimize_op(self, block, param_and_grad):
         step = self._step
         if step is None:  # called outside a pass: a step of one parameter
-            step = Step(self._static_skip_flag(), fused=False, rule=self._rule, clip=self._grad_clip)
+            step = self._new_step({}, self._static_skip_flag())
+            step.fused = False
         param, grad = param_and_grad["params"] if isinstance(param_and_grad, dict) else param_and_grad
         master = None
         if self._multi_precision and self._is_dtype_fp16_or_bf16(param.dtype):
             master = self._master_weights[param.name]
         decay = fused_decay(param, self.regularization) or NO_DECAY
         clip = _clip.value_bound(step.clip, param)
-        if param.name in self._sparse.modes:  # a SelectedRows gradient: the rows update, checked and run with the step
-            self._sparse.defer(self, param, grad, step.rule, decay, clip, master, step.skip)
+        mode = step.sparse_modes.get(param.name)
+        if mode is not None:  # a SelectedRows gradient: the rows update, checked and run with the step
+            step.sparse_calls.append(self._sparse.prepare(self, param, grad, mode, step.rule, decay, clip, master,
+                                                          step.skip))
             return
         slot = self._store.slot(self, param if master is None else master)
         key = LaunchKey(step.rule, decay.mode, clip, param.dtype, master is not None, slot.chunk)
         step.add(Row(param, grad, slot, master, decay, fusable_lr_mult(param), key))
         if step is not self._step:
-            step.run(self)
+            self._run_step(step)
 
     def _finish_update(self, block, parameters_and_grads):
         if self._step is not None:
-            self._run_step()
+            self._run_step(self._step)
 
-    def _run_step(self):
-        calls = self._sparse.take()
+    def _run_step(self, step):
+        calls, step.sparse_calls = step.sparse_calls, []
         self._sparse.check(calls)  # before anything of the step is written
-        self._step.run(self)
+        step.run(self)
         self._sparse.run(calls)
 
     def _static_skip_flag(self):

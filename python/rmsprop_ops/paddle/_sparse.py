@@ -57,34 +57,34 @@ class _Table(NamedTuple):
 class SparseRows:
     """The row-sparse side of one :class:`rmsprop_ops.paddle.RMSProp`.
 
-    ``route`` (at the start of a step) picks, for every SelectedRows gradient, the rows mode or the dense
-    fallback; ``defer`` (in place of the op of such a parameter) prepares its update; ``check`` validates
-    every prepared update before the step writes anything and ``run`` applies them."""
+    ``route`` (at the start of a pass) picks, for every SelectedRows gradient, the rows mode or the dense
+    fallback; ``prepare`` (in place of the op of such a parameter) builds its update; ``check`` validates
+    every prepared update before the step writes anything and ``run`` applies them. What belongs to one
+    pass (the modes, the prepared calls) is the pass's (``_launch.Step``); this object keeps the counters
+    and what a catch-up needs, across steps."""
 
     def __init__(self, sparse_mode):
         check_sparse_mode("sparse_mode", sparse_mode)
         self.sparse_mode = sparse_mode
-        self.modes = {}     # param name -> rows mode, this step
         self.counters = {}  # param name -> _Counters
         self.tables = {}    # param name -> _Table, for catch-up
-        self.pending = []   # RowsCall of this step
 
     # ---- step
     def route(self, opt, pairs, rule, densify):
         """``pairs`` with the SelectedRows gradients that take the rows update kept and the others made
-        dense by ``densify(param, grad)``; ``rule``: the pass's ``_args.Rule``. Raises ValueError, before
-        anything is written, for a ``sparse_mode`` a parameter's rule cannot follow."""
-        self.modes, self.pending = {}, []
-        out = []
+        dense by ``densify(param, grad)``, and the rows mode of each kept one (parameter name -> mode);
+        ``rule``: the pass's ``_args.Rule``. Raises ValueError, before anything is written, for a
+        ``sparse_mode`` a parameter's rule cannot follow."""
+        out, modes = [], {}
         for param, grad in pairs:
             if isinstance(grad, paddle.Tensor) and grad.is_selected_rows():
                 mode = self._mode(opt, param, rule)
                 if mode is None:
                     grad = densify(param, grad)
                 else:
-                    self.modes[param.name] = mode
+                    modes[param.name] = mode
             out.append((param, grad))
-        return out
+        return out, modes
 
     def _mode(self, opt, param, rule):
         if not param.place.is_cpu_place() or len(param.shape) < 1:
@@ -96,9 +96,10 @@ class SparseRows:
         except ValueError as e:
             raise ValueError(f"{param.name}: {e}") from None
 
-    def defer(self, opt, param, grad, rule, decay, clip, master, skip):
-        """Prepare ``param``'s update (run by :meth:`run`): ``rule`` (``_args.Rule``), ``decay``
-        (``_param_attrs.Decay``) and the value-clip bound as the dense op would have them."""
+    def prepare(self, opt, param, grad, mode, rule, decay, clip, master, skip):
+        """``param``'s update in rows ``mode`` (a RowsCall for :meth:`check` and :meth:`run`): ``rule``
+        (``_args.Rule``), ``decay`` (``_param_attrs.Decay``) and the value-clip bound as the dense op would
+        have them."""
         attrs = rule.op_attrs()  # the convention's momentum and eps placement for this rule
         rho, epsilon, momentum, centered = rule.rho, rule.epsilon, attrs["momentum"], rule.centered
         target = param if master is None else master
@@ -109,7 +110,6 @@ class SparseRows:
         lr_mult = 1.0 if mult is None else mult
         coeff, wd_mode = decay
         name = param.name
-        mode = self.modes[name]
         counters = self._counters(param, mode)
         dl = lambda t: None if t is None else t.detach()  # noqa: E731 (DLPack refuses tensors needing grad)
         ms, mom, mg = (dl(t) for t in accumulators)
@@ -127,7 +127,7 @@ class SparseRows:
             skip_update=False if skip is None else skip)
         rows = np.asarray(grad.rows(), dtype=np.int64)
         values = grad._get_tensor_from_selected_rows()
-        self.pending.append(RowsCall(name, (param, rows, values, ms), kwargs))
+        return RowsCall(name, (param, rows, values, ms), kwargs)
 
     def _counters(self, param, mode):
         if mode == "dense":
@@ -137,10 +137,6 @@ class SparseRows:
             c = _Counters(paddle.zeros([int(param.shape[0])], dtype="int64"), paddle.zeros([1], dtype="int64"), mode)
             self.counters[param.name] = c
         return c
-
-    def take(self):
-        pending, self.pending = self.pending, []
-        return pending
 
     @staticmethod
     def check(calls):
