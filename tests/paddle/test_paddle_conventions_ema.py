@@ -322,3 +322,48 @@ def test_a_parameter_without_a_gradient_keeps_its_state_and_is_still_averaged():
     for i, p in enumerate(params):
         np.testing.assert_allclose(p.numpy(), ref_ps[i], rtol=0, atol=FP32)
         np.testing.assert_allclose(averages[p.name].numpy(), sd[f"ema.{i}"], rtol=0, atol=FP32)
+
+
+@pytest.mark.parametrize("schedule", ["keras", "tf1"])
+def test_static_averages_of_float16_parameters_follow_their_master_weights(schedule):
+    """A static program with multi_precision averages the float32 masters (from the startup program's
+    master value), in float32, as the neutral optimizer's update would from the same weights."""
+    from rmsprop_ops._toolkit import ema as ema_rules
+
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            x = paddle.static.data("x", [4, 3], "float32")
+            w = paddle.create_parameter([3, 2], "float16")
+            loss = (x @ w.astype("float32")).pow(2).mean()  # no float16 matmul on CPU
+            opt = RMSProp(0.02, momentum=0.5, multi_precision=True, use_ema=True, ema_momentum=0.6,
+                          ema_schedule=schedule, ema_overwrite_frequency=3)
+            opt.minimize(loss)
+        (avg_name,) = [s.average for s in opt._static_averages]
+        master_name = opt._master_weights[w.name].name
+        exe, scope = paddle.static.Executor(paddle.CPUPlace()), paddle.static.Scope()
+        rng = np.random.default_rng(8)
+        with paddle.static.scope_guard(scope):
+            exe.run(startup)
+            read = lambda name: np.array(scope.var(name).get_tensor()).copy()  # noqa: E731
+            expected = read(master_name)
+            np.testing.assert_array_equal(read(avg_name), expected)
+            rule = ema_rules.make_ema(0.6, schedule, 3)
+            for t in range(5):
+                exe.run(main, feed={"x": rng.normal(size=(4, 3)).astype("float32")})
+                master = read(master_name)
+                d = ema_rules.decay_at(rule, t)
+                if ema_rules.subtracts(rule):
+                    expected = expected - np.float32(1 - d) * (expected - master)
+                else:
+                    expected = expected * np.float32(d) + np.float32(1 - d) * master
+                avg = read(avg_name)
+                assert avg.dtype == np.float32
+                if ema_rules.should_overwrite(rule, t):  # the weights took their averages
+                    np.testing.assert_array_equal(master, avg)
+                    np.testing.assert_array_equal(read(w.name), avg.astype(np.float16))
+                    expected = avg
+                np.testing.assert_allclose(avg, expected, rtol=0, atol=FP32)
+    finally:
+        paddle.disable_static()

@@ -276,7 +276,7 @@ def _startup_value(startup, name):
     for op in startup.global_block().ops:
         if op.name() == "builtin.set_parameter" and op.attrs()["parameter_name"] == name:
             return op.operand(0).source()
-        if op.name() == "builtin.set_persistable_value" and op.attrs().get("name") == name:
+        if op.name() == "builtin.shadow_output" and op.attrs().get("output_name") == name:  # a master weight
             return op.operand(0).source()
     raise ValueError(f"use_ema: the startup program does not initialise {name!r}; build the program with "
                      f"paddle.static.program_guard(main, startup) and minimize() inside it")

@@ -61,10 +61,13 @@ class Step:
     key share a launch (always in dynamic mode, where no program records the calls). ``rule`` and ``clip``:
     the pass's parameter group's rule (``_args.Rule``) and gradient clip. ``sparse_modes`` (parameter name
     -> rows mode) and ``sparse_calls``: the pass's SelectedRows gradients that take the row-sparse update
-    (``_sparse``), checked before the first launch and run after the last."""
+    (``_sparse``), checked before the first launch and run after the last. ``declare_state``: a static
+    program's op declares the state it writes too (the public op rather than the ``_static`` twin), for
+    ops appended after it that read that state (the averages of master weights, ``_ema``)."""
 
-    def __init__(self, skip, fused, rule, clip):
+    def __init__(self, skip, fused, rule, clip, declare_state=False):
         self.skip = skip
+        self.declare_state = declare_state
         self.fused = fused
         self.rule = rule
         self.clip = clip
@@ -102,7 +105,7 @@ class Step:
             for launch in launches:
                 _check_rows(launch.rows)
         for launch, lr in zip(launches, lrs):
-            call = _call(launch, lr, self.skip, dygraph)
+            call = _call(launch, lr, self.skip, dygraph, self.declare_state)
             call.run()
             self.ran.append((launch, call))
 
@@ -152,7 +155,7 @@ class Call(NamedTuple):
                 p._bump_inplace_version()
 
 
-def _call(launch, lr, skip, dygraph):
+def _call(launch, lr, skip, dygraph, declare_state=False):
     rows = launch.rows
     key = rows[0].key
     rule, flat = key.rule, key.chunk is not None
@@ -186,8 +189,8 @@ def _call(launch, lr, skip, dygraph):
         offsets = [r.slot.offset for r in rows]
         attrs["offsets"] = [] if offsets == key.chunk.offsets else offsets
     # Dynamic mode: the twin declaring nothing in place. A static program's per-parameter state: the twin
-    # declaring only the parameters; flat state: the public op (its three buffers are declared).
-    return Call(core_op, tensors, attrs, flat, dygraph, "" if dygraph or flat else STATIC_SUFFIX)
+    # declaring only the parameters; flat state, or state read after the op: the public op (all declared).
+    return Call(core_op, tensors, attrs, flat, dygraph, "" if dygraph or flat or declare_state else STATIC_SUFFIX)
 
 
 def _default(attr):

@@ -3,7 +3,10 @@
 The class holds Paddle's hooks only; each delegates to a module: ``_args`` (constructor checks, the rule
 record), ``_clip`` (value clipping in the op), ``_param_attrs`` (ParamAttr scales and regularizers),
 ``_densify`` (sparse gradients), ``_state`` (accumulators, flat buffers), ``_checkpoint``
-(``set_state_dict``), ``_launch`` (one pass's updates, grouped into op launches).
+(``set_state_dict``), ``_launch`` (one pass's updates, grouped into op launches); the conventions:
+``_convention`` (the constructor's arguments resolved into the rule), ``_decay`` (what a float weight decay
+means), ``_ema`` (moving averages of the weights), and ``_extras`` (the methods beyond Paddle's: rule,
+averages, checkpoint translation, recipes).
 """
 
 from __future__ import annotations
@@ -300,8 +303,10 @@ class RMSProp(ConventionMethods, Optimizer):
     # and _finish_update checks and runs them all
     def _new_step(self, parameters_and_grads, skip):
         group = parameters_and_grads if isinstance(parameters_and_grads, dict) else {}
+        # a static program's averages of master weights read them after the op: it must declare them
         return Step(skip, fused=self._layout.fused or framework.in_dygraph_mode(), rule=self._rule.for_group(group),
-                    clip=group.get("grad_clip", self._grad_clip))
+                    clip=group.get("grad_clip", self._grad_clip),
+                    declare_state=self._use_ema and self._multi_precision and not framework.in_dygraph_mode())
 
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         check_param_attrs(parameters_and_grads)
