@@ -10,6 +10,7 @@ written, the scheduler and master weights included.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -292,9 +293,20 @@ def test_too_little_saved_state_to_tell_the_structure_is_refused_not_guessed():
     resumed.set_state_dict(state)
 
 
-def _static_program(cls, **kw):
-    """A PIR program training a Linear with ``cls``; built under a fresh unique_name scope, so the
-    variables of a program built with either optimizer have the same names."""
+class StaticRun(NamedTuple):
+    main: object
+    opt: object
+    scope: object
+
+
+_EXE = None
+
+
+def _static_run(cls, **kw):
+    """A PIR program training a Linear with ``cls``, its startup run in a scope of its own. Built under a
+    fresh unique_name scope, so the variables of a program built with either optimizer have the same
+    names."""
+    global _EXE
     paddle.enable_static()
     with paddle.utils.unique_name.guard():
         main, startup = paddle.static.Program(), paddle.static.Program()
@@ -302,58 +314,103 @@ def _static_program(cls, **kw):
             x = paddle.static.data("x", [8, 6], "float32")
             y = paddle.static.data("y", [8, 3], "float32")
             loss = ((paddle.nn.Linear(6, 3)(x) - y) ** 2).mean()
-            cls(0.02, momentum=0.9, centered=True, **kw).minimize(loss)
-    return main, startup
+            opt = cls(0.02, momentum=0.9, centered=True, **kw)
+            opt.minimize(loss)
+    _EXE = _EXE or paddle.static.Executor(paddle.CPUPlace())
+    run = StaticRun(main, opt, paddle.static.Scope())
+    with paddle.static.scope_guard(run.scope):
+        _EXE.run(startup)
+    return run
 
 
-def _static_feed(s):
-    rs = np.random.RandomState(50 + s)
-    return {"x": rs.randn(8, 6).astype("float32"), "y": rs.randn(8, 3).astype("float32")}
+def _train_static(run, steps):
+    for s in steps:
+        rs = np.random.RandomState(50 + s)
+        feed = {"x": rs.randn(8, 6).astype("float32"), "y": rs.randn(8, 3).astype("float32")}
+        with paddle.static.scope_guard(run.scope):
+            _EXE.run(run.main, feed=feed)
 
 
-def _persistables(main, scope):
+def _variables(run):
+    """The program's parameters and optimizer variables (what paddle.static.save writes), by name."""
     from paddle.static.pir_io import get_pir_parameters
 
-    params, opts = get_pir_parameters(main)
-    return {v.name: np.array(scope.var(v.name).get_tensor()).copy() for v in params + opts}
+    params, opts = get_pir_parameters(run.main)
+    return {v.name: np.array(run.scope.var(v.name).get_tensor()).copy() for v in params + opts}
 
 
 @pytest.mark.parametrize("direction", ["paddle->ours", "ours->paddle"])
 def test_static_checkpoints_move_between_paddle_rmsprop_and_ours(direction, tmp_path):
     """paddle.static.save / load: the default layout's program holds Paddle's accumulator variables, so a
     checkpoint of either optimizer's program loads into the other's and training continues alike."""
-    src_cls, dst_cls = ((paddle.optimizer.RMSProp, RMSProp) if direction == "paddle->ours"
-                        else (RMSProp, paddle.optimizer.RMSProp))
+    classes = (paddle.optimizer.RMSProp, RMSProp) if direction == "paddle->ours" else (RMSProp, paddle.optimizer.RMSProp)
     try:
-        exe = paddle.static.Executor(paddle.CPUPlace())
-        src_main, src_startup = _static_program(src_cls)
-        dst_main, dst_startup = _static_program(dst_cls)
-        assert sorted(_names_of(src_main)) == sorted(_names_of(dst_main))
-        src_scope, dst_scope = paddle.static.Scope(), paddle.static.Scope()
-        with paddle.static.scope_guard(src_scope):
-            exe.run(src_startup)
-            for s in range(3):
-                exe.run(src_main, feed=_static_feed(s))
-            paddle.static.save(src_main, str(tmp_path / "ckpt"))
-        with paddle.static.scope_guard(dst_scope):
-            exe.run(dst_startup)
-            paddle.static.load(dst_main, str(tmp_path / "ckpt"))
-            assert all(np.array_equal(v, _persistables(src_main, src_scope)[k])
-                       for k, v in _persistables(dst_main, dst_scope).items())
-        for s in range(3, 6):
-            with paddle.static.scope_guard(src_scope):
-                exe.run(src_main, feed=_static_feed(s))
-            with paddle.static.scope_guard(dst_scope):
-                exe.run(dst_main, feed=_static_feed(s))
-        a, b = _persistables(src_main, src_scope), _persistables(dst_main, dst_scope)
-        for k in a:
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6, err_msg=k)
+        src, dst = (_static_run(cls) for cls in classes)
+        assert sorted(_variables(src)) == sorted(_variables(dst))
+        _train_static(src, range(3))
+        with paddle.static.scope_guard(src.scope):
+            paddle.static.save(src.main, str(tmp_path / "ckpt"))
+        with paddle.static.scope_guard(dst.scope):
+            paddle.static.load(dst.main, str(tmp_path / "ckpt"))
+        assert all(np.array_equal(v, _variables(src)[k]) for k, v in _variables(dst).items())
+        _train_static(src, range(3, 6))
+        _train_static(dst, range(3, 6))
+        theirs = _variables(dst)
+        for k, v in _variables(src).items():
+            np.testing.assert_allclose(theirs[k], v, rtol=1e-6, atol=1e-6, err_msg=k)
     finally:
         paddle.disable_static()
 
 
-def _names_of(main):
-    from paddle.static.pir_io import get_pir_parameters
+def test_a_flat_static_program_exports_and_imports_paddle_rmsprop_state(tmp_path):
+    """flat_state=True: the program's variables are flat buffers; state_per_parameter gives what a program
+    built with paddle.optimizer.RMSProp holds, and load_state_per_parameter takes that program's checkpoint
+    (paddle.static.load_program_state), after which training continues as it does."""
+    try:
+        ref, flat = _static_run(paddle.optimizer.RMSProp), _static_run(RMSProp, flat_state=True)
+        _train_static(ref, range(3))
+        with paddle.static.scope_guard(ref.scope):
+            paddle.static.save(ref.main, str(tmp_path / "ref"))
+        saved = paddle.static.load_program_state(str(tmp_path / "ref"))
+        with paddle.static.scope_guard(flat.scope):
+            paddle.static.set_program_state(flat.main, {k: v for k, v in saved.items() if k in _variables(flat)})
+            loaded = flat.opt.load_state_per_parameter(saved)
+            exported = flat.opt.state_per_parameter()
+        assert loaded == sorted(exported) and len(loaded) == 6  # weight and bias, three kinds each
+        for k, v in exported.items():
+            np.testing.assert_array_equal(v, saved[k], err_msg=k)
+        _train_static(ref, range(3, 6))
+        _train_static(flat, range(3, 6))
+        ours = _variables(flat)
+        with paddle.static.scope_guard(flat.scope):
+            ours.update(flat.opt.state_per_parameter())
+        for k, v in _variables(ref).items():
+            np.testing.assert_allclose(ours[k], v, rtol=1e-6, atol=1e-6, err_msg=k)
+    finally:
+        paddle.disable_static()
 
-    params, opts = get_pir_parameters(main)
-    return [v.name for v in params + opts]
+
+@pytest.mark.parametrize("bad", ["missing", "transposed", "overflow"])
+def test_a_bad_per_parameter_state_writes_nothing_into_the_flat_buffers(bad):
+    try:
+        run = _static_run(RMSProp, flat_state=True)
+        _train_static(run, range(1))
+        with paddle.static.scope_guard(run.scope):
+            state = run.opt.state_per_parameter()
+        weight = next(k for k in state if "w_0_mean_square" in k)
+        if bad == "missing":
+            del state[weight]
+            pattern = r"'mean_square' accumulator for parameter '[^']+': missing"
+        elif bad == "transposed":
+            state[weight] = state[weight].T.copy()
+            pattern = r"expected shape \[6, 3\] \(18 elements\), got \[3, 6\]"
+        else:
+            state[weight] = np.full(state[weight].shape, 1e300)
+            pattern = r"expected values that float32 can hold, got 1e\+300"
+        before = _variables(run)
+        with paddle.static.scope_guard(run.scope), pytest.raises(ValueError, match=pattern):
+            run.opt.load_state_per_parameter(state)
+        for name, value in _variables(run).items():
+            np.testing.assert_array_equal(value, before[name], err_msg=name)
+    finally:
+        paddle.disable_static()

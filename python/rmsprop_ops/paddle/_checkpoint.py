@@ -22,7 +22,7 @@ from paddle.optimizer.lr import LRScheduler
 from . import _ema, _names
 from ._state import KINDS, state_dtype
 
-__all__ = ["Pending", "load", "base_param_name", "to_state"]
+__all__ = ["Pending", "load", "parse", "base_param_name", "to_state"]
 
 _MASTER_SUFFIX = re.compile(r"_fp32_master_\d+$")
 _NUMPY = {paddle.float32: np.float32, paddle.float64: np.float64, paddle.float16: np.float16}
@@ -113,7 +113,9 @@ def kinds_of(opt):
     return KINDS + ((_ema.KIND,) if opt._use_ema else ())
 
 
-def _parse(opt, state):
+def parse(opt, state, others_ok=False):
+    """The accumulator entries of ``state`` (their values checked to be floating-point); another key raises
+    ValueError unless ``others_ok``."""
     accs = "|".join(re.escape(opt._acc_name(kind)) for kind in kinds_of(opt))
     pattern = re.compile(rf"^(?P<target>.+)_(?P<acc>{accs})_\d+$")
     kind_of = {opt._acc_name(kind): kind for kind in kinds_of(opt)}
@@ -121,6 +123,8 @@ def _parse(opt, state):
     for key, value in state.items():
         m = pattern.match(key)
         if m is None:
+            if others_ok:
+                continue
             raise ValueError(f"state_dict: unexpected entry {key!r} (expected accumulators named "
                              f"<param>_<{accs}>_<n>, 'master_weights', 'LR_Scheduler' and 'iterations')")
         _check_value(value, f"state_dict: {key}")
@@ -145,7 +149,7 @@ def load(opt, state_dict, pending):
     if not isinstance(masters, dict):
         raise TypeError(f"state_dict: master_weights: expected a dict of parameter name -> tensor, got "
                         f"{type(masters).__name__}")
-    entries = _parse(opt, state)
+    entries = parse(opt, state)
     for name, value in masters.items():
         _check_value(value, f"state_dict: master weight of {name!r}")
     params = {p.name: p for p in _all_params(opt)}

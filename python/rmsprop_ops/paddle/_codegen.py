@@ -12,9 +12,10 @@ import functools
 import re
 
 from .. import registry
+from .._toolkit.checks import registry_document
 
-__all__ = ["OP_PREFIX", "DYGRAPH_SUFFIX", "STATIC_SUFFIX", "FLAT_SUFFIX", "paddle_op_name", "op_schema", "render_source",
-           "registered_ops", "CORE_OPS", "FLAT_OPS"]
+__all__ = ["OP_PREFIX", "DYGRAPH_SUFFIX", "STATIC_SUFFIX", "FLAT_SUFFIX", "paddle_op_name", "op_schema",
+           "render_source", "registered_ops", "CORE_OPS", "FLAT_OPS"]
 
 # Paddle already has an op named ``rmsprop``; ours live under a prefix.
 OP_PREFIX = "rmsprop_ops_"
@@ -35,12 +36,13 @@ STATIC_SUFFIX = "_static"
 _TWIN_IN_PLACE = {DYGRAPH_SUFFIX: (), STATIC_SUFFIX: ("Param", "Param[]")}
 
 # The multi-tensor ops also come in a flat-state form (``RMSProp(flat_state=True)``): each kind of state is
-# one 1-D buffer holding every tensor's slice at ``offsets`` (``rmsprop_ops._flat.flat_offsets``) instead
-# of a list of tensors. Paddle's interpreter does bookkeeping for every value an op touches on every step
-# (a no-op custom op over 1000 x 16K: 6.0 ms with per-tensor state, 2.6 ms flat; docs/performance.md).
+# one 1-D buffer holding every tensor's slice at ``offsets`` instead of a list of tensors, as the registry's
+# "flat_state" section describes (layout: rmsprop_ops/flat.h). Paddle's interpreter does bookkeeping for
+# every value an op touches on every step, so fewer values make a cheaper step (docs/performance.md).
 FLAT_SUFFIX = "_flat"
 FLAT_OPS = ("rmsprop_multi", "rmsprop_centered_multi")
-_FLAT_STATE = ("MeanSquare", "Moment", "MeanGrad")
+_FLAT = registry_document()["flat_state"]
+_FLAT_STATE = tuple(_FLAT["state_inputs"])
 
 # Registry attribute type -> (PD_BUILD_OP type, kernel argument type).
 _ATTR_TYPES = {
@@ -51,10 +53,11 @@ _ATTR_TYPES = {
     "int[]": ("std::vector<int64_t>", "const std::vector<int64_t>&"),
 }
 
-# Registry input name -> field of rmsprop_ops_paddle::Slots (tensor lists) or scalar slot.
+# Registry input name -> field of rmsprop_ops_paddle::Call (tensor lists: the C ABI's tensor set); the scalar
+# inputs (LearningRate, GradScale, SkipUpdate, ...) are passed by name, as the registry lists them.
 _LIST_SLOTS = {"Param": "param", "Grad": "grad", "MeanSquare": "mean_square", "Moment": "moment",
                "MeanGrad": "mean_grad", "MasterParam": "master_param"}
-_SCALAR_SLOTS = {"LearningRate": "learning_rate", "GradScale": "grad_scale", "SkipUpdate": "skip_update"}
+_SCALAR_SLOTS = {i["name"]: i for i in registry_document()["ops"][0]["inputs"] if i.get("scalar")}
 
 
 def paddle_op_name(core_op: str, dygraph: bool = False, flat: bool = False, twin: str = "") -> str:
@@ -79,9 +82,7 @@ def _op_schema(core_op: str, flat: bool):
             i["doc"] = f"flat buffer (1-D) holding every Param's {i['doc']} at offsets"
     sc["outputs"] = [single.get(o, o) for o in sc["outputs"]]
     sc["inplace"] = {single.get(k, k): single.get(v, v) for k, v in sc["inplace"].items()}
-    sc["attrs"].append({"name": "offsets", "type": "int[]", "default": [], "doc":
-                        "element offset of each Param's slice in the flat state buffers; [] packs them in "
-                        "order, each start aligned to 16 elements (rmsprop_ops._flat.flat_offsets)"})
+    sc["attrs"].append(copy.deepcopy(_FLAT["offsets_attr"]))
     return sc
 
 
@@ -142,14 +143,17 @@ def _render_op(core_op: str, twin: str = "", flat: bool = False) -> str:
         var = "in_" + _snake(n)
         args.append(f"{_input_arg_type(is_list, i['optional'], n in inplace)} {var}")
         if b in _LIST_SLOTS:
-            fill.append(f"  s.{_LIST_SLOTS[b]} = rmsprop_ops_paddle::ptrs({var});")
+            fill.append(f"  c.{_LIST_SLOTS[b]} = rmsprop_ops_paddle::ptrs({var});")
         else:
-            fill.append(f"  s.{_SCALAR_SLOTS[b]} = rmsprop_ops_paddle::ptr({var});")
+            spec = _SCALAR_SLOTS[b]
+            attr = f'"{spec["attr"]}"' if spec["attr"] else "nullptr"
+            fill.append(f'  c.scalar("{b}", {attr}, {str(spec["float_only"]).lower()}, '
+                        f"rmsprop_ops_paddle::ptr({var}));")
     attr_decls = []
     for a in sc["attrs"]:
         pd_t, arg_t = _ATTR_TYPES[a["type"]]
         args.append(f"{arg_t} at_{a['name']}")
-        fill.append(f"  a.{a['name']} = at_{a['name']};")
+        fill.append(f'  c.attr("{a["name"]}", at_{a["name"]});')
         attr_decls.append(f'"{a["name"]}: {pd_t}"')
 
     pd_inputs = ", ".join(_pd_name(i["name"], i["optional"]) for i in inputs)
@@ -173,11 +177,12 @@ def _render_op(core_op: str, twin: str = "", flat: bool = False) -> str:
 // ---- {name}: generated from registry op "{core_op}"{form} ----
 void {name}_kernel(
     {sep.join(args)}) {{
-  rmsprop_ops_paddle::Slots s;
-  rmsprop_ops_paddle::Attrs a;
+  rmsprop_ops_paddle::Call c;
+  c.centered = {str(centered).lower()};
+  c.multi = {str(multi).lower()};
+  c.flat = {str(flat).lower()};
 {chr(10).join(fill)}
-  rmsprop_ops_paddle::run_update(s, a, /*centered=*/{str(centered).lower()}, /*multi=*/{str(multi).lower()},
-                                 /*flat=*/{str(flat).lower()});
+  rmsprop_ops_paddle::run_update(c);
 }}
 
 PD_BUILD_OP({name})

@@ -22,13 +22,14 @@ from paddle.optimizer.lr import LRScheduler
 
 from .. import registry
 from .._toolkit import ema as ema_rules
-from . import _args, _checkpoint, _clip, _decay, _ema, _fastpath
+from . import _args, _checkpoint, _clip, _decay, _ema, _fastpath, _static_state
 from ._build import load_ops
 from ._convention import explicit_arguments, negate_grad, resolve_arguments
 from ._densify import densify_grads, pairs
 from ._extras import ConventionMethods
 from ._describe import describe
 from ._launch import LaunchKey, Row, Step, check_grad
+from ._launch import invoke as _invoke  # noqa: F401 (the op-call helper, importable here as before the split)
 from ._param_attrs import NO_DECAY, check_param_attrs, fusable_lr_mult, fused_decay
 from ._sparse import SparseRows
 from ._state import StateStore
@@ -246,6 +247,23 @@ class RMSProp(ConventionMethods, Optimizer):
         self._sparse.reset()  # the loaded state is current for every row
 
     load_state_dict = set_state_dict
+
+    @framework.static_only
+    def state_per_parameter(self, scope=None):
+        """A static program's state in ``paddle.optimizer.RMSProp``'s names (``<param>_mean_square_0``, ...),
+        one NumPy array per parameter and kind, read from ``scope`` (default: the global scope). With
+        ``flat_state=True`` the program's variables are flat buffers, which Paddle's RMSProp cannot load;
+        this is what a program built with it would hold. Without flat buffers: empty (the program's
+        variables already have those names)."""
+        return _static_state.per_parameter(self, scope)
+
+    @framework.static_only
+    def load_state_per_parameter(self, state, scope=None):
+        """Write ``state`` (``state_per_parameter``'s names, e.g. ``paddle.static.load_program_state`` of a
+        checkpoint taken with ``paddle.optimizer.RMSProp``; other keys ignored) into a static program's flat
+        buffers in ``scope``, paired and checked as ``set_state_dict`` does before anything is written.
+        Returns the keys loaded."""
+        return _static_state.load_per_parameter(self, state, scope)
 
     # ---- weight decay: L1/L2 are fused into the op (read off the parameter when its update is built)
     def _create_regularization_of_grad(self, param, grad, regularization=None):

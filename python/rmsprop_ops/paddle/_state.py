@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import paddle
 from paddle.base import framework, unique_name
 
@@ -112,7 +113,10 @@ class StateStore:
                                  f"shape {list(members[0].shape)}")
             offsets, total = flat_offsets(math.prod(shape) for shape in shapes)
             if dygraph:
-                buffers = tuple(paddle.full([max(total, 1)], opt._rule.initial_value(kind), dtype)
+                # On the parameters' device, as _add_accumulator places per-parameter state.
+                np_dtype = {paddle.float32: np.float32, paddle.float64: np.float64}[dtype]
+                buffers = tuple(paddle.to_tensor(np.full(max(total, 1), opt._rule.initial_value(kind), np_dtype),
+                                                 place=members[0].place)
                                 for kind in FLAT_KINDS)
                 for kind, buf in zip(FLAT_KINDS, buffers):
                     buf.name = unique_name.generate(f"{members[0].name}_{opt._acc_name(kind)}_flat")
