@@ -75,6 +75,8 @@ FIELDS = {
     "clip_before_weight_decay": ({"weight_decay": 0.5, "grad_clip": "value"}, {"clip_gradient": 0.3}),
     "maximize": ({"maximize": True, "momentum": 0.9, "weight_decay": 0.1}, {}),
     "maximize_clipped": ({"maximize": True, "grad_clip": "value"}, {"clip_gradient": 0.3}),
+    "nesterov": ({"nesterov": True, "momentum": 0.9}, {}),
+    "nesterov_centered": ({"nesterov": True, "momentum": 0.5, "centered": True}, {}),
     "eps_rho_momentum": ({"rho": 0.8, "epsilon": 1e-3, "momentum": 0.3}, {}),
 }
 
@@ -152,8 +154,8 @@ REFUSALS = [
     ("negative start", dict(learning_rate=0.1, initial_accumulator_value=-1.0), ValueError,
      "initial_accumulator_value: expected a float in \\[0.0, inf\\)"),
     ("flag type", dict(learning_rate=0.1, eps_in_sqrt=1), TypeError, "eps_in_sqrt: expected a bool"),
-    ("nesterov", dict(learning_rate=0.1, nesterov=True), ValueError, "nesterov: expected False; True needs"),
-    ("bias correction", dict(learning_rate=0.1, bias_correction=True), ValueError, "bias_correction: expected False"),
+    ("maximize type", dict(learning_rate=0.1, maximize=1), TypeError, "maximize: expected a bool"),
+    ("nesterov type", dict(learning_rate=0.1, nesterov="yes"), TypeError, "nesterov: expected a bool"),
     ("ema momentum", dict(learning_rate=0.1, use_ema=True, ema_momentum=1.5), ValueError,
      "ema_momentum: expected a float in \\[0.0, 1.0\\]"),
     ("ema schedule", dict(learning_rate=0.1, use_ema=True, ema_schedule="linear"), ValueError, "ema_schedule"),

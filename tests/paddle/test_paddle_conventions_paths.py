@@ -63,14 +63,14 @@ FAST = {
     "tf1": dict(convention="tf1", learning_rate=0.02, momentum=0.9, weight_decay=0.01),
     "torch_ema": dict(convention="torch", lr=0.02, momentum=0.9, use_ema=True, ema_momentum=0.5),
     "maximize": dict(convention="torch", lr=0.02, maximize=True),
+    "nesterov": dict(convention="paddle", learning_rate=0.02, momentum=0.9, nesterov=True),
 }
 
 
 @pytest.mark.parametrize("name", FAST)
 def test_the_fast_path_repeats_the_conventions_launches(name):
     """After one step through Paddle's path the optimizer replays the recorded launches (``_fastpath``);
-    under a convention they carry its rule, and maximize (the gradient negated in Python) stays on
-    Paddle's path."""
+    under a convention they carry its rule, and the core's rule options too."""
     kw = FAST[name]
     paddle.disable_static()
     rng = np.random.default_rng(7)
@@ -88,7 +88,7 @@ def test_the_fast_path_repeats_the_conventions_launches(name):
         opt.clear_grad()
         ref.step(g)
         planned.append(opt._plan is not None)
-    assert planned[1:] == [name != "maximize"] * 5
+    assert planned[1:] == [True] * 5
     for p, r in zip(ps, ref_ps):
         np.testing.assert_allclose(p.numpy(), r, rtol=0, atol=FP32)
     if kw.get("use_ema"):

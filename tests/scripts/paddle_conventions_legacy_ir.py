@@ -3,7 +3,9 @@
 For a table of cases (every convention; the fields set on their own; the moving averages with each
 schedule), builds the static program with ``rmsprop_ops.paddle.RMSProp`` in the legacy IR, trains it next
 to the neutral optimizer fed the same gradients (tests/support/paddle_conventions.py), and prints one JSON
-line per case with the largest difference of every step's parameters and every state buffer. Then checks
+line per case with the largest difference of every step's parameters and every state buffer; the core's
+rule options (maximize, nesterov, bias_correction with its persistable update counter) in float64 against
+the float64 reference (``option_case`` lines, with the counter's final value). Then checks
 that a TF1 program's state (the mean square starting at ones) and its averages survive
 ``paddle.static.save`` / ``load``.
 """
@@ -35,6 +37,15 @@ CASES += [
 ] + [dict(convention="tf1", learning_rate=0.02, momentum=0.9, use_ema=True, ema_momentum=0.7, ema_schedule=s,
           ema_overwrite_frequency=f, **layout)
      for s, f, layout in [("keras", None, {}), ("tf1", 3, {"flat_state": True}), ("constant", None, {"fused": False})]]
+
+
+# The core's rule options, float64, hyper-parameters float32 holds exactly: against the float64 reference.
+HYPER = dict(learning_rate=2.0 ** -6, rho=0.875, epsilon=2.0 ** -20)
+OPTION_CASES = [
+    dict(HYPER, maximize=True, nesterov=True, momentum=0.75),
+    dict(HYPER, convention="torch", bias_correction=True, momentum=0.75, flat_state=True),
+    dict(HYPER, bias_correction=True, centered=True, momentum=0.5, initial_accumulator_value=0.125, fused=False),
+]
 
 
 def _err(run, ref):
@@ -95,6 +106,15 @@ def main():
         err, missing = _err(run, ref)
         ops = [op for op in run.extra["ops"] if op.startswith("rmsprop")]
         print(json.dumps(dict(case=kw, err=err, missing=missing, ops=ops)), flush=True)
+    for i, kw in enumerate(OPTION_CASES):
+        prob = C.problem(seed=200 + i, steps=STEPS, dtype="float64")
+        run = C.run_static(prob, STEPS, **kw)
+        ref = C.run_reference(prob, STEPS, **{k: v for k, v in kw.items() if k not in ("fused", "flat_state")})
+        err, missing = _err(run, ref)
+        scope = run.extra["scope"]
+        counters = [float(np.array(scope.var(n).get_tensor())[0]) for n in scope.local_var_names()
+                    if "bias_correction_step" in n]
+        print(json.dumps(dict(option_case=kw, err=err, missing=missing, counters=counters)), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         print(json.dumps(dict(save_load=_save_load(tmp))), flush=True)
     print("legacy conventions ok")

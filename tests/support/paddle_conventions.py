@@ -18,6 +18,7 @@ import paddle
 
 import rmsprop_ops
 from rmsprop_ops.paddle import RMSProp
+from rmsprop_ops.reference import rmsprop_step
 
 # Power-of-two sizes: a static program's loss is a mean (see static_loss).
 SHAPES = [(4, 4), (8,), (2, 4)]
@@ -73,6 +74,37 @@ def run_neutral(prob, steps, groups=None, **kw):
             kind, pos = key.split(".")
             state[f"{kind}.{back[int(pos)]}"] = np.asarray(value)
     return Run(history, state, opt)
+
+
+def run_reference(prob, steps, **kw):
+    """The float64 reference (``rmsprop_ops.reference.rmsprop_step``) of the rule ``kw`` resolves to under
+    ``rmsprop_ops._conventions.resolve`` (Paddle's argument names), update ``t`` (from 1) passed as the
+    ``step`` bias_correction reads: optax's count. For the rule options the neutral optimizer does not
+    count (it hands the core no update number)."""
+    kw = dict(kw)
+    r = rmsprop_ops._conventions.resolve(kw.pop("convention", "paddle"), **kw)
+    momentum = r.effective_momentum(r.momentum, r.centered)
+    ps = [np.asarray(p, np.float64) for p in prob.init]
+    state = [dict(mean_square=np.full(p.shape, r.initial_accumulator_value), moment=np.zeros(p.shape),
+                  mean_grad=np.zeros(p.shape) if r.centered else None) for p in ps]
+    history = []
+    for t in range(steps):
+        g = prob.grads(ps, t)
+        for i, (p, gi) in enumerate(zip(ps, g)):
+            out = rmsprop_step(p, np.asarray(gi, np.float64), state[i]["mean_square"], lr=r.learning_rate,
+                               rho=r.rho, epsilon=r.epsilon, momentum=momentum, moment=state[i]["moment"],
+                               centered=r.centered, mean_grad=state[i]["mean_grad"],
+                               eps_in_sqrt=r.eps_in_sqrt_for(momentum), lr_in_momentum=r.lr_in_momentum,
+                               weight_decay=r.weight_decay or 0.0, weight_decay_mode=r.weight_decay_mode,
+                               clip_after_weight_decay=r.clip_after_weight_decay, nesterov=r.nesterov,
+                               bias_correction=r.bias_correction, maximize=r.maximize, step=t + 1)
+            ps[i] = out["param"]
+            state[i] = {k: out[k] for k in ("mean_square", "moment", "mean_grad")}
+        history.append([p.copy() for p in ps])
+    out = {f"mean_square.{i}": s["mean_square"] for i, s in enumerate(state)}
+    if momentum:
+        out.update({f"moment.{i}": s["moment"] for i, s in enumerate(state)})
+    return Run(history, out)
 
 
 def _paddle_state(opt, params, read):

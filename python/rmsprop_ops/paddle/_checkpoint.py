@@ -2,8 +2,9 @@
 
 Entries are ``paddle.optimizer.RMSProp``'s: ``<param>_<kind>_<n>`` accumulators (``<param>_fp32_master_<n>``
 for a master weight's), ``master_weights`` (parameter name -> float32 tensor) and ``LR_Scheduler``; with
-``use_ema`` also the averages (``<param>_ema_<n>``, kind ``ema``, kept for the parameter itself) and
-``iterations`` (the updates so far, which the averages' decay depends on). Each is
+``use_ema`` also the averages (``<param>_ema_<n>``, kind ``ema``, kept for the parameter itself), and with
+``use_ema`` or ``bias_correction`` ``iterations`` (the updates so far, which the averages' decay and the
+bias correction depend on). Each is
 paired with a parameter by name (``_names.match``), and checked (a floating-point value, the parameter's full
 shape, no value that overflows the state's dtype, a master weight only for a parameter that has one)
 before anything is written. State for parameters whose accumulators do not exist yet (a checkpoint loaded

@@ -20,7 +20,6 @@ import inspect
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import paddle
 
 from .. import _conventions as conventions
 from .. import registry
@@ -28,14 +27,14 @@ from .._toolkit import ema as ema_rules
 from .._values import flag
 from . import _args, _decay
 
-__all__ = ["Default", "explicit_arguments", "Settings", "resolve_arguments", "RULE_ARGUMENTS", "negate_grad"]
+__all__ = ["Default", "explicit_arguments", "Settings", "resolve_arguments", "RULE_ARGUMENTS"]
 
 # The constructor's rule arguments: Paddle's four (whose defaults come from the convention when left out),
 # centered, and the convention's fields, each settable on its own.
 RULE_ARGUMENTS = ("learning_rate", "rho", "epsilon", "momentum", "centered", "eps_in_sqrt",
                   "initial_accumulator_value", "lr_in_momentum", "weight_decay_mode", "clip_after_weight_decay",
                   "maximize", "nesterov", "bias_correction")
-# Options that need the core's arithmetic; maximize has a Python fallback (the gradient is negated).
+# Options that are the core's arithmetic (registry attributes, passed to the op as they are).
 _CORE_ONLY = ("maximize", "nesterov", "bias_correction")
 
 
@@ -70,16 +69,15 @@ class Settings:
 
     ``rule``: the full ``_conventions.Rule``. ``learning_rate``: a float or an LRScheduler, as Paddle's
     Optimizer takes it. ``weight_decay``: the optimizer's regularizer (``_decay``). ``explicit_mode``:
-    ``weight_decay_mode`` was passed. ``core_attrs``: (name, True) for the core options the registry has;
-    ``negate``: maximize by negating the gradient (the registry has no ``maximize``). ``use_ema`` and
-    ``ema``: the moving averages (``_toolkit.ema.EMA``)."""
+    ``weight_decay_mode`` was passed. ``core_attrs``: (name, True) for the core options turned on
+    (maximize, nesterov, bias_correction: registry attributes). ``use_ema`` and ``ema``: the moving
+    averages (``_toolkit.ema.EMA``)."""
 
     rule: conventions.Rule
     learning_rate: object
     weight_decay: object
     explicit_mode: bool
     core_attrs: tuple
-    negate: bool
     use_ema: bool
     ema: ema_rules.EMA
 
@@ -132,16 +130,11 @@ def _apply_aliases(conv, values, aliases):
 def _core_attrs(rule):
     wanted = [name for name in _CORE_ONLY if getattr(rule, name)]
     known = {a["name"] for a in registry.schema("rmsprop_multi")["attrs"]}
-    attrs, negate = [], False
     for name in wanted:
-        if name in known:
-            attrs.append((name, True))
-        elif name == "maximize":
-            negate = True
-        else:
+        if name not in known:
             raise ValueError(f"{name}: expected False; True needs the core's update rule, and this build's op "
                              f"registry has no {name!r} attribute")
-    return tuple(attrs), negate
+    return tuple((name, True) for name in wanted)
 
 
 def resolve_arguments(convention, values: dict, aliases: dict, *, weight_decay, use_ema, ema_momentum,
@@ -160,13 +153,8 @@ def resolve_arguments(convention, values: dict, aliases: dict, *, weight_decay, 
     _args.check_weight_decay("weight_decay", weight_decay)
     decay = _decay.for_mode("weight_decay", weight_decay, rule.weight_decay_mode,
                             explicit.get("weight_decay_mode") is not None)
-    core_attrs, negate = _core_attrs(rule)
+    core_attrs = _core_attrs(rule)
     ema = ema_rules.make_ema(ema_momentum, ema_schedule, ema_overwrite_frequency)
     return Settings(rule=rule, learning_rate=lr, weight_decay=decay,
                     explicit_mode=explicit.get("weight_decay_mode") is not None, core_attrs=core_attrs,
-                    negate=negate, use_ema=flag("use_ema", use_ema), ema=ema)
-
-
-def negate_grad(grad):
-    """``-grad`` (maximize), dense or SelectedRows, in either mode."""
-    return None if grad is None else paddle.scale(grad, -1.0)
+                    use_ema=flag("use_ema", use_ema), ema=ema)

@@ -34,6 +34,7 @@ from paddle.base import unique_name
 from paddle.framework import in_pir_mode
 
 from .._toolkit import ema as ema_rules
+from ._step_count import persistable_counter
 
 __all__ = ["KIND", "average_dtype", "ensure", "update", "overwrite", "swap", "append", "StaticAverages"]
 
@@ -190,7 +191,7 @@ def append(opt, ema, params, skip):
     if paddle.base.dygraph.base.in_to_static_mode():
         raise NotImplementedError("use_ema: not available under paddle.jit.to_static; use dynamic mode or a "
                                   "static program built with minimize()")
-    counter = _counter(opt)
+    counter = persistable_counter(opt, "ema_iterations")
     # Only ops both IRs build (the legacy IR's paddle.minimum / logical_and fail in Paddle 3.3).
     zero, one = paddle.full([1], 0.0, "float64"), paddle.full([1], 1.0, "float64")
     decay = paddle.full([1], ema.decay, "float64")
@@ -229,16 +230,6 @@ def append(opt, ema, params, skip):
             if master is not None:
                 paddle.assign(paddle.cast(out, p.dtype), output=p)
     paddle.assign(counter + applied, output=counter)
-
-
-def _counter(opt):
-    name = unique_name.generate(f"{opt._name + '_' if opt._name else ''}ema_iterations")
-    init = paddle.nn.initializer.Constant(0.0)
-    if in_pir_mode():
-        var = paddle.pir.core.create_persistable_value("float64", [1], name, initializer=init)
-    else:
-        var = paddle.static.create_global_var(shape=[1], value=0.0, dtype="float64", persistable=True, name=name)
-    return var
 
 
 def _static_average(opt, param, src):

@@ -1,6 +1,7 @@
 """The methods ``rmsprop_ops.paddle.RMSProp`` has beyond Paddle's optimizer: the rule it resolved, moving
-averages of the weights (swap and finalize), checkpoint translation and recipes. Each delegates to its
-module (``_ema``, ``_translate``, ``_recipe``); the state they read is the optimizer's own."""
+averages of the weights (swap and finalize), checkpoint translation, a static program's flat state in
+Paddle's names, and recipes. Each delegates to its module (``_ema``, ``_translate``, ``_static_state``,
+``_recipe``); the state they read is the optimizer's own."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from paddle.base import framework
 from paddle.optimizer.lr import LRScheduler
 
 from .._toolkit import ema as ema_rules
-from . import _ema, _translate
+from . import _ema, _static_state, _translate
 from ._recipe import recipe_arguments
 
 __all__ = ["ConventionMethods"]
@@ -64,7 +65,8 @@ class ConventionMethods:
     @property
     def iterations(self) -> int:
         """Updates applied in dynamic mode. Under ``paddle.amp.GradScaler`` a skipped update is counted unless
-        ``use_ema`` (only then does the optimizer read the overflow flag on the host)."""
+        ``use_ema`` or ``bias_correction`` (only then does the optimizer read the overflow flag on the host:
+        the averages' decay and the bias correction follow the count)."""
         return self._iterations
 
     def swap_ema_weights(self, scope=None):
@@ -98,9 +100,10 @@ class ConventionMethods:
 
     @framework.dygraph_only
     def state_dict(self):
-        """``paddle.optimizer.Optimizer.state_dict``; with ``use_ema`` also the averages and ``iterations``."""
+        """``paddle.optimizer.Optimizer.state_dict``; with ``use_ema`` also the averages, and with ``use_ema``
+        or ``bias_correction`` the update count ``iterations``."""
         sd = super().state_dict()
-        if self._use_ema:
+        if self._use_ema or self._rule.resolved.bias_correction:
             sd["iterations"] = self._iterations
         return sd
 
@@ -116,3 +119,20 @@ class ConventionMethods:
         (nothing is written then); see ``_translate``."""
         ema_rules.check_not_swapped(self._swap, "import_state")
         _translate.import_state(self, state, learning_rate, transpose)
+
+    @framework.static_only
+    def state_per_parameter(self, scope=None):
+        """A static program's state in ``paddle.optimizer.RMSProp``'s names (``<param>_mean_square_0``, ...),
+        one NumPy array per parameter and kind, read from ``scope`` (default: the global scope). With
+        ``flat_state=True`` the program's variables are flat buffers, which Paddle's RMSProp cannot load;
+        this is what a program built with it would hold. Without flat buffers: empty (the program's
+        variables already have those names)."""
+        return _static_state.per_parameter(self, scope)
+
+    @framework.static_only
+    def load_state_per_parameter(self, state, scope=None):
+        """Write ``state`` (``state_per_parameter``'s names, e.g. ``paddle.static.load_program_state`` of a
+        checkpoint taken with ``paddle.optimizer.RMSProp``; other keys ignored) into a static program's flat
+        buffers in ``scope``, paired and checked as ``set_state_dict`` does before anything is written.
+        Returns the keys loaded."""
+        return _static_state.load_per_parameter(self, state, scope)

@@ -63,10 +63,12 @@ class Step:
     -> rows mode) and ``sparse_calls``: the pass's SelectedRows gradients that take the row-sparse update
     (``_sparse``), checked before the first launch and run after the last. ``declare_state``: a static
     program's op declares the state it writes too (the public op rather than the ``_static`` twin), for
-    ops appended after it that read that state (the averages of master weights, ``_ema``)."""
+    ops appended after it that read that state (the averages of master weights, ``_ema``). ``count``: the
+    update count ``bias_correction`` reads (``_step_count.StepCount``), or None."""
 
-    def __init__(self, skip, fused, rule, clip, declare_state=False):
+    def __init__(self, skip, fused, rule, clip, declare_state=False, count=None):
         self.skip = skip
+        self.count = count
         self.declare_state = declare_state
         self.fused = fused
         self.rule = rule
@@ -105,7 +107,8 @@ class Step:
             for launch in launches:
                 _check_rows(launch.rows)
         for launch, lr in zip(launches, lrs):
-            call = _call(launch, lr, self.skip, dygraph, self.declare_state)
+            call = _call(launch, lr, self.skip, dygraph, self.declare_state,
+                         None if self.count is None else self.count.current)
             call.run()
             self.ran.append((launch, call))
 
@@ -155,7 +158,7 @@ class Call(NamedTuple):
                 p._bump_inplace_version()
 
 
-def _call(launch, lr, skip, dygraph, declare_state=False):
+def _call(launch, lr, skip, dygraph, declare_state=False, current_step=None):
     rows = launch.rows
     key = rows[0].key
     rule, flat = key.rule, key.chunk is not None
@@ -173,7 +176,7 @@ def _call(launch, lr, skip, dygraph, declare_state=False):
         state = {"MeanSquare": pick([r.slot.mean_square for r in rows]), "Moment": pick([r.slot.momentum for r in rows]),
                  "MeanGrad": pick([r.slot.mean_grad for r in rows])}
     tensors = {"Param": pick(params), "Grad": pick([r.grad for r in rows]), "MeanSquare": state["MeanSquare"],
-               "Moment": state["Moment"], "LearningRate": lr, "SkipUpdate": skip}
+               "Moment": state["Moment"], "LearningRate": lr, "SkipUpdate": skip, "CurrentStep": current_step}
     if rule.centered:
         tensors["MeanGrad"] = state["MeanGrad"]
     if key.master:

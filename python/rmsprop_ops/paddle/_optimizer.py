@@ -22,9 +22,9 @@ from paddle.optimizer.lr import LRScheduler
 
 from .. import registry
 from .._toolkit import ema as ema_rules
-from . import _args, _checkpoint, _clip, _decay, _ema, _fastpath, _static_state
+from . import _args, _checkpoint, _clip, _decay, _ema, _fastpath, _step_count
 from ._build import load_ops
-from ._convention import explicit_arguments, negate_grad, resolve_arguments
+from ._convention import explicit_arguments, resolve_arguments
 from ._densify import densify_grads, pairs
 from ._extras import ConventionMethods
 from ._describe import describe
@@ -92,8 +92,11 @@ class RMSProp(ConventionMethods, Optimizer):
             are accepted under its convention (torch's ``lr``, ``alpha``, ``eps``; TF1's ``decay``; ...).
         eps_in_sqrt, initial_accumulator_value, lr_in_momentum, weight_decay_mode, clip_after_weight_decay:
             each field of the convention on its own (see ``docs/paddle.md``, Conventions).
-        maximize: ascend the objective (torch). nesterov, bias_correction: optax's options, refused until
-            the core's registry has them.
+        maximize: ascend the objective (torch). nesterov, bias_correction: optax's options (the update
+            count bias_correction reads: ``iterations`` + 1 in dynamic mode, a persistable counter in a
+            static program; see ``_step_count``). All three are the core's rule options. A SelectedRows
+            gradient under nesterov or bias_correction is made dense for the dense op ("exact" and
+            "lazy" refuse them).
         clip_weights: clip the weights to [-c, c] after the update (see ``rmsprop_ops.rmsprop_``).
         use_ema, ema_momentum, ema_overwrite_frequency, ema_schedule: moving averages of the weights with
             Keras' / TF's semantics (``_ema``), evaluated with ``swap_ema_weights()``.
@@ -172,7 +175,6 @@ class RMSProp(ConventionMethods, Optimizer):
         self._rho, self._epsilon, self._momentum, self._centered = r.rho, r.epsilon, r.momentum, r.centered
         self._multi_precision = multi_precision
         self._default_dict = {"rho": r.rho, "epsilon": r.epsilon, "momentum": r.momentum, "centered": r.centered}
-        self._negate = settings.negate
         self._use_ema, self._ema = settings.use_ema, settings.ema
         self._swap = ema_rules.Swap()
         self._iterations = 0  # updates applied in dynamic mode (see the iterations property)
@@ -248,27 +250,8 @@ class RMSProp(ConventionMethods, Optimizer):
 
     load_state_dict = set_state_dict
 
-    @framework.static_only
-    def state_per_parameter(self, scope=None):
-        """A static program's state in ``paddle.optimizer.RMSProp``'s names (``<param>_mean_square_0``, ...),
-        one NumPy array per parameter and kind, read from ``scope`` (default: the global scope). With
-        ``flat_state=True`` the program's variables are flat buffers, which Paddle's RMSProp cannot load;
-        this is what a program built with it would hold. Without flat buffers: empty (the program's
-        variables already have those names)."""
-        return _static_state.per_parameter(self, scope)
-
-    @framework.static_only
-    def load_state_per_parameter(self, state, scope=None):
-        """Write ``state`` (``state_per_parameter``'s names, e.g. ``paddle.static.load_program_state`` of a
-        checkpoint taken with ``paddle.optimizer.RMSProp``; other keys ignored) into a static program's flat
-        buffers in ``scope``, paired and checked as ``set_state_dict`` does before anything is written.
-        Returns the keys loaded."""
-        return _static_state.load_per_parameter(self, state, scope)
-
     # ---- weight decay: L1/L2 are fused into the op (read off the parameter when its update is built)
     def _create_regularization_of_grad(self, param, grad, regularization=None):
-        if self._negate:  # maximize (torch): after clipping, before weight decay
-            grad = negate_grad(grad)
         if grad is None or fused_decay(param, regularization) is not None:
             return grad
         return super()._create_regularization_of_grad(param, grad, regularization)
@@ -311,8 +294,9 @@ class RMSProp(ConventionMethods, Optimizer):
             self._pending.apply(self, _ema.ensure(self), kinds=(_ema.KIND,))
         yield
         found_inf = self._get_auxiliary_var("found_inf")
-        if self._use_ema and isinstance(found_inf, paddle.Tensor) and bool(found_inf):
-            return  # GradScaler: the op skipped this step (only the averages need to know, on the host)
+        counted = self._use_ema or self._rule.resolved.bias_correction  # what reads the count
+        if counted and isinstance(found_inf, paddle.Tensor) and bool(found_inf):
+            return  # GradScaler: the op skipped this step (only the count's readers need to know, on the host)
         if self._use_ema:
             _ema.update(self, self._ema, self._iterations)
         self._iterations += 1
@@ -324,7 +308,8 @@ class RMSProp(ConventionMethods, Optimizer):
         # a static program's averages of master weights read them after the op: it must declare them
         return Step(skip, fused=self._layout.fused or framework.in_dygraph_mode(), rule=self._rule.for_group(group),
                     clip=group.get("grad_clip", self._grad_clip),
-                    declare_state=self._use_ema and self._multi_precision and not framework.in_dygraph_mode())
+                    declare_state=self._use_ema and self._multi_precision and not framework.in_dygraph_mode(),
+                    count=_step_count.make(self, skip))
 
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         check_param_attrs(parameters_and_grads)
@@ -359,6 +344,7 @@ class RMSProp(ConventionMethods, Optimizer):
             # Rows run in _finish_update, which Paddle's auto-parallel fully_shard replaces on the optimizer
             # instance without calling it: run whatever is left (normally nothing).
             self._run_step(step)
+            _step_count.advance(step.count)
             if self._use_ema and not framework.in_dygraph_mode():
                 _ema.append(self, self._ema, [p for p, _ in pairs(parameters_and_grads)], step.skip)
             if framework.in_dygraph_mode() and not isinstance(parameters_and_grads, dict):
@@ -388,6 +374,7 @@ class RMSProp(ConventionMethods, Optimizer):
         step.add(Row(param, grad, slot, master, decay, fusable_lr_mult(param), key))
         if step is not self._step:
             self._run_step(step)
+            _step_count.advance(step.count)
 
     def _finish_update(self, block, parameters_and_grads):
         if self._step is not None:

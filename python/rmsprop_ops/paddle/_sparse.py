@@ -25,6 +25,9 @@ from ._param_attrs import NO_DECAY, fusable_lr_mult, fused_decay
 
 __all__ = ["SparseRows"]
 
+# Rule options the rows update does not model (its catch-up has no update count and no look-ahead).
+_NOT_IN_ROWS = ("nesterov", "bias_correction")
+
 
 class RowsCall(NamedTuple):
     """One parameter's row-sparse update of a step, ready to check and to run."""
@@ -89,6 +92,13 @@ class SparseRows:
     def _mode(self, opt, param, rule):
         if not param.place.is_cpu_place() or len(param.shape) < 1:
             return None
+        lacking = [name for name in _NOT_IN_ROWS if getattr(rule.resolved, name)]
+        if lacking:
+            if self.sparse_mode in ("exact", "lazy"):
+                raise ValueError(f"{param.name}: sparse_mode: expected 'auto' or 'dense' with {lacking[0]}=True "
+                                 f"(the rows update has no {lacking[0]}; those make the gradient dense for the "
+                                 f"dense op), got {self.sparse_mode!r}")
+            return None
         decay = fused_decay(param, opt.regularization) or NO_DECAY
         try:
             return rows_mode(self.sparse_mode, momentum=rule.op_attrs()["momentum"], weight_decay=decay.coeff,
@@ -127,6 +137,8 @@ class SparseRows:
             skip_update=False if skip is None else skip)
         rows = np.asarray(grad.rows(), dtype=np.int64)
         values = grad._get_tensor_from_selected_rows()
+        if rule.resolved.maximize:  # the rows API takes no maximize; negating first is the same rule
+            values = paddle.scale(values, -1.0)
         return RowsCall(name, (param, rows, values, ms), kwargs)
 
     def _counters(self, param, mode):
