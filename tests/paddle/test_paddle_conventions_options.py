@@ -5,8 +5,9 @@ and in static programs (fused, flat, one op per parameter), against the float64 
 ``rmsprop_ops.reference.rmsprop_step`` with optax's count (update t from 1), float64 parameters within
 1e-12. (maximize and nesterov are also compared with the neutral optimizer in test_paddle_conventions.py;
 the neutral optimizer does not count updates for bias_correction, so the reference is the oracle here.)
-Also: the count survives ``state_dict()`` / ``set_state_dict`` and ``paddle.static.save``-able variables,
-and SelectedRows gradients take the options (made dense where the rows update lacks them).
+Also: the count survives ``state_dict()`` / ``set_state_dict`` and ``paddle.static.save`` and skips
+overflowed updates (GradScaler, static AMP); SelectedRows gradients take the options (made dense where
+the rows update lacks them).
 """
 
 import numpy as np
@@ -156,3 +157,30 @@ def test_selected_rows_gradients_take_the_options(kw):
             with pytest.raises(ValueError, match=rf"sparse_mode: expected 'auto' or 'dense' with "
                                                  rf"{next(iter(kw))}=True .*got '{mode}'"):
                 _embedding_run(True, mode, **kw)
+
+
+def test_an_overflowed_update_is_not_counted_in_dynamic_mode():
+    """GradScaler's protocol (it is disabled on CPU, so driven directly, as in test_paddle_optimizer.py):
+    the op skips the update, and bias_correction's count skips it too; the next update is number 4."""
+    prob = C.problem(seed=52, steps=STEPS, dtype="float64")
+    kw = _kw("all_three_torch")
+    run = C.run_dygraph(prob, 3, **kw)
+    opt, params = run.opt, run.extra["params"]
+    snap = [p.numpy().copy() for p in params]
+    sum((p * paddle.to_tensor(np.full(p.shape, np.inf))).sum() for p in params).backward()
+    opt._set_auxiliary_var("found_inf", paddle.to_tensor(True))
+    opt.step()
+    opt.clear_grad()
+    assert opt.iterations == 3
+    for p, w in zip(params, snap):
+        np.testing.assert_array_equal(p.numpy(), w)
+    good = prob.grads([p.numpy() for p in params], 3)
+    sum((p * paddle.to_tensor(x)).sum() for p, x in zip(params, good)).backward()
+    opt._set_auxiliary_var("found_inf", paddle.to_tensor(False))
+    opt.step()
+    opt.clear_grad()
+    assert opt.iterations == 4
+    ref = C.run_reference(prob, 4, **kw)
+    for p, want in zip(params, ref.history[-1]):
+        np.testing.assert_allclose(p.numpy(), want, rtol=0, atol=FP64)
+
