@@ -1,7 +1,8 @@
 """Conventions, fields set on their own and moving averages in Paddle's legacy IR (FLAGS_enable_pir_api=0;
-issue #21): a static program built there trains like the neutral optimizer, and TF1 state and averages
-survive ``paddle.static.save`` / ``load``; the core's rule options match the float64 reference. The flag is read when Paddle is imported, so the cases run in
-a subprocess (tests/scripts/paddle_conventions_legacy_ir.py)."""
+issue #21): a static program built there trains like the neutral optimizer, TF1 state and averages
+survive ``paddle.static.save`` / ``load``, and the core's rule options match the float64 reference. The
+flag is read when Paddle is imported, so the cases run in a subprocess
+(tests/scripts/paddle_conventions_legacy_ir.py)."""
 
 import json
 import os
