@@ -19,7 +19,7 @@ from paddle.regularizer import L1Decay, L2Decay
 
 from .. import _conventions as conventions
 from .. import registry
-from .._values import real
+from .._toolkit.checks import real
 
 __all__ = ["PADDLE_RULE", "Rule", "Layout", "GROUP_RULE_KEYS", "check_lr", "check_parameters", "check_grad_clip",
            "check_name",
