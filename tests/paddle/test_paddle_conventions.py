@@ -77,6 +77,7 @@ FIELDS = {
     "maximize_clipped": ({"maximize": True, "grad_clip": "value"}, {"clip_gradient": 0.3}),
     "nesterov": ({"nesterov": True, "momentum": 0.9}, {}),
     "nesterov_centered": ({"nesterov": True, "momentum": 0.5, "centered": True}, {}),
+    "bias_correction": ({"bias_correction": True, "momentum": 0.9}, {}),
     "eps_rho_momentum": ({"rho": 0.8, "epsilon": 1e-3, "momentum": 0.3}, {}),
 }
 

@@ -3,8 +3,7 @@
 op's CurrentStep input), in dynamic mode (Paddle's path and the fast path, per-parameter and flat state)
 and in static programs (fused, flat, one op per parameter), against the float64 reference
 ``rmsprop_ops.reference.rmsprop_step`` with optax's count (update t from 1), float64 parameters within
-1e-12. (maximize and nesterov are also compared with the neutral optimizer in test_paddle_conventions.py;
-the neutral optimizer does not count updates for bias_correction, so the reference is the oracle here.)
+1e-12 (each option is also compared with the neutral optimizer, float32, in test_paddle_conventions.py).
 Also: the count survives ``state_dict()`` / ``set_state_dict`` and ``paddle.static.save`` and skips
 overflowed updates (GradScaler, static AMP); SelectedRows gradients take the options (made dense where
 the rows update lacks them).

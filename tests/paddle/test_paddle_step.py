@@ -162,5 +162,6 @@ def test_numpy_scalars_are_accepted_and_huge_ints_refused_by_name():
                   epsilon=np.float32(1e-6))
     layer(paddle.ones([2, 3])).sum().backward()
     opt.step()
-    with pytest.raises(ValueError, match=r"rho: expected a finite float, got 1000000.*digits\) \(too large for a float\)"):
+    # the toolkit's number check (_toolkit.checks.real): the argument named, the int described, not printed
+    with pytest.raises(ValueError, match=r"^rho: expected a finite number, got an int of \d+ bits \(too large for a float\)$"):
         RMSProp(0.01, parameters=layer.parameters(), rho=10 ** 400)
