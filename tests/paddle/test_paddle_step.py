@@ -163,5 +163,6 @@ def test_numpy_scalars_are_accepted_and_huge_ints_refused_by_name():
     layer(paddle.ones([2, 3])).sum().backward()
     opt.step()
     # the toolkit's number check (_toolkit.checks.real): the argument named, the int described, not printed
-    with pytest.raises(ValueError, match=r"^rho: expected a finite number, got an int of \d+ bits \(too large for a float\)$"):
+    with pytest.raises(ValueError,
+                       match=r"^rho: expected a finite number, got an int of \d+ bits \(too large for a float\)$"):
         RMSProp(0.01, parameters=layer.parameters(), rho=10 ** 400)
