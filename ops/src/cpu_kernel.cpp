@@ -181,5 +181,15 @@ const char *cpu_isa() { return loops().name; }
 
 }  // namespace rmsprop_ops
 
-// Which loops this process runs (see choose_loops): for the tests and the benchmarks, through ctypes.
+// Which loops this process runs (see choose_loops), and the compiler that built them: for the tests and
+// the benchmarks' records, through ctypes.
 extern "C" RMSPROP_OPS_API const char *rmsprop_ops_cpu_isa(void) { return rmsprop_ops::cpu_isa(); }
+extern "C" RMSPROP_OPS_API const char *rmsprop_ops_cpu_compiler(void) {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#else
+  return "unknown";
+#endif
+}

@@ -23,7 +23,8 @@ struct Launch {
 void run_cpu(const Launch &l);
 void bandwidth_probe_cpu(const rmsprop_ops_tensor_set *sets, int64_t nsets);
 // The name of the instruction set whose loops the CPU kernel runs in this process ("avx512", "avx2",
-// "sse2", "generic" or "scalar"). Exported as rmsprop_ops_cpu_isa() for the tests and the benchmarks.
+// "sse2", "generic" or "scalar"). Exported, with rmsprop_ops_cpu_compiler(), for the tests and the
+// benchmarks (through ctypes; not part of c_api.h).
 const char *cpu_isa();
 
 // Throws std::runtime_error on a CUDA error; defined as a stub raising "built without CUDA" when the
