@@ -107,3 +107,17 @@ class CLoop:
 
         step.keep = keep  # the arrays and pointer tables live as long as the callable
         return step
+
+    def for_rule(self, sizes, momentum, centered, *, threads, seed=0):
+        """A step over fresh float32 buffers of ``sizes`` (params, grads and the rule's state), for the
+        framework benchmarks: the C loop moving the bytes the framework's update of that rule moves."""
+        rng = np.random.default_rng(seed)
+        p = [rng.standard_normal(n, dtype=np.float32) for n in sizes]
+        g = [rng.standard_normal(n, dtype=np.float32) for n in sizes]
+        zeros = lambda: [np.zeros(n, np.float32) for n in sizes]  # noqa: E731
+        mom = zeros() if momentum else None
+        kind = "centered+momentum" if centered else ("momentum" if momentum else "plain")
+        if centered and not momentum:
+            raise ValueError("the C loop's centered kind has momentum")
+        return self.bind(kind, p, g, zeros(), mom, zeros() if centered else None, threads=threads,
+                         momentum=momentum)

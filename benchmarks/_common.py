@@ -124,6 +124,17 @@ class Progress:
         print(line, file=self.stream, flush=True)
         self.last = now
 
+    def child_spec(self):
+        """``--progress`` for a child process that runs the next cases and prints their lines."""
+        return f"{self.base + self.done_weight},{self.total},{self.start},{self.first + self.k},{self.count}"
+
+    def advance(self, labels):
+        """Counts cases a child process ran (and printed) as done."""
+        for label in labels:
+            self.k += 1
+            self.done_weight += self.weights.get(label, 0.0)
+        self.last = time.time()
+
 
 def _clock(seconds):
     if seconds != seconds:  # NaN

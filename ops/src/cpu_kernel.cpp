@@ -6,6 +6,7 @@
 // and whichever instruction set runs it (IEEE sqrt and division, no contraction), so results are bitwise
 // identical for any thread count, any instruction set, and equal to the per-tensor path.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -28,13 +29,18 @@ constexpr int64_t kAlign = 64;
 
 // ---- Choosing the loops ------------------------------------------------------------------------------
 
-// Every instruction set this build has loops for, best first; `scalar` (the reference) always last.
+// Every instruction set this build has loops for, in the order the automatic choice tries them; `scalar`
+// (the reference) always last. avx2 comes first: 256-bit vectors, also on CPUs with AVX-512. The update is
+// memory-bound, wider vectors did not make it faster on the AVX-512 machines measured (docs/performance.md),
+// and 256 bits is the width GCC and Clang choose themselves for every Intel AVX-512 core
+// (-mprefer-vector-width=256 in their tuning: 512-bit instructions can lower the clock there). The avx512
+// loops (512-bit) stay selectable for measurement.
 const CpuLoops *const kAllLoops[] = {
-#ifdef RMSPROP_OPS_LOOPS_AVX512
-    &kLoopsAvx512,
-#endif
 #ifdef RMSPROP_OPS_LOOPS_AVX2
     &kLoopsAvx2,
+#endif
+#ifdef RMSPROP_OPS_LOOPS_AVX512
+    &kLoopsAvx512,
 #endif
 #ifdef RMSPROP_OPS_LOOPS_SSE2
     &kLoopsSse2,
@@ -67,20 +73,7 @@ bool cpu_runs(const CpuLoops *loops) {
   return true;  // sse2 is part of x86-64; generic and scalar take the compiler's defaults
 }
 
-// With AVX-512 available, the avx512 loops (512-bit vectors) run on AMD, whose cores (Zen 4 and later)
-// run them at full clock and issue rate; Intel's run the 256-bit avx2 loops, the width GCC and Clang
-// choose themselves for every Intel AVX-512 core (-mprefer-vector-width=256 in their tuning), since
-// 512-bit instructions can lower the core clock there. The update is memory-bound either way.
-bool prefer_512() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_is("amd");
-#else
-  return true;
-#endif
-}
-
-// The loops of the best instruction set this CPU runs, or those named by RMSPROP_OPS_CPU_ISA (for tests
+// The first loops of kAllLoops this CPU runs, or those named by RMSPROP_OPS_CPU_ISA (for tests
 // and benchmarks: "avx512", "avx2", "sse2", "generic", "scalar"; a set the CPU cannot run, or a name this
 // build does not have, falls back to the automatic choice). Read once per process: the environment is not
 // read again, so changing it later has no effect and no call races with it.
@@ -89,19 +82,33 @@ const CpuLoops *choose_loops() {
     for (const CpuLoops *l : kAllLoops)
       if (std::strcmp(want, l->name) == 0 && cpu_runs(l)) return l;
   }
-  for (const CpuLoops *l : kAllLoops) {
-    if (!cpu_runs(l)) continue;
-#ifdef RMSPROP_OPS_LOOPS_AVX512
-    if (l == &kLoopsAvx512 && !prefer_512()) continue;
-#endif
-    return l;
-  }
+  for (const CpuLoops *l : kAllLoops)
+    if (cpu_runs(l)) return l;
   return &kLoopsScalar;
 }
 
 const CpuLoops &loops() {
   static const CpuLoops *const chosen = choose_loops();
   return *chosen;
+}
+
+// The loops' software prefetch distance in bytes (cpu_loops.cpp): kDefaultPrefetchBytes, or
+// RMSPROP_OPS_CPU_PREFETCH (read once; 0 turns it off), or what rmsprop_ops_cpu_set_prefetch set last (the
+// benchmark's A/B rows). Four pages of state ahead: far enough that the page's first line arrives before
+// the loop does, near enough to stay in L2.
+constexpr int64_t kDefaultPrefetchBytes = 4 * 4096;
+constexpr int64_t kMaxPrefetchBytes = 1 << 20;
+
+int64_t clamp_prefetch(long long bytes) {
+  return bytes < 0 ? 0 : (bytes > kMaxPrefetchBytes ? kMaxPrefetchBytes : static_cast<int64_t>(bytes));
+}
+
+std::atomic<int64_t> &prefetch_setting() {
+  static std::atomic<int64_t> bytes{[] {
+    const char *env = std::getenv("RMSPROP_OPS_CPU_PREFETCH");
+    return env != nullptr ? clamp_prefetch(std::atoll(env)) : kDefaultPrefetchBytes;
+  }()};
+  return bytes;
 }
 
 // ---- Partition and threads ---------------------------------------------------------------------------
@@ -145,7 +152,7 @@ void run_typed(const Launch &l) {
   }
   const std::vector<int64_t> offsets = flat_offsets(l.sets, l.nsets);
   const CpuJob job{l.param_dtype, l.centered, l.momentum, l.master, ptrs.data(), coeffs.data(), offsets.data(),
-                   l.nsets};
+                   l.nsets, prefetch_setting().load(std::memory_order_relaxed)};
   run_partitioned(job, loops().update);
 }
 
@@ -168,7 +175,8 @@ void bandwidth_probe_cpu(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
   // Optional buffers are present in every set or in none (validated).
   const bool has_mg = nsets > 0 && sets[0].mean_grad.data != nullptr;
   const bool has_mom = nsets > 0 && sets[0].moment.data != nullptr;
-  const CpuJob job{RMSPROP_OPS_FLOAT32, has_mg, has_mom, false, ptrs.data(), nullptr, offsets.data(), nsets};
+  const CpuJob job{RMSPROP_OPS_FLOAT32, has_mg, has_mom, false, ptrs.data(), nullptr, offsets.data(), nsets,
+                   prefetch_setting().load(std::memory_order_relaxed)};
   run_partitioned(job, loops().probe);
 }
 
@@ -179,11 +187,17 @@ void run_cpu(const Launch &l) {
 
 const char *cpu_isa() { return loops().name; }
 
+int64_t cpu_prefetch() { return prefetch_setting().load(std::memory_order_relaxed); }
+
+void set_cpu_prefetch(int64_t bytes) { prefetch_setting().store(clamp_prefetch(bytes), std::memory_order_relaxed); }
+
 }  // namespace rmsprop_ops
 
-// Which loops this process runs (see choose_loops), and the compiler that built them: for the tests and
-// the benchmarks' records, through ctypes.
+// Which loops this process runs (see choose_loops), the compiler that built them, and the loops' software
+// prefetch distance: for the tests and the benchmarks, through ctypes (not part of c_api.h).
 extern "C" RMSPROP_OPS_API const char *rmsprop_ops_cpu_isa(void) { return rmsprop_ops::cpu_isa(); }
+extern "C" RMSPROP_OPS_API int64_t rmsprop_ops_cpu_prefetch(void) { return rmsprop_ops::cpu_prefetch(); }
+extern "C" RMSPROP_OPS_API void rmsprop_ops_cpu_set_prefetch(int64_t bytes) { rmsprop_ops::set_cpu_prefetch(bytes); }
 extern "C" RMSPROP_OPS_API const char *rmsprop_ops_cpu_compiler(void) {
 #if defined(__clang__)
   return "clang " __clang_version__;

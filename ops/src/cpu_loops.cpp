@@ -15,6 +15,16 @@
 #error "cpu_loops.cpp is compiled through CMakeLists.txt, once per instruction set"
 #endif
 
+// The buffers of a set never overlap (validated), which the restrict pointers below say; this says it to
+// the vectoriser too, which otherwise re-checks it at run time before every chunk.
+#if defined(__clang__)
+#define RMSPROP_OPS_NO_ALIAS _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define RMSPROP_OPS_NO_ALIAS _Pragma("GCC ivdep")
+#else
+#define RMSPROP_OPS_NO_ALIAS
+#endif
+
 namespace rmsprop_ops {
 namespace {
 
@@ -43,21 +53,12 @@ Coeffs<M> with_options_off(Coeffs<M> c) {
   return c;
 }
 
-template <bool CENTERED, bool MOMENTUM, bool MASTER, bool PLAIN, typename P>
-void update_piece(const SetPtrs<P> &s, int64_t begin, int64_t end, const Coeffs<math_t<P>> &given) {
-  using M = math_t<P>;
-  // A local copy whose disabled options are constants the compiler sees.
-  const Coeffs<M> c = PLAIN ? with_options_off(given) : given;
-  // Validation guarantees these buffers do not overlap; restrict lets the compiler vectorise.
-  P *__restrict param = s.param;
-  const P *__restrict grad = s.grad;
-  M *__restrict ms = s.ms;
-  M *__restrict mom = s.mom;
-  M *__restrict mg = s.mg;
-  M *__restrict master = s.master;
-  const SetPtrs<P> r{param, grad, ms, mom, mg, master};
-  for (int64_t i = begin; i < end; ++i) rmsprop_apply<CENTERED, MOMENTUM, MASTER, P>(r, i, c);
-}
+// ---- Walking a thread's range -------------------------------------------------------------------------
+
+// A contiguous part [begin, end) of set k that one thread updates; set < 0: none.
+struct Piece {
+  int64_t set, begin, end;
+};
 
 // The last set k with offsets[k] <= x: the set holding flat element x (an empty set shares its offset
 // with the next one, which then wins).
@@ -71,15 +72,92 @@ int64_t set_of(const int64_t *offsets, int64_t nsets, int64_t x) {
   return lo;
 }
 
-// Calls fn(k, begin, end) for every non-empty piece of [lo, hi) in set order, begin/end within set k.
-template <typename Fn>
-void for_each_piece(const CpuJob &job, int64_t lo, int64_t hi, const Fn &fn) {
+// The first non-empty piece of [lo, hi) at or after set k (set -1 when there is none).
+Piece piece_from(const CpuJob &job, int64_t k, int64_t lo, int64_t hi) {
   const int64_t *off = job.offsets;
-  for (int64_t k = set_of(off, job.nsets, lo); k < job.nsets && off[k] < hi; ++k) {
+  for (; k < job.nsets && off[k] < hi; ++k) {
     const int64_t b = (lo > off[k] ? lo : off[k]) - off[k];
     const int64_t e = (hi < off[k + 1] ? hi : off[k + 1]) - off[k];
-    if (b < e) fn(k, b, e);
+    if (b < e) return Piece{k, b, e};
   }
+  return Piece{-1, 0, 0};
+}
+
+// Calls fn(piece, next) for every non-empty piece of [lo, hi) in set order, next being the piece after
+// it (set -1 for the last), so that a loop can prefetch across the boundary.
+template <typename Fn>
+void for_each_piece(const CpuJob &job, int64_t lo, int64_t hi, const Fn &fn) {
+  Piece cur = piece_from(job, set_of(job.offsets, job.nsets, lo), lo, hi);
+  while (cur.set >= 0) {
+    const Piece next = piece_from(job, cur.set + 1, lo, hi);
+    fn(cur, next);
+    cur = next;
+  }
+}
+
+// ---- Chunks and software prefetch ----------------------------------------------------------------------
+
+// A piece is updated in chunks of one 4 KiB page of state (kChunk<M> elements), each a vectorised loop of
+// constant length, then its remainder. At the start of each chunk the loops prefetch one cache line of
+// every buffer CpuJob::prefetch_bytes (of state) ahead, into L2, following the piece into the next piece:
+// the first line of a page each buffer will reach a few pages later. Hardware prefetchers stream within a
+// 4 KiB page but stop at its end, so with buffers on 4 KiB pages (small tensors from the heap) every page
+// of every buffer would otherwise start with a demand miss and, often, a page walk; a prefetch there
+// starts both early. One line per page, not every line: prefetching every line costs more than it hides.
+// prefetch_bytes 0 turns it off (docs/performance.md shows both).
+template <typename M>
+constexpr int64_t kChunk = 4096 / static_cast<int64_t>(sizeof(M));
+
+// Always inlined: GCC finds a function that only prefetches "pure" (a prefetch has no visible effect) and
+// drops calls to it.
+template <bool CENTERED, bool MOMENTUM, bool MASTER, typename P>
+RMSPROP_HD void prefetch_at(const SetPtrs<P> &s, int64_t i) {
+  __builtin_prefetch(s.param + i, 1, 2);
+  __builtin_prefetch(s.grad + i, 0, 2);
+  __builtin_prefetch(s.ms + i, 1, 2);
+  if (MOMENTUM) __builtin_prefetch(s.mom + i, 1, 2);
+  if (CENTERED) __builtin_prefetch(s.mg + i, 1, 2);
+  if (MASTER) __builtin_prefetch(s.master + i, 1, 2);
+}
+
+// Prefetches element `ahead` of the current piece (which ends at `end`), or, past its end, the
+// corresponding element of the next piece.
+template <bool CENTERED, bool MOMENTUM, bool MASTER, typename P>
+RMSPROP_HD void prefetch_ahead(const SetPtrs<P> &cur, int64_t end, const SetPtrs<P> *next, const Piece &np,
+                               int64_t ahead) {
+  if (ahead < end) {
+    prefetch_at<CENTERED, MOMENTUM, MASTER>(cur, ahead);
+  } else if (next != nullptr) {
+    const int64_t j = np.begin + (ahead - end);
+    if (j < np.end) prefetch_at<CENTERED, MOMENTUM, MASTER>(*next, j);
+  }
+}
+
+// ---- The update ----------------------------------------------------------------------------------------
+
+template <bool CENTERED, bool MOMENTUM, bool MASTER, bool PLAIN, typename P>
+void update_piece(const SetPtrs<P> &s, const Piece &piece, const Coeffs<math_t<P>> &given, const SetPtrs<P> *next,
+                  const Piece &np, int64_t ahead) {
+  using M = math_t<P>;
+  // A local copy whose disabled options are constants the compiler sees.
+  const Coeffs<M> c = PLAIN ? with_options_off(given) : given;
+  // Validation guarantees these buffers do not overlap; restrict lets the compiler vectorise.
+  P *__restrict param = s.param;
+  const P *__restrict grad = s.grad;
+  M *__restrict ms = s.ms;
+  M *__restrict mom = s.mom;
+  M *__restrict mg = s.mg;
+  M *__restrict master = s.master;
+  const SetPtrs<P> r{param, grad, ms, mom, mg, master};
+  constexpr int64_t kN = kChunk<M>;
+  int64_t i = piece.begin;
+  for (; i + kN <= piece.end; i += kN) {
+    if (ahead > 0) prefetch_ahead<CENTERED, MOMENTUM, MASTER>(s, piece.end, next, np, i + ahead);
+    RMSPROP_OPS_NO_ALIAS
+    for (int64_t j = 0; j < kN; ++j) rmsprop_apply<CENTERED, MOMENTUM, MASTER, P>(r, i + j, c);
+  }
+  RMSPROP_OPS_NO_ALIAS
+  for (; i < piece.end; ++i) rmsprop_apply<CENTERED, MOMENTUM, MASTER, P>(r, i, c);
 }
 
 template <typename P, bool CENTERED, bool MOMENTUM, bool MASTER>
@@ -87,11 +165,13 @@ void update_typed(const CpuJob &job, int64_t lo, int64_t hi) {
   using M = math_t<P>;
   const SetPtrs<P> *ptrs = static_cast<const SetPtrs<P> *>(job.ptrs);
   const Coeffs<M> *coeffs = static_cast<const Coeffs<M> *>(job.coeffs);
-  for_each_piece(job, lo, hi, [&](int64_t k, int64_t b, int64_t e) {
-    if (options_off(coeffs[k]))
-      update_piece<CENTERED, MOMENTUM, MASTER, true, P>(ptrs[k], b, e, coeffs[k]);
+  const int64_t ahead = job.prefetch_bytes / static_cast<int64_t>(sizeof(M));
+  for_each_piece(job, lo, hi, [&](const Piece &p, const Piece &np) {
+    const SetPtrs<P> *next = np.set >= 0 ? &ptrs[np.set] : nullptr;
+    if (options_off(coeffs[p.set]))
+      update_piece<CENTERED, MOMENTUM, MASTER, true, P>(ptrs[p.set], p, coeffs[p.set], next, np, ahead);
     else
-      update_piece<CENTERED, MOMENTUM, MASTER, false, P>(ptrs[k], b, e, coeffs[k]);
+      update_piece<CENTERED, MOMENTUM, MASTER, false, P>(ptrs[p.set], p, coeffs[p.set], next, np, ahead);
   });
 }
 
@@ -123,33 +203,47 @@ void update(const CpuJob &job, int64_t lo, int64_t hi) {
   }
 }
 
-template <int NBUF>
-void probe_piece(const float *__restrict g, float *const *bufs, int64_t b, int64_t e) {
-  float *__restrict x0 = bufs[0];
-  float *__restrict x1 = bufs[1];
-  float *__restrict x2 = bufs[NBUF > 2 ? 2 : 0];
-  float *__restrict x3 = bufs[NBUF > 3 ? 3 : 0];
-  for (int64_t i = b; i < e; ++i) {
-    const float gi = g[i];
-    x0[i] += gi;
-    x1[i] += gi;
-    if (NBUF > 2) x2[i] += gi;
-    if (NBUF > 3) x3[i] += gi;
+// The probe: grad read, every other buffer read and written with one add, in the update's chunks.
+template <bool CENTERED, bool MOMENTUM>
+void probe_piece(const SetPtrs<float> &s, const Piece &piece, const SetPtrs<float> *next, const Piece &np,
+                 int64_t ahead) {
+  const float *__restrict g = s.grad;
+  float *__restrict p = s.param;
+  float *__restrict ms = s.ms;
+  float *__restrict mom = s.mom;
+  float *__restrict mg = s.mg;
+  auto body = [&](int64_t j) __attribute__((always_inline)) {
+    const float gj = g[j];
+    p[j] += gj;
+    ms[j] += gj;
+    if (MOMENTUM) mom[j] += gj;
+    if (CENTERED) mg[j] += gj;
+  };
+  constexpr int64_t kN = kChunk<float>;
+  int64_t i = piece.begin;
+  for (; i + kN <= piece.end; i += kN) {
+    if (ahead > 0) prefetch_ahead<CENTERED, MOMENTUM, false>(s, piece.end, next, np, i + ahead);
+    RMSPROP_OPS_NO_ALIAS
+    for (int64_t j = 0; j < kN; ++j) body(i + j);
   }
+  RMSPROP_OPS_NO_ALIAS
+  for (; i < piece.end; ++i) body(i);
+}
+
+template <bool CENTERED, bool MOMENTUM>
+void probe_typed(const CpuJob &job, int64_t lo, int64_t hi) {
+  const SetPtrs<float> *ptrs = static_cast<const SetPtrs<float> *>(job.ptrs);
+  const int64_t ahead = job.prefetch_bytes / static_cast<int64_t>(sizeof(float));
+  for_each_piece(job, lo, hi, [&](const Piece &p, const Piece &np) {
+    probe_piece<CENTERED, MOMENTUM>(ptrs[p.set], p, np.set >= 0 ? &ptrs[np.set] : nullptr, np, ahead);
+  });
 }
 
 void probe(const CpuJob &job, int64_t lo, int64_t hi) {
-  const SetPtrs<float> *ptrs = static_cast<const SetPtrs<float> *>(job.ptrs);
-  for_each_piece(job, lo, hi, [&](int64_t k, int64_t b, int64_t e) {
-    const SetPtrs<float> &s = ptrs[k];
-    float *bufs[4] = {s.param, s.ms, nullptr, nullptr};
-    int n = 2;
-    if (job.momentum) bufs[n++] = s.mom;
-    if (job.centered) bufs[n++] = s.mg;
-    if (n == 2) probe_piece<2>(s.grad, bufs, b, e);
-    else if (n == 3) probe_piece<3>(s.grad, bufs, b, e);
-    else probe_piece<4>(s.grad, bufs, b, e);
-  });
+  if (job.centered && job.momentum) probe_typed<true, true>(job, lo, hi);
+  else if (job.centered) probe_typed<true, false>(job, lo, hi);
+  else if (job.momentum) probe_typed<false, true>(job, lo, hi);
+  else probe_typed<false, false>(job, lo, hi);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ struct CpuJob {
   const void *coeffs;   // Coeffs<math_t<P>>[nsets] (unused by the probe)
   const int64_t *offsets;
   int64_t nsets;
+  int64_t prefetch_bytes;  // software prefetch distance; 0: none (cpu_loops.cpp)
 };
 
 // The loops of one instruction set. Each updates the flat elements [lo, hi) of a job, set by set, on the
