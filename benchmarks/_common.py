@@ -50,7 +50,7 @@ def llc_bytes():
     return best
 
 
-def interleaved(fns, reps, warmup=2, evict=True):
+def interleaved(fns, reps, warmup=2, evict=True, cpu=None):
     """Median milliseconds of each callable in ``fns`` (name -> fn), and every time taken.
 
     Candidates run round-robin, so that drift in the machine's load hits every candidate alike, and the
@@ -58,13 +58,19 @@ def interleaved(fns, reps, warmup=2, evict=True):
     timed call the last-level cache is evicted (untimed, see ``_Evictor``): every candidate starts from
     memory. Python's garbage collector is paused while timing (as timeit does): with a framework's many
     live objects a collection costs milliseconds and lands on whichever candidate happens to allocate the
-    triggering object."""
+    triggering object.
+
+    With ``cpu`` (a dict), also fills it with each candidate's median process CPU time per call (all
+    threads): on a machine other programs also use, wall time includes the time the candidate's threads
+    waited for a core, CPU time does not, so its ratios move far less from run to run. Meaningful only for
+    candidates whose idle threads sleep (the core's pool; OpenMP with OMP_WAIT_POLICY=PASSIVE)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     evictor = _Evictor() if evict else (lambda: None)
     names = list(fns)
     times = {k: [] for k in fns}
+    cpu_times = {k: [] for k in fns}
     gc.collect()
     gc.disable()
     try:
@@ -72,11 +78,15 @@ def interleaved(fns, reps, warmup=2, evict=True):
             shift = r % len(names)
             for k in names[shift:] + names[:shift]:
                 evictor()
+                c = time.process_time()
                 t = time.perf_counter()
                 fns[k]()
                 times[k].append((time.perf_counter() - t) * 1e3)
+                cpu_times[k].append((time.process_time() - c) * 1e3)
     finally:
         gc.enable()
+    if cpu is not None:
+        cpu.update({k: statistics.median(v) for k, v in cpu_times.items()})
     return {k: statistics.median(v) for k, v in times.items()}, times
 
 

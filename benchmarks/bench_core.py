@@ -11,7 +11,12 @@ momentum 0.9; centered with momentum 0.9), one interleaved group per rule times,
   per element through the kernel's partition and threads: the memory roofline;
 - **torch**: ``torch.optim.RMSprop(foreach=True)`` over the same memory, when torch is installed (not in
   ``--quick``); **numpy**: the float64 NumPy reference, one call per tensor (not in ``--quick``);
-- **host**: the same call with ``skip_update=True`` (argument conversion and validation, no update), warm.
+- **host**: the same call with ``skip_update=True`` (argument conversion and validation, no update), warm;
+- **ours, prefetch off** (not in ``--quick``): ours with the kernel's software prefetch turned off, to
+  show what it does on this machine.
+
+Every candidate's process CPU time per call is recorded too (``*_cpu_ms``): on a machine other programs
+also use, its ratios move far less between runs than wall-time ratios do.
 
 Every timed call starts from cold caches (``_common.interleaved``; ``--warm`` times back to back instead).
 OMP_WAIT_POLICY defaults to PASSIVE: idle OpenMP workers (the C loop's, torch's) would otherwise spin on
@@ -107,13 +112,40 @@ def bytes_moved(sizes, v):
 
 def settings(args):
     return dict(reps=3 if args.quick else args.reps, torch=not (args.quick or args.no_torch),
-                numpy=not (args.quick or args.no_numpy), numpy_reps=args.numpy_reps)
+                numpy=not (args.quick or args.no_numpy), numpy_reps=args.numpy_reps, prefetch_ab=not args.quick)
+
+
+class Prefetch:
+    """The kernel's software prefetch distance (rmsprop_ops_cpu_prefetch / _set_prefetch through ctypes)."""
+
+    def __init__(self):
+        import ctypes
+
+        import rmsprop_ops
+
+        lib = ctypes.CDLL(rmsprop_ops.get_library())
+        self.get = getattr(lib, "rmsprop_ops_cpu_prefetch", None)
+        self.set = getattr(lib, "rmsprop_ops_cpu_set_prefetch", None)
+        if self.get is not None:
+            self.get.restype = ctypes.c_int64
+            self.set.argtypes = [ctypes.c_int64]
+        self.default = self.get() if self.get is not None else None
+
+    def off(self, fn):
+        """fn with the prefetch turned off for its call (restored after)."""
+        def call():
+            self.set(0)
+            try:
+                fn()
+            finally:
+                self.set(self.default)
+        return call
 
 
 def cases(args):
     """(label, weight) of each interleaved group, in order; weight ~ timed calls, setup included."""
     s = settings(args)
-    per_shape = 3 + s["torch"] * 4  # ours, probe, C loop; torch's step costs about four of ours
+    per_shape = 3 + s["prefetch_ab"] + s["torch"] * 4  # ours, probe, C loop; torch's step: about four of ours
     return [(f"core {vname}", 60 + len(SHAPES) * ((s["reps"] + 2) * per_shape + s["numpy"] * 15 * s["numpy_reps"]))
             for vname in VARIANTS]
 
@@ -139,9 +171,12 @@ def main():
     threads = rmsprop_ops.get_num_threads()
     mach, build = machine(), core_build()
     loop = CLoop.build()
+    prefetch = Prefetch()
+    build["prefetch_bytes"] = prefetch.default
     print(f"core: {machine_line(mach)}\n      {threads} threads, CPU loops {build.get('cpu_loops')} "
-          f"({build.get('compiler')}), C loop {loop.info['compiler_version'] if loop else 'unavailable'}, "
-          f"{'warm' if args.warm else 'cold'} caches, {s['reps']} reps", flush=True)
+          f"({build.get('compiler')}, prefetch {prefetch.default} B), C loop "
+          f"{loop.info['compiler_version'] if loop else 'unavailable'}, {'warm' if args.warm else 'cold'} caches, "
+          f"{s['reps']} reps", flush=True)
     progress = Progress(cases(args), args.progress)
     rows = []
     for vname, v in VARIANTS.items():
@@ -149,6 +184,8 @@ def main():
         for shape, sizes in SHAPES.items():
             bufs = bufs_of[shape] = make(sizes, v)
             fns[f"ours {shape}"] = lambda b=bufs: ours(b, v)
+            if s["prefetch_ab"] and prefetch.default:
+                fns[f"ours_nopf {shape}"] = prefetch.off(lambda b=bufs: ours(b, v))
             fns[f"probe {shape}"] = lambda b=bufs: probe(b, v)
             if loop is not None:
                 fns[f"cloop {shape}"] = loop.bind(vname, *bufs, threads=threads, momentum=v["momentum"], lr=LR)
@@ -156,7 +193,8 @@ def main():
                 step = torch_step_factory(bufs, v, threads)
                 if step is not None:
                     fns[f"torch {shape}"] = step
-        med, _ = interleaved(fns, s["reps"], evict=not args.warm)
+        cpu = {}
+        med, _ = interleaved(fns, s["reps"], evict=not args.warm, cpu=cpu)
         for shape, sizes in SHAPES.items():
             bufs = bufs_of[shape]
             host, _ = interleaved({"host": lambda b=bufs: ours(b, v, skip=True)}, 11, evict=False)
@@ -166,7 +204,12 @@ def main():
                                     evict=not args.warm)[0]["numpy"]
             row = dict(shape=shape, variant=vname, ours_ms=med[f"ours {shape}"], probe_ms=med[f"probe {shape}"],
                        cloop_ms=med.get(f"cloop {shape}"), torch_ms=med.get(f"torch {shape}"), numpy_ms=np_ms,
-                       host_ms=host["host"], gbytes=bytes_moved(sizes, v) / 1e9)
+                       host_ms=host["host"], gbytes=bytes_moved(sizes, v) / 1e9,
+                       ours_nopf_ms=med.get(f"ours_nopf {shape}"))
+            for who in ("ours", "ours_nopf", "probe", "cloop"):
+                row[f"{who}_cpu_ms"] = cpu.get(f"{who} {shape}")
+            row["ours_over_cloop_cpu"] = (row["ours_cpu_ms"] / row["cloop_cpu_ms"] if row["cloop_cpu_ms"]
+                                          else None)
             row["ours_over_probe"] = row["ours_ms"] / row["probe_ms"]
             row["ours_over_cloop"] = row["ours_ms"] / row["cloop_ms"] if row["cloop_ms"] else None
             row["ours_gbps"] = row["gbytes"] / row["ours_ms"] * 1e3
@@ -175,8 +218,10 @@ def main():
             rows.append(row)
         one, many = rows[-2], rows[-1]
         many["ours_many_over_one"] = many["ours_ms"] / one["ours_ms"]
+        many["ours_many_over_one_cpu"] = many["ours_cpu_ms"] / one["ours_cpu_ms"]
         if one["cloop_ms"]:
             many["cloop_many_over_one"] = many["cloop_ms"] / one["cloop_ms"]
+            many["cloop_many_over_one_cpu"] = many["cloop_cpu_ms"] / one["cloop_cpu_ms"]
         del fns, bufs_of
         progress.done(f"core {vname}", "  " + "  ".join(_row_note(r) for r in rows[-2:]))
     payload = dict(part="core", machine=mach, core=build, cloop=loop.info if loop else None, threads=threads,
@@ -200,7 +245,8 @@ def _fmt(x, spec=".2f", none="-"):
 def table(payload):
     """The core rows as text, with each row's verdict against the targets."""
     out = [f"{'variant':<18} {'shape':<9} {'ours':>7} {'C loop':>7} {'probe':>7} {'host':>6} {'ours/C':>7} "
-           f"{'ours/probe':>10} {'1000/1':>7} {'GB/s':>6} {'torch':>7} {'numpy':>7}  met"]
+           f"{'ours/probe':>10} {'1000/1':>7} {'cpu:ours/C':>10} {'cpu:1000/1':>10} {'no pf':>7} {'GB/s':>6} "
+           f"{'torch':>7} {'numpy':>7}  met"]
     for r in payload["rows"]:
         checks = []
         if r["ours_over_cloop"] is not None:
@@ -209,13 +255,16 @@ def table(payload):
             checks.append(r["ours_many_over_one"] <= TARGET_MANY_OVER_ONE)
         out.append(f"{r['variant']:<18} {r['shape']:<9} {r['ours_ms']:7.2f} {_fmt(r['cloop_ms']):>7} "
                    f"{r['probe_ms']:7.2f} {r['host_ms']:6.2f} {_fmt(r['ours_over_cloop']):>7} "
-                   f"{r['ours_over_probe']:10.2f} {_fmt(r.get('ours_many_over_one')):>7} {r['ours_gbps']:6.1f} "
+                   f"{r['ours_over_probe']:10.2f} {_fmt(r.get('ours_many_over_one')):>7} "
+                   f"{_fmt(r.get('ours_over_cloop_cpu')):>10} {_fmt(r.get('ours_many_over_one_cpu')):>10} "
+                   f"{_fmt(r.get('ours_nopf_ms')):>7} {r['ours_gbps']:6.1f} "
                    f"{_fmt(r['torch_ms'], '.1f'):>7} {_fmt(r['numpy_ms'], '.0f'):>7}  "
                    f"{'' if not checks else ('yes' if all(checks) else 'NO')}")
     out.append(f"ms, medians of {payload['reps']} interleaved reps from {payload['cache']} caches, "
                f"{payload['threads']} threads. Targets: ours/C <= {TARGET_OURS_OVER_CLOOP} (every row), "
-               f"1000/1 = ours 1000x16K / ours 1x16M <= {TARGET_MANY_OVER_ONE}. host: the call with skip_update "
-               f"(no update), warm.")
+               f"1000/1 = ours 1000x16K / ours 1x16M <= {TARGET_MANY_OVER_ONE}. cpu: the same ratios in process CPU "
+               f"time. no pf: ours with the software prefetch off. host: the call with skip_update (no update), "
+               f"warm.")
     return "\n".join(out)
 
 
