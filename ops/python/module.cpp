@@ -376,6 +376,9 @@ py::list cuda_launch_plan(const std::vector<int64_t> &numels, int32_t sm_count) 
   return launches;
 }
 
+// The rows API's binding, written against the helpers above.
+#include "rows_binding.h"
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -402,4 +405,5 @@ PYBIND11_MODULE(_core, m) {
     return py::make_tuple(sets, blocks);
   });
   m.def("abi_version", [] { return rmsprop_ops_abi_version(); });
+  bind_rows(m);
 }

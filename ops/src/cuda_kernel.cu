@@ -12,6 +12,7 @@
 #include <atomic>
 #include <string>
 
+#include "cuda_device.h"
 #include "kernels.h"
 #include "rmsprop_ops/rule.h"
 
@@ -153,26 +154,6 @@ void launch_flags(const Launch &l, cudaStream_t stream, int64_t chunk) {
 }
 
 [[noreturn]] void throw_not_implemented(const std::string &msg) { throw std::invalid_argument(msg); }
-
-// Runs on the device that owns the param memory, whatever device is current, and restores it.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(const void *ptr) {
-    cudaPointerAttributes attr;
-    if (cudaGetDevice(&prev_) != cudaSuccess) return;
-    if (cudaPointerGetAttributes(&attr, ptr) == cudaSuccess && attr.device >= 0 && attr.device != prev_) {
-      if (cudaSetDevice(attr.device) == cudaSuccess) switched_ = true;
-    }
-    cudaGetLastError();
-  }
-  ~DeviceGuard() {
-    if (switched_) cudaSetDevice(prev_);
-  }
-
- private:
-  int prev_ = 0;
-  bool switched_ = false;
-};
 
 // Multiprocessors of the current device, asked once per device (an attribute query, no synchronisation).
 int sm_count() {

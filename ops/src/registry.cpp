@@ -7,6 +7,7 @@
 
 #include "kernels.h"
 #include "rmsprop_ops/dtypes.h"
+#include "rmsprop_ops/rows_api.h"
 
 namespace rmsprop_ops {
 namespace {
@@ -85,6 +86,49 @@ OpSchema make_op(const char *name, bool centered, bool multi) {
   return op;
 }
 
+// The row-sparse update (rows_api.h): a table, its state, per-row and table step counters, and a
+// gradient given as rows (Indices) and their values.
+OpSchema make_rows_op(const char *name, bool centered) {
+  OpSchema op;
+  op.name = name;
+  op.centered = centered;
+  op.multi = false;
+  op.doc = centered ? "Centered RMSProp of a row-sparse gradient (rows_api.h)."
+                    : "RMSProp of a row-sparse gradient (rows_api.h).";
+  const char *math = "math type of Param";
+  op.inputs = {
+      {"Param", false, "float32|float64|float16|bfloat16", "table, rows along the first axis, updated in place"},
+      {"Indices", false, "int64|int32", "rows of the gradient, any order; repeats are summed in order"},
+      {"Values", false, "same as Param", "one row of gradient per index"},
+      {"MeanSquare", false, math, "moving average of g^2"},
+      {"Moment", true, math, "momentum buffer; required when momentum > 0"},
+  };
+  if (centered) op.inputs.push_back({"MeanGrad", false, math, "moving average of g"});
+  op.inputs.push_back({"MasterParam", true, "float32 (float16/bfloat16 Param only)", "float32 master copy"});
+  op.inputs.push_back({"LastStep", true, "int64", "steps each row has taken; required unless mode is dense"});
+  op.inputs.push_back({"Step", true, "int64 scalar", "steps the table has taken; required unless mode is dense"});
+  op.inputs.push_back({"LearningRate", true, "float32|float64 scalar", "overrides learning_rate; read on device"});
+  op.inputs.push_back({"GradScale", true, "float32|float64 scalar", "multiplies rescale_grad; read on device"});
+  op.inputs.push_back({"SkipUpdate", true, "bool|float scalar", "nonzero: the call is a no-op, counters included"});
+  op.outputs = {"ParamOut", "MeanSquareOut", "MomentOut"};
+  if (centered) op.outputs.push_back("MeanGradOut");
+  op.outputs.push_back("MasterParamOut");
+  op.outputs.push_back("LastStepOut");
+  op.outputs.push_back("StepOut");
+  op.inplace = {{"Param", "ParamOut"}, {"MeanSquare", "MeanSquareOut"}, {"Moment", "MomentOut"}};
+  if (centered) op.inplace.push_back({"MeanGrad", "MeanGradOut"});
+  op.inplace.push_back({"MasterParam", "MasterParamOut"});
+  op.inplace.push_back({"LastStep", "LastStepOut"});
+  op.inplace.push_back({"Step", "StepOut"});
+  op.attrs = rule_attrs(false);
+  op.attrs.push_back({"mode", AttrType::kEnum, RMSPROP_OPS_ROWS_EXACT, 0, 2, true, true, false,
+                      {"dense", "exact", "lazy"},
+                      "rows the gradient leaves out: dense (stepped with a zero gradient), exact (caught up "
+                      "when next touched; no momentum, weight decay or weight clip), lazy (exact, with "
+                      "momentum moves made when next touched)"});
+  return op;
+}
+
 std::string fmt(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -119,7 +163,8 @@ const char *type_name(AttrType t) {
 const std::vector<OpSchema> &all_ops() {
   static const std::vector<OpSchema> ops = {
       make_op("rmsprop", false, false), make_op("rmsprop_centered", true, false),
-      make_op("rmsprop_multi", false, true), make_op("rmsprop_centered_multi", true, true)};
+      make_op("rmsprop_multi", false, true), make_op("rmsprop_centered_multi", true, true),
+      make_rows_op("rmsprop_rows", false), make_rows_op("rmsprop_centered_rows", true)};
   return ops;
 }
 

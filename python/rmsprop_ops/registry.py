@@ -1,13 +1,14 @@
 """The core's op registry, read from the compiled library.
 
-Every op (``rmsprop``, ``rmsprop_centered`` and their ``_multi`` forms) is described once in C++:
-inputs, outputs, attributes with types, defaults and valid ranges, the in-place map and the kernels
-available per device and dtype. The Paddle and MindSpore registrations are generated from this.
+Every op (``rmsprop``, ``rmsprop_centered``, their ``_multi`` forms and the row-sparse ``_rows`` forms)
+is described once in C++: inputs, outputs, attributes with types, defaults and valid ranges, the in-place
+map and the kernels available per device and dtype. The Paddle and MindSpore registrations are generated from this.
 
 Example:
     >>> from rmsprop_ops import registry
     >>> registry.list_ops()
-    ['rmsprop', 'rmsprop_centered', 'rmsprop_multi', 'rmsprop_centered_multi']
+    ['rmsprop', 'rmsprop_centered', 'rmsprop_multi', 'rmsprop_centered_multi', 'rmsprop_rows',
+     'rmsprop_centered_rows']
     >>> registry.schema("rmsprop")["inplace"]["Param"]
     'ParamOut'
 """

@@ -201,7 +201,8 @@ def test_dlpack_capsule_inputs():
 def test_registry_lists_ops_and_schema():
     from rmsprop_ops import registry
 
-    assert registry.list_ops() == ["rmsprop", "rmsprop_centered", "rmsprop_multi", "rmsprop_centered_multi"]
+    assert registry.list_ops() == ["rmsprop", "rmsprop_centered", "rmsprop_multi", "rmsprop_centered_multi",
+                                   "rmsprop_rows", "rmsprop_centered_rows"]
     s = registry.schema("rmsprop_centered")
     names = [i["name"] for i in s["inputs"]]
     assert names[:5] == ["Param", "Grad", "MeanSquare", "Moment", "MeanGrad"]

@@ -204,7 +204,7 @@ def test_eps_placement_matters():
 
 # ------------------------------------------------------------------------------ groups, hot path
 def test_groups_sharing_rho_momentum_eps_take_one_core_call(monkeypatch):
-    import rmsprop_ops._optimizer as mod
+    import rmsprop_ops._optimizer.launches as mod
 
     calls = []
     real = mod.rmsprop_multi_

@@ -144,3 +144,74 @@ def test_keras_doc_example():
     kv = keras.Variable(10.0)
     keras.optimizers.RMSprop(learning_rate=0.1).apply([torch.tensor(10.0)], [kv])  # d(kv^2 / 2) = kv
     assert float(var1[0]) == pytest.approx(float(kv.numpy()), rel=1e-7)
+
+
+# ------------------------------------------------------------------------------ None gradients
+def _none_pattern(t, k):
+    """Which (step, variable) pairs get no gradient: each variable misses every third step, staggered."""
+    return (t + k) % 3 == 0
+
+
+NONE_CASES = [
+    ("defaults", {}),
+    ("momentum_centered", {"learning_rate": 0.01, "momentum": 0.9, "centered": True}),
+    ("weight_decay", {"learning_rate": 0.02, "weight_decay": 0.5, "momentum": 0.5}),
+    ("global_clipnorm", {"learning_rate": 0.01, "global_clipnorm": 0.7}),
+    ("clipnorm_loss_scale", {"learning_rate": 0.01, "clipnorm": 0.5, "loss_scale_factor": 16.0}),
+    ("accumulation_ema", {"learning_rate": 0.05, "gradient_accumulation_steps": 2, "use_ema": True,
+                          "ema_momentum": 0.8, "momentum": 0.5}),
+    ("ema_overwrite", {"learning_rate": 0.05, "use_ema": True, "ema_momentum": 0.5, "ema_overwrite_frequency": 4}),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")
+@pytest.mark.parametrize("name,kw", NONE_CASES, ids=[c[0] for c in NONE_CASES])
+def test_none_gradients_skip_their_params_like_keras(name, kw):
+    """Keras 3 (BaseOptimizer.apply -> _filter_empty_gradients): a None gradient leaves its variable and
+    its slots alone, keeps it out of clipping and weight decay, while EMA and the counter still move."""
+    params, curv, noise = _problem(9)
+    scale = kw.get("loss_scale_factor", 1.0)
+
+    def grads_at(ps, t):
+        gs = _grads(ps, curv, noise[t], scale)
+        return [None if _none_pattern(t, k) else g for k, g in enumerate(gs)]
+
+    ours = [p.copy() for p in params]
+    opt = rmsprop_ops.RMSProp(ours, convention="keras", **kw)
+    vs = [keras.Variable(p) for p in params]
+    ref = keras.optimizers.RMSprop(**kw)
+    for t in range(STEPS):
+        opt.step(grads_at(ours, t))
+        gs = grads_at([np.asarray(v.numpy()) for v in vs], t)
+        ref.apply([None if g is None else torch.from_numpy(g) for g in gs], vs)
+    for g, v, p0 in zip(ours, vs, params):
+        assert np.abs(g - p0).max() > 1e-3
+        np.testing.assert_allclose(g, np.asarray(v.numpy()), rtol=1e-5, atol=1e-6)
+    assert opt.calls == int(ref._iterations.numpy())
+
+
+def test_only_none_gradients_is_refused_like_keras():
+    p = np.ones(2, np.float32)
+    opt = rmsprop_ops.RMSProp([p])
+    with pytest.raises(ValueError, match="grads: expected at least one array"):
+        opt.step([None])
+    assert opt.calls == 0 and (p == 1).all()
+    with pytest.raises(ValueError, match="No gradients provided"):
+        keras.optimizers.RMSprop().apply([None], [keras.Variable(np.ones(2, np.float32))])
+
+
+def test_swapped_ema_weights_are_keras_averages():
+    """Inside swap_ema_weights() the params hold what Keras' finalize_variable_values() writes."""
+    params, curv, noise = _problem(10)
+    kw = {"learning_rate": 0.05, "use_ema": True, "ema_momentum": 0.9}
+    ps = [p.copy() for p in params]
+    opt = rmsprop_ops.RMSProp(ps, convention="keras", **kw)
+    for t in range(STEPS):
+        opt.step(_grads(ps, curv, noise[t]))
+    trained = [p.copy() for p in ps]
+    want = _run_keras(params, curv, noise, finalize=True, **kw)
+    with opt.swap_ema_weights():
+        for p, w in zip(ps, want):
+            np.testing.assert_allclose(p, w, rtol=1e-5, atol=1e-6)
+    for p, t in zip(ps, trained):
+        np.testing.assert_array_equal(p, t)

@@ -3,11 +3,14 @@
 MXNet 1.9.1 only installs beside numpy<1.24, so its rules are written down here as a NumPy reference,
 transcribed from the MXNet sources:
 
-* fused path (``use_fused_step=True``, MXNet's default): ``src/operator/optimizer_op-inl.h``,
-  ``RMSPropUpdateKernel::Map`` (centered=False) and ``RMSPropAlexUpdateKernel::Map`` (centered=True);
-* unfused path: ``python/mxnet/optimizer/rmsprop.py``, ``RMSProp.step``;
+* MXNet 1.9.1 (``release="1.9.1"``): ``src/operator/optimizer_op-inl.h`` at tag 1.9.1,
+  ``RMSPropUpdateKernel::Map`` (centered=False) and ``RMSPropAlexUpdateKernel::Map`` (centered=True),
+  the only rule 1.x runs (``Optimizer.update``);
+* MXNet 2.x (``release="2.0"``): ``python/mxnet/optimizer/rmsprop.py`` ``RMSProp.step`` at 2.0.0.beta1 /
+  master, whose kernels (``fused_step``) compute the same rule;
 * learning rate / weight decay per index: ``python/mxnet/optimizer/optimizer.py``,
-  ``Optimizer._update_count``, ``_get_lr``, ``_get_wd``, ``set_wd_mult``.
+  ``Optimizer._update_count``, ``_get_lr``, ``_get_wd``, ``set_wd_mult`` (1.9.1 zeroes the weight decay of
+  names not ending in ``_weight`` / ``_gamma``; 2.x does not).
 
 The reference computes in float32 like MXNet's ``DType=float32`` kernels. Real MXNet 1.9.1 trajectories,
 recorded in a separate numpy<1.24 environment by ``tests/data/record_mxnet_rmsprop.py``, are replayed at the
@@ -18,7 +21,7 @@ import numpy as np
 import pytest
 
 import rmsprop_ops
-from rmsprop_ops.mxnet_compat import RMSProp
+from rmsprop_ops.mxnet_compat import RELEASES, RMSProp
 
 STEPS = 12
 SHAPES = [(5,), (2, 3), (4,)]
@@ -71,14 +74,15 @@ class _MXNetReference:
 
     def __init__(self, *, fused, learning_rate=0.001, rho=0.9, momentum=0.9, epsilon=1e-8, centered=False,
                  clip_weights=None, rescale_grad=1.0, wd=0.0, clip_gradient=None, lr_scheduler=None,
-                 lr_mult=None, wd_mult=None, idx2name=None):
+                 lr_mult=None, wd_mult=None, idx2name=None, name_rule=True):
         self.rule = _fused_ref if fused else _step_ref
         self.kw = dict(rho=rho, eps=epsilon, momentum=momentum, centered=centered, rescale=rescale_grad,
                        clip_g=clip_gradient, clip_w=clip_weights)
         self.lr, self.wd, self.sched = learning_rate, wd, lr_scheduler
         self.lr_mult = dict(lr_mult or {})
         self.idx2name = dict(idx2name or {})
-        self.wd_mult = {n: 0.0 for n in self.idx2name.values() if not n.endswith(("_weight", "_gamma"))}
+        self.wd_mult = {n: 0.0 for n in self.idx2name.values()
+                        if name_rule and not n.endswith(("_weight", "_gamma"))}
         self.wd_mult.update(wd_mult or {})
         self.counts, self.num_update = {}, 0
 
@@ -135,46 +139,93 @@ def _make_ours(kw):
     return opt
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused_step", "step"])
+def _mxnet_state(release, centered, ours):
+    """Our state in the reference's layout: (mean, n, delta) centered, n otherwise."""
+    if not centered:
+        return ours[0] if release == "1.9.1" else ours
+    return (ours[1], ours[0], ours[2]) if release == "1.9.1" else ours
+
+
+@pytest.mark.parametrize("path", ["fused_step", "step", "update"])
+@pytest.mark.parametrize("release", ["1.9.1", "2.0"])
 @pytest.mark.parametrize("name,kw", CASES, ids=[c[0] for c in CASES])
-def test_matches_mxnet_rules(name, kw, fused):
+def test_matches_mxnet_rules(name, kw, release, path):
     params, curv, noise = _problem(11)
     ref_kw = {k: v for k, v in kw.items() if k != "idx2name"}
-    ref = _MXNetReference(fused=fused, idx2name=kw.get("idx2name"), **{k: v for k, v in ref_kw.items()
-                                                                      if v is not None})
-    ours = _make_ours(kw)
+    ref = _MXNetReference(fused=release == "1.9.1", name_rule=release == "1.9.1", idx2name=kw.get("idx2name"),
+                          **{k: v for k, v in ref_kw.items() if v is not None})
+    ours = _make_ours(dict(kw, release=release))
     centered = kw.get("centered", False)
     ws_ref, st_ref = [p.copy() for p in params], _states(centered, params)
     ws = [p.copy() for p in params]
     st = [ours.create_state(i, w) for i, w in enumerate(ws)]
-    call = ours.fused_step if fused else ours.step
     for t in range(STEPS):
         ws_ref = ref.step(range(3), ws_ref, [c * w + n for w, c, n in zip(ws_ref, curv, noise[t])], st_ref)
-        call(list(range(3)), ws, [c * w + n for w, c, n in zip(ws, curv, noise[t])], st)
+        grads = [c * w + n for w, c, n in zip(ws, curv, noise[t])]
+        if path == "update":
+            for i in range(3):
+                ours.update(i, ws[i], grads[i], st[i])
+        else:
+            getattr(ours, path)(list(range(3)), ws, grads, st)
     assert ours.num_update == ref.num_update == STEPS
     for w, r, p0 in zip(ws, ws_ref, params):
         assert np.abs(w - p0).max() > 1e-3
         np.testing.assert_allclose(w, r, rtol=1e-5, atol=1e-6)
     for s, r in zip(st, st_ref):
-        if centered:
-            np.testing.assert_allclose(s[0], r[0], rtol=1e-5, atol=1e-6)   # mean
-            np.testing.assert_allclose(s[1], r[1], rtol=1e-5, atol=1e-6)   # var
-            np.testing.assert_allclose(s[2], -r[2], rtol=1e-5, atol=1e-6)  # mom holds -delta
-        else:
-            np.testing.assert_allclose(s, r, rtol=1e-5, atol=1e-6)
+        s = _mxnet_state(release, centered, s)
+        for a, b in zip(s if centered else [s], r if centered else [r]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # delta with MXNet's sign
 
 
-def test_fused_and_unfused_paths_really_differ():
+@pytest.mark.parametrize("release", ["1.9.1", "2.0"])
+@pytest.mark.parametrize("centered", [False, True])
+def test_step_fused_step_and_update_agree_within_a_release(release, centered):
+    """No MXNet release has two differing paths (the issue's case: clip_gradient, wd and rho 0.5)."""
     params, curv, noise = _problem(12)
     out = []
-    for fused in (True, False):
-        opt = RMSProp(learning_rate=0.01, wd=0.5, clip_gradient=0.1, epsilon=1e-2, use_fused_step=fused)
+    for path in ("fused_step", "step", "update"):
+        opt = RMSProp(learning_rate=0.01, wd=0.5, clip_gradient=0.1, rho=0.5, epsilon=1e-2, centered=centered,
+                      release=release, use_fused_step=path != "step")
+        w = params[0].copy()
+        st = opt.create_state(0, w)
+        for t in range(STEPS):
+            g = curv[0] * w + noise[t][0]
+            opt.update(0, w, g, st) if path == "update" else getattr(opt, path)([0], [w], [g], [st])
+        out.append((w, st))
+    for w, st in out[1:]:
+        np.testing.assert_array_equal(w, out[0][0])
+        for a, b in zip(st, out[0][1]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_two_releases_really_differ():
+    params, curv, noise = _problem(12)
+    out = []
+    for release in RELEASES:
+        opt = RMSProp(learning_rate=0.01, wd=0.5, clip_gradient=0.1, epsilon=1e-2, release=release)
         w = params[0].copy()
         st = opt.create_state(0, w)
         for t in range(STEPS):
             opt.update(0, w, curv[0] * w + noise[t][0], st)
         out.append(w)
     assert np.abs(out[0] - out[1]).max() > 1e-4
+
+
+def test_release_layouts_and_names():
+    w = np.ones(3, f32)
+    assert isinstance(RMSProp().create_state(0, w), tuple) and len(RMSProp().create_state(0, w)) == 1
+    assert isinstance(RMSProp(release="2.0").create_state(0, w), np.ndarray)
+    assert len(RMSProp(centered=True, release="2.0").create_state(0, w)) == 3
+    assert RMSProp(gamma1=0.5, gamma2=0.7).rho == 0.5
+    with pytest.raises(TypeError, match="gamma1: MXNet 2.x removed gamma1; pass rho="):
+        RMSProp(gamma1=0.5, release="2.0")
+    with pytest.raises(ValueError, match="release"):
+        RMSProp(release="1.8")
+    assert "release='2.0'" in repr(RMSProp(release="2.0"))
+    opt = RMSProp(param_idx2name={0: "fc_bias"}, wd=0.1)
+    assert opt._mult(opt.wd_mult, 0) == 0.0
+    opt = RMSProp(param_idx2name={0: "fc_bias"}, wd=0.1, release="2.0")
+    assert opt._mult(opt.wd_mult, 0) == 1.0
 
 
 def test_neutral_optimizer_mxnet_convention_is_the_fused_rule():
@@ -263,13 +314,10 @@ def test_matches_recorded_mxnet_1_9_1(case, one_call):
                                        err_msg=f"step {t + 1}, weight {i}")
     for i in range(n):
         assert np.abs(ws[i] - data[f"init_{i}"]).max() > 1e-3
-        if cfg.get("centered"):
-            mean, var, mom = states[i]
-            np.testing.assert_allclose(var, data[f"{case}/state_{i}_0"], rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(mean, data[f"{case}/state_{i}_1"], rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(-mom, data[f"{case}/state_{i}_2"], rtol=1e-5, atol=1e-6)
-        else:
-            np.testing.assert_allclose(states[i], data[f"{case}/state_{i}_0"], rtol=1e-5, atol=1e-6)
+        # the states are MXNet 1.9.1's, in its order and sign: (n,) or (n, g, delta)
+        assert len(states[i]) == (3 if cfg.get("centered") else 1)
+        for k, s in enumerate(states[i]):
+            np.testing.assert_allclose(s, data[f"{case}/state_{i}_{k}"], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("case", ["plain", "options", "centered", "centered_options", "scheduler"])

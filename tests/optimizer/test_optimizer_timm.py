@@ -1,15 +1,7 @@
 """rmsprop_ops.RMSProp(convention="tf1") against timm's RMSpropTF (the TF1 rule), 12 steps.
 
-timm's package imports torchvision, whose wheels pull another torch; only ``timm/optim/rmsprop_tf.py`` and
-its ``_types.py`` (torch only) are needed, so they are loaded from an installed timm
-(``pip install --no-deps timm``) under a private package name, without running ``timm/__init__``.
+timm's optimizer file is loaded on its own (tests/support/timm_optim.py).
 """
-
-import importlib
-import importlib.util
-import pathlib
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -17,6 +9,7 @@ import pytest
 import rmsprop_ops
 
 from cases import quadratic_problem
+from timm_optim import timm_optim_module
 
 torch = pytest.importorskip("torch")
 
@@ -26,20 +19,10 @@ SHAPES = [(6,), (3, 4)]
 
 @pytest.fixture(scope="module")
 def RMSpropTF():
-    spec = importlib.util.find_spec("timm")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("timm is not installed (pip install --no-deps timm)")
-    optim_dir = pathlib.Path(list(spec.submodule_search_locations)[0]) / "optim"
-    if not (optim_dir / "rmsprop_tf.py").exists():
-        pytest.skip("this timm has no optim/rmsprop_tf.py")
-    pkg = types.ModuleType("_timm_optim_for_tests")
-    pkg.__path__ = [str(optim_dir)]
-    sys.modules[pkg.__name__] = pkg
-    try:
-        yield importlib.import_module(f"{pkg.__name__}.rmsprop_tf").RMSpropTF
-    finally:
-        for name in [n for n in sys.modules if n.startswith(pkg.__name__)]:
-            del sys.modules[name]
+    with timm_optim_module("rmsprop_tf") as mod:
+        if mod is None:
+            pytest.skip("timm (with optim/rmsprop_tf.py) is not installed (pip install --no-deps timm)")
+        yield mod.RMSpropTF
 
 
 def _problem(seed):

@@ -102,3 +102,31 @@ def test_torch_tensors_with_python_side_options_equal_numpy_arrays():
     o_a.finalize_variable_values()
     for t, a in zip(ts, arrs):
         np.testing.assert_array_equal(t.numpy(), a)
+
+
+MAXIMIZE_CASES = [
+    ("plain", {}),
+    ("momentum", {"momentum": 0.9}),
+    ("weight_decay_centered", {"weight_decay": 0.1, "centered": True, "momentum": 0.5}),
+]
+
+
+@pytest.mark.parametrize("name,kw", MAXIMIZE_CASES, ids=[c[0] for c in MAXIMIZE_CASES])
+def test_maximize_matches_torch(name, kw):
+    """torch's maximize negates the gradient first (before the coupled decay): the neutral optimizer's
+    maximize=True, with the gradients of the negated objective, follows it step for step."""
+    params, curv, noise = _problem(5)
+    neg_noise = [[-n for n in step] for step in noise]
+    got = _run_ours(params, [-c for c in curv], neg_noise, maximize=True, **kw)
+    want = _run_torch(params, [-c for c in curv], neg_noise, maximize=True, **kw)
+    for g, w, p0 in zip(got, want, params):
+        assert np.abs(g - p0).max() > 1e-3
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_names_are_accepted_under_the_torch_convention():
+    params, curv, noise = _problem(6)
+    got = _run_ours(params, curv, noise, lr=0.02, alpha=0.9, eps=1e-6, momentum=0.5)
+    want = _run_torch(params, curv, noise, lr=0.02, alpha=0.9, eps=1e-6, momentum=0.5)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

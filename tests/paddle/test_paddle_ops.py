@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import shutil
 import sys
 
 import numpy as np
@@ -84,7 +85,7 @@ def test_second_process_loads_the_cache_without_compiling():
 
 
 def test_compile_into_fresh_cache_announces_itself(tmp_path):
-    env = dict(os.environ, RMSPROP_OPS_PADDLE_CACHE=str(tmp_path))
+    env = dict(os.environ, RMSPROP_OPS_CACHE_DIR=str(tmp_path))
     code = "from rmsprop_ops.paddle import load_ops, cache_dir; load_ops(); print(cache_dir())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr
@@ -95,7 +96,7 @@ def test_compile_into_fresh_cache_announces_itself(tmp_path):
 
 
 def test_missing_compiler_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(_build.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(_build.CompilerNotFoundError, match="needs a C\\+\\+ compiler"):
         _build._find_compiler()

@@ -81,6 +81,8 @@ def run_dynamic(opt_cls, wd=None, clip=None, sparse=True, groups=False, scaler=F
             opt.step()
         opt.clear_grad()
         history.append([p.numpy().copy() for p in params])
+    if isinstance(opt, RMSProp):
+        opt.catch_up()  # rows skipped by the row-sparse update take their pending decay (docs/sparse.md)
     return history, [a.numpy().copy() for a in H.accumulators(opt, params)]
 
 

@@ -11,6 +11,10 @@
 Import this module only in processes that do not import paddle (their oneDNN builds clash).
 """
 
+from .._toolkit.build import require_framework
+
+require_framework("mindspore", "mindspore", __name__)  # a clear "pip install ..." instead of a bare ModuleNotFoundError
+
 from ._build import cache_dir, kernel_library, mindspore_cxx11_abi
 from ._op import flat_offsets, kernel_available, kernel_stats, last_error, make_config, make_op, rmsprop_multi_
 from ._optimizer import RMSProp

@@ -1,39 +1,39 @@
-"""Build-on-first-use of the MindSpore aot kernel (``kernel.cc``), cached across processes.
+"""Build-on-first-use of the MindSpore aot kernel (``kernel.cc``), in the shared cache.
 
-The kernel is a thin shim over the core's C ABI, compiled with g++ against the installed
-``rmsprop_ops`` (headers and ``librmsprop_ops_core.so``) and with the ``_GLIBCXX_USE_CXX11_ABI`` value
-that the installed MindSpore was built with. The result lives in a cache directory keyed by everything
-that affects it, so a second process (or a second interpreter run) finds it and compiles nothing.
+The kernel is a thin shim over the core's C ABI, compiled with the C++ compiler against the installed
+``rmsprop_ops`` headers and with the ``_GLIBCXX_USE_CXX11_ABI`` value that the installed MindSpore was
+built with. Cache, key, lock, compiler search and messages are ``rmsprop_ops._toolkit.build``'s: an entry
+is keyed on the kernel source, the core headers, the MindSpore version, the ABI flag and the device, so a
+second process (or another virtual environment with the same MindSpore) finds it and compiles nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import functools
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 
-import rmsprop_ops
+from .._runtime import get_include, get_library
+from .._toolkit import build as _toolkit
+from .._toolkit.build import BuildError, CompilerNotFoundError
 
+_WHO = "rmsprop_ops.mindspore"
 _SOURCE = os.path.join(os.path.dirname(__file__), "kernel.cc")
+_LIBRARY = "librmsprop_ops_mindspore.so"
 FUNC_NAME = "rmsprop_ops_ms_update"
 
-__all__ = ["cache_dir", "kernel_library", "kernel_handle", "mindspore_cxx11_abi", "FUNC_NAME"]
+__all__ = ["cache_dir", "kernel_library", "kernel_handle", "mindspore_cxx11_abi", "built_kernels", "FUNC_NAME",
+           "BuildError", "CompilerNotFoundError"]
 
 
 def cache_dir() -> str:
     """Where built kernels are kept: ``$RMSPROP_OPS_CACHE_DIR``, else ``$XDG_CACHE_HOME/rmsprop_ops``
     (``~/.cache/rmsprop_ops``)."""
-    explicit = os.environ.get("RMSPROP_OPS_CACHE_DIR")
-    if explicit:
-        return os.path.abspath(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "rmsprop_ops")
+    return _toolkit.cache_root()
 
 
 @functools.cache
@@ -58,18 +58,13 @@ def _device_flavor(device_target: str) -> str:
     return "cuda" if device_target == "GPU" else "cpu"
 
 
-def _key(flavor: str) -> str:
+def _spec(flavor: str) -> _toolkit.BuildSpec:
     import mindspore
 
-    h = hashlib.sha256()
-    for path in (_SOURCE, *(os.path.join(rmsprop_ops.get_include(), "rmsprop_ops", h) for h in ("c_api.h", "dtypes.h"))):
-        with open(path, "rb") as f:
-            h.update(f.read())
-    lib = rmsprop_ops.get_library()
-    h.update(os.path.realpath(lib).encode())
-    h.update(str(os.stat(lib).st_size).encode())
-    h.update(f"{mindspore.__version__}|{flavor}|abi{mindspore_cxx11_abi()}|{sys.platform}".encode())
-    return h.hexdigest()[:16]
+    with open(_SOURCE, encoding="utf-8") as f:
+        source = f.read()
+    return _toolkit.BuildSpec("mindspore", mindspore.__version__, flavor, sources=(("kernel.cc", source),),
+                              options=(f"abi{mindspore_cxx11_abi()}",), what=f"the MindSpore {flavor} kernel")
 
 
 def _cuda_home() -> str:
@@ -96,14 +91,15 @@ def _cuda_home() -> str:
                        "CUDA_HOME to the CUDA toolkit")
 
 
-def _compile_command(out: str, flavor: str) -> list[str]:
-    libdir = os.path.dirname(os.path.realpath(rmsprop_ops.get_library()))
-    cmd = [os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden",
-           f"-D_GLIBCXX_USE_CXX11_ABI={mindspore_cxx11_abi()}", "-I", rmsprop_ops.get_include()]
+def _compile_command(out: str, flavor: str, compiler: str | None = None) -> list[str]:
+    # The core is linked by soname with no rpath (see _toolkit.build): the process has it loaded already.
+    libdir = os.path.dirname(os.path.realpath(get_library()))
+    cmd = [compiler or os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden",
+           f"-D_GLIBCXX_USE_CXX11_ABI={mindspore_cxx11_abi()}", "-I", get_include()]
     if flavor == "cuda":
         cuda_home = _cuda_home()
         cmd += ["-DRMSPROP_OPS_MS_CUDA", "-I", os.path.join(cuda_home, "include")]
-    cmd += [_SOURCE, "-o", out, f"-L{libdir}", "-lrmsprop_ops_core", f"-Wl,-rpath,{libdir}"]
+    cmd += [_SOURCE, "-o", out, f"-L{libdir}", "-lrmsprop_ops_core"]
     if flavor == "cuda":
         cudalib = next((d for d in (os.path.join(cuda_home, "lib64"), os.path.join(cuda_home, "lib"))
                         if os.path.exists(os.path.join(d, "libcudart.so"))), os.path.join(cuda_home, "lib64"))
@@ -123,40 +119,42 @@ def _check_white_list(path: str) -> None:
             f"RMSPROP_OPS_CACHE_DIR to a directory inside the white list")
 
 
+def _compile(flavor: str):
+    def compile_into(directory: str, compiler: str) -> None:
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=directory)
+        os.close(fd)
+        try:
+            proc = subprocess.run(_compile_command(tmp, flavor, compiler), capture_output=True, text=True)
+            if _toolkit.verbose():
+                print(proc.stdout + proc.stderr, file=sys.stderr)
+            if proc.returncode != 0:
+                raise BuildError(f"{_WHO}: building the MindSpore kernel failed:\n{proc.stderr}")
+            os.replace(tmp, os.path.join(directory, _LIBRARY))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    return compile_into
+
+
 @functools.cache
 def kernel_library(device_target: str = "CPU") -> str:
     """Path of the built kernel library for ``device_target`` ("CPU" or "GPU"), compiling it if needed.
 
-    Compilation takes about a second, prints one line to stderr, and happens once per cache directory:
-    concurrent processes wait on a file lock and reuse the result.
+    Compilation takes about a second, is announced on stderr ("compiling ...", "compiled in N s"), and
+    happens once per cache entry: concurrent processes wait on a file lock and reuse the result.
     """
     flavor = _device_flavor(device_target)
-    folder = os.path.join(cache_dir(), f"mindspore-{flavor}-{_key(flavor)}")
-    target = os.path.join(folder, "librmsprop_ops_mindspore.so")
-    _check_white_list(target)
-    if os.path.exists(target):
-        return target
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(target):
-            return target
-        if shutil.which(os.environ.get("CXX", "g++")) is None:
-            raise RuntimeError("rmsprop_ops.mindspore needs a C++ compiler (g++, or $CXX) to build its kernel "
-                               "on first use; none was found on PATH")
-        print(f"rmsprop_ops: compiling the MindSpore {flavor} kernel (first use) into {folder}", file=sys.stderr,
-              flush=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-        os.close(fd)
-        try:
-            proc = subprocess.run(_compile_command(tmp, flavor), capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"rmsprop_ops: building the MindSpore kernel failed:\n{proc.stderr}")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return target
+    spec = _spec(flavor)
+    _check_white_list(os.path.join(spec.directory(), _LIBRARY))
+    _toolkit.load_core_library()
+    return os.path.join(_toolkit.ensure_built(spec, _compile(flavor), who=_WHO).directory, _LIBRARY)
+
+
+def built_kernels() -> list[str]:
+    """The device flavours ("cpu", "cuda") whose kernel for this MindSpore is compiled already."""
+    return [flavor for flavor in ("cpu", "cuda")
+            if _toolkit.BuildInfo.read(_spec(flavor).directory()) is not None]
 
 
 @functools.cache

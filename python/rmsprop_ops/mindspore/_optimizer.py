@@ -17,6 +17,7 @@ from mindspore.ops import operations as P
 
 from .. import registry
 from ._op import flat_offsets, kernel_available, make_config, make_op
+from ._sparse import dense_gradients
 
 __all__ = ["RMSProp"]
 
@@ -380,6 +381,7 @@ class RMSProp(Optimizer):
             raise RuntimeError(f"For '{self.cls_name}', the argument 'gradients' must hold one Tensor per "
                                f"parameter: expected {len(self._parameters)}, got {len(gradients)}.")
         gradients = self.flatten_gradients(gradients)
+        gradients = dense_gradients(self.hyper_map, gradients, self._parameters)  # RowTensor (_sparse.py)
         if self.use_kernel:
             return self._kernel_step(gradients)
         return self._builtin_step(gradients)

@@ -16,6 +16,10 @@ Example:
     >>> opt.step(); opt.clear_grad()
 """
 
+from .._toolkit.build import require_framework
+
+require_framework("paddle", "paddle", __name__)  # a clear "pip install ..." instead of a bare ModuleNotFoundError
+
 from ._build import CompilerNotFoundError, cache_dir, load_ops
 from ._codegen import OP_PREFIX, paddle_op_name
 from ._optimizer import RMSProp

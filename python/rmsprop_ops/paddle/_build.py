@@ -1,35 +1,30 @@
-"""Compiles the Paddle custom ops against the installed Paddle on first use, into a cache directory.
+"""Compiles the Paddle custom ops against the installed Paddle on first use, into the shared cache.
 
-The cache key hashes everything the binary depends on (generated source, the hand-written header, the
-core's C ABI header, the core library's path, the Paddle version and its CUDA flag), so a second import, in
-this process or another, loads the cached library without compiling; changing any of them rebuilds.
-Concurrent first uses (one per rank under ``paddle.distributed.launch``) serialise on a file lock.
+The cache, its key, the lock, the compiler search and the messages are ``rmsprop_ops._toolkit.build``'s:
+an entry is keyed on the generated source, the hand-written header, the core headers, the Paddle version
+and its CUDA flag, so a second import, in this process, another one or another virtual environment with
+the same Paddle, loads the cached library without compiling; changing any of them rebuilds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
-import shutil
 import sys
-import time
 import warnings
 
-from .. import _runtime
+from .._runtime import get_include, get_library
+from .._toolkit import build as _toolkit
+from .._toolkit.build import BuildError, CompilerNotFoundError
 from ._codegen import render_source
 
-__all__ = ["load_ops", "cache_dir", "CompilerNotFoundError"]
+__all__ = ["load_ops", "cache_dir", "built_ops", "CompilerNotFoundError", "BuildError"]
 
+_WHO = "rmsprop_ops.paddle"
 _MODULE_NAME = "rmsprop_ops_paddle_ops"
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 _loaded = None  # Paddle's generated module of op functions
 _checked_ops = None
-
-
-class CompilerNotFoundError(RuntimeError):
-    """No C++ compiler is available to build the Paddle custom ops."""
 
 
 def _paddle_facts():
@@ -39,98 +34,74 @@ def _paddle_facts():
 
 
 def _cache_root() -> str:
-    root = os.environ.get("RMSPROP_OPS_PADDLE_CACHE")
-    if root:
-        return root
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "rmsprop_ops", "paddle")
+    """The cache root (kept for callers of the former private name)."""
+    return _toolkit.cache_root()
 
 
-def _inputs():
+def _spec() -> _toolkit.BuildSpec:
     with open(os.path.join(_CSRC, "paddle_kernel.h"), encoding="utf-8") as f:
         header = f.read()
-    # The core headers the ops include: the C ABI, and dtypes.h for its scalar reader.
-    core_headers = ""
-    for name in ("c_api.h", "dtypes.h"):
-        with open(os.path.join(_runtime.get_include(), "rmsprop_ops", name), encoding="utf-8") as f:
-            core_headers += f.read()
-    return render_source(), header, core_headers
+    version, cuda = _paddle_facts()
+    return _toolkit.BuildSpec("paddle", version, "cuda" if cuda else "cpu",
+                              sources=(("rmsprop_ops_paddle.cc", render_source()), ("paddle_kernel.h", header)),
+                              what="the Paddle custom ops")
 
 
 def cache_dir() -> str:
-    """The directory holding (or about to hold) the compiled ops for this Paddle and this package."""
-    source, header, core_headers = _inputs()
-    version, cuda = _paddle_facts()
-    h = hashlib.sha256()
-    for part in (source, header, core_headers, _runtime.get_library(), version, str(cuda), sys.version):
-        h.update(part.encode())
-        h.update(b"\0")
-    return os.path.join(_cache_root(), f"paddle-{version}-{h.hexdigest()[:16]}")
+    """The directory holding (or about to hold) the compiled ops for this Paddle and these core headers."""
+    return _spec().directory()
+
+
+def built_ops() -> bool:
+    """True when the ops for this Paddle are compiled already (nothing to build on first use)."""
+    return _toolkit.BuildInfo.read(cache_dir()) is not None
 
 
 def _find_compiler() -> str:
-    for cand in (os.environ.get("CXX"), "g++", "c++", "clang++"):
-        if cand and shutil.which(cand):
-            return shutil.which(cand)
-    raise CompilerNotFoundError(
-        "rmsprop_ops.paddle: building the Paddle custom ops needs a C++ compiler (g++ >= 8 or clang++), and "
-        "none was found (looked for $CXX, c++, g++, clang++). Install one (e.g. `apt-get install g++`) or "
-        "point $CXX at it, then import again.")
+    return _toolkit.find_compiler(_WHO)
 
 
-@contextlib.contextmanager
-def _locked(directory):
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _compile(directory):
+def _compile(directory: str, compiler: str):
     from paddle.utils import cpp_extension
 
-    compiler = _find_compiler()
-    source, header, _ = _inputs()
-    src_path = os.path.join(directory, "rmsprop_ops_paddle.cc")
-    with open(src_path, "w", encoding="utf-8") as f:
-        f.write(source)
-    with open(os.path.join(directory, "paddle_kernel.h"), "w", encoding="utf-8") as f:
-        f.write(header)
-    _, cuda = _paddle_facts()
-    lib_dir = os.path.dirname(_runtime.get_library())
+    spec = _spec()
+    for name, text in spec.sources:
+        with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+            f.write(text)
     cflags = ["-O2", "-std=c++17"]
-    include = [directory, _runtime.get_include()]
-    if cuda:
+    include = [directory, get_include()]
+    if spec.flavor == "cuda":
         # Tensor::stream() exists only under PADDLE_WITH_CUDA; the core then runs on Paddle's stream.
         cflags.append("-DPADDLE_WITH_CUDA")
         include += cpp_extension.extension_utils.find_cuda_includes()
-    print(f"rmsprop_ops.paddle: compiling the Paddle custom ops with {compiler} (once per Paddle version; "
-          f"cached in {directory}) ...", file=sys.stderr, flush=True)
-    start = time.monotonic()
-    env_cxx = os.environ.get("CXX")
-    os.environ.setdefault("CXX", compiler)
+    lib_dir = os.path.dirname(get_library())
+    # The core is linked by soname with no rpath (see _toolkit.build): this process has it loaded already,
+    # and Paddle's build subprocess, which opens the library to generate its Python API, finds it through
+    # LD_LIBRARY_PATH.
+    library_path = os.pathsep.join(p for p in (lib_dir, os.environ.get("LD_LIBRARY_PATH")) if p)
+    # Paddle's loader prints progress on stdout; keep the user's stdout clean.
+    with _environ(CXX=compiler, LD_LIBRARY_PATH=library_path), warnings.catch_warnings(), _quiet_paddle_log(), \
+            contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        return cpp_extension.load(
+            name=_MODULE_NAME, sources=[os.path.join(directory, "rmsprop_ops_paddle.cc")],
+            extra_cxx_cflags=cflags, extra_include_paths=include,
+            extra_ldflags=[f"-L{lib_dir}", "-l:librmsprop_ops_core.so"],
+            build_directory=directory, verbose=_toolkit.verbose())
+
+
+@contextlib.contextmanager
+def _environ(**values):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        # Paddle's loader prints progress on stdout; keep the user's stdout clean.
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-            warnings.simplefilter("ignore")
-            module = cpp_extension.load(
-                name=_MODULE_NAME, sources=[src_path], extra_cxx_cflags=cflags, extra_include_paths=include,
-                extra_ldflags=[f"-L{lib_dir}", "-l:librmsprop_ops_core.so", f"-Wl,-rpath,{lib_dir}"],
-                build_directory=directory, verbose=bool(os.environ.get("RMSPROP_OPS_VERBOSE")))
-    except Exception as exc:
-        raise RuntimeError(
-            f"rmsprop_ops.paddle: compiling the Paddle custom ops failed ({exc}). Set RMSPROP_OPS_VERBOSE=1 "
-            f"for the compiler output; sources are in {directory}.") from exc
+        yield
     finally:
-        if env_cxx is None:
-            os.environ.pop("CXX", None)
-    print(f"rmsprop_ops.paddle: compiled in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
-    with open(os.path.join(directory, "COMPLETE"), "w") as f:
-        f.write("ok\n")
-    return module
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -172,13 +143,13 @@ def _load_raw():
         warnings.simplefilter("ignore")
         from paddle.utils.cpp_extension import extension_utils
 
-    directory = cache_dir()
-    with _locked(directory):
-        if os.path.exists(os.path.join(directory, "COMPLETE")):
-            with warnings.catch_warnings(), _quiet_paddle_log():
-                warnings.simplefilter("ignore")
-                _loaded = extension_utils._import_module_from_library(
-                    _MODULE_NAME, os.path.join(directory, _MODULE_NAME))
-        else:
-            _loaded = _compile(directory)
+    _toolkit.load_core_library()
+    outcome = _toolkit.ensure_built(_spec(), _compile, who=_WHO)
+    if outcome.compiled:
+        _loaded = outcome.value
+    else:
+        with warnings.catch_warnings(), _quiet_paddle_log():
+            warnings.simplefilter("ignore")
+            _loaded = extension_utils._import_module_from_library(
+                _MODULE_NAME, os.path.join(outcome.directory, _MODULE_NAME))
     return _loaded

@@ -21,6 +21,7 @@ from .. import registry
 from .._flat import flat_offsets
 from ._build import load_ops
 from ._codegen import op_schema, paddle_op_name
+from ._sparse import SparseRows
 
 __all__ = ["RMSProp"]
 
@@ -155,10 +156,19 @@ class RMSProp(Optimizer):
             state of auto-parallel (dist) parameters, which Paddle shards per parameter.
         eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
             see ``rmsprop_ops.rmsprop_``.
+        sparse_mode: "auto", "dense", "exact" or "lazy": what a SelectedRows gradient does to the rows it
+            leaves out (below). An option a parameter's rule cannot follow ("exact" with momentum, "exact"
+            or "lazy" with weight decay or clip_weights) raises ValueError at its first such step.
 
     Sparse (SelectedRows) gradients, e.g. from ``paddle.nn.Embedding(sparse=True)``, are taken in dynamic
-    mode with Paddle's sparse rule: duplicate rows are summed and absent rows count as a zero gradient (their
-    state decays and they move by their moment), computed by densifying the gradient for the same op.
+    mode with Paddle's sparse rule (duplicate rows summed, absent rows a zero gradient: their state decays
+    and they move by their moment) by the core's row-sparse update, on CPU, without a dense copy:
+    ``sparse_mode`` "auto" (default) visits only the gradient's rows where that gives Paddle's numbers (no
+    momentum, weight decay or ``clip_weights``: a skipped row's state is caught up in closed form when it
+    is next touched, and by :meth:`catch_up` / ``state_dict()``) and steps every row otherwise; "dense"
+    always steps every row; "exact" and "lazy" always visit only the gradient's rows ("lazy" also with
+    momentum: a row's pending momentum moves are made when it is next touched). See ``docs/sparse.md``.
+    With flat_state, and off the CPU, the gradient is made dense for the dense op.
 
     Under ``paddle.amp.GradScaler`` an overflowed step is skipped inside the op (its SkipUpdate input
     reads the found-inf flag on the device), without a host synchronisation in the optimizer.
@@ -180,7 +190,7 @@ class RMSProp(Optimizer):
 
     def __init__(self, learning_rate, rho=0.95, epsilon=1.0e-6, momentum=0.0, centered=False, parameters=None,
                  weight_decay=None, grad_clip=None, name=None, *, fused=False, multi_precision=False,
-                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None, flat_state=False):
+                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None, flat_state=False, sparse_mode="auto"):
         learning_rate = _check_lr(learning_rate)
         parameters = _check_parameters(parameters)
         if grad_clip is not None and not isinstance(grad_clip, ClipGradBase):
@@ -205,6 +215,7 @@ class RMSProp(Optimizer):
                 _check_group(i, group)
         self._value_clip = {}
         self._decay = {}
+        self._sparse = SparseRows(sparse_mode)
         super().__init__(learning_rate=learning_rate, parameters=parameters, weight_decay=weight_decay,
                          grad_clip=grad_clip, name=name)
         self._grad_clip = _wrap_clip(self._grad_clip, self)
@@ -236,6 +247,14 @@ class RMSProp(Optimizer):
             raise TypeError(f"set_lr: value: expected a float, got {type(value).__name__}")
         registry.check_attr("rmsprop", "learning_rate", float(value), name="set_lr: value")
         super().set_lr(float(value))
+
+    def catch_up(self):
+        """Bring the rows that SelectedRows gradients skipped (``sparse_mode`` "exact" or "lazy") up to date:
+        the accumulators then hold what ``paddle.optimizer.RMSProp``'s would, and in "lazy" mode the
+        parameters have made their pending momentum moves. ``state_dict()`` does it first. A no-op in static
+        mode and without such gradients."""
+        if framework.in_dygraph_mode():
+            self._sparse.catch_up(self)
 
     def _create_global_learning_rate(self):
         # The rate an LRScheduler produces reaches the op as a tensor, whose value the core does not check
@@ -318,6 +337,7 @@ class RMSProp(Optimizer):
         are given as one copy per parameter and kind, named as per-parameter state is
         (``<param>_mean_square_0``), so the checkpoint loads into either layout and into
         ``paddle.optimizer.RMSProp``; in static mode, the program's flat variables."""
+        self.catch_up()  # the accumulators then hold the dense state (docs/sparse.md)
         state = super().state_dict()
         if not framework.in_dygraph_mode() or not self._flat_chunks:
             return state  # in static mode a program's variables: slicing them would add ops to it
@@ -399,6 +419,7 @@ class RMSProp(Optimizer):
             master.name = paddle.utils.unique_name.generate(pname + "_fp32_master")
             self._master_weights[pname] = master
         self._restore = restore
+        self._sparse.reset()  # the loaded state is current for every row
 
     load_state_dict = set_state_dict
 
@@ -472,7 +493,7 @@ class RMSProp(Optimizer):
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         self._pending = []
         _check_param_attrs(parameters_and_grads)
-        parameters_and_grads = _densify_grads(parameters_and_grads)
+        parameters_and_grads = _densify_grads(parameters_and_grads, self._route_sparse)
         found_inf = self._get_auxiliary_var("found_inf")
         if framework.in_dygraph_mode() and isinstance(found_inf, paddle.Tensor):
             self._skip = found_inf
@@ -483,6 +504,10 @@ class RMSProp(Optimizer):
                 self._set_auxiliary_var("found_inf", found_inf)
                 self._skip = None
         return self._pass(parameters_and_grads, param_group_idx)
+
+    def _route_sparse(self, pairs, densify):
+        """SelectedRows gradients that the rows update takes stay as they are (``_sparse``)."""
+        return self._sparse.route(self, pairs, self._param_hparams(pairs)[1], densify)
 
     def _pass(self, parameters_and_grads, param_group_idx):
         out = super()._create_optimization_pass(parameters_and_grads, param_group_idx)
@@ -510,6 +535,14 @@ class RMSProp(Optimizer):
         get = self._get_accumulator_master
         coeff, mode = self._decay.pop(param.name, (0.0, 0))
         clip = self._value_clip.pop(param.name, None)
+        if param.name in self._sparse.modes:  # a SelectedRows gradient: the rows update, run with the others
+            accs = tuple(get(k, param) for k in (self._mean_square_acc_str, self._momentum_acc_str,
+                                                 self._mean_grad_acc_str))
+            mult = _fusable_lr_mult(param)
+            lr = self._global_learning_rate() if mult is not None else self._create_param_lr((param, grad))
+            self._sparse.defer(self, param, grad, hp, coeff, mode, clip, master, accs, lr, 1.0 if mult is None else mult,
+                               self._skip_flag())
+            return None
         # No slot where something else made the accumulators (auto-parallel's shard_accumulators makes
         # them per parameter): that parameter keeps per-parameter state.
         slot = self._flat_slot.get(param.name if master is None else master.name) if self._flat_state else None
@@ -537,6 +570,8 @@ class RMSProp(Optimizer):
         self._run_pending()
 
     def _run_pending(self):
+        sparse_calls = self._sparse.take()
+        self._sparse.check(sparse_calls)  # before anything of the step is written
         pending, self._pending = self._pending, []
         groups = {}
         for row, lr_mult in pending:
@@ -545,6 +580,7 @@ class RMSProp(Optimizer):
             mults.append(lr_mult)
         for rows, mults in groups.values():
             self._run(rows, mults, self._global_learning_rate(), multi=True)
+        self._sparse.run(sparse_calls)
 
     def _run(self, rows, lr_mults, lr, multi):
         params, grads, mss, moms, mgs, masters, coeffs, offsets, keys = zip(*rows)
@@ -749,7 +785,7 @@ def _pairs(parameters_and_grads):
     return parameters_and_grads
 
 
-def _densify_grads(parameters_and_grads):
+def _densify_grads(parameters_and_grads, route=None):
     """Dynamic mode: the (param, grad) pairs with each SelectedRows gradient (``Embedding(sparse=True)``)
     replaced by its dense equivalent, so both the per-parameter and the fused op take it unchanged.
 
@@ -762,7 +798,8 @@ def _densify_grads(parameters_and_grads):
     pairs = _pairs(parameters_and_grads)
     if not any(isinstance(g, paddle.Tensor) and g.is_selected_rows() for _, g in pairs):
         return parameters_and_grads
-    dense = [(p, _dense(p, g)) for p, g in pairs]
+    # route(pairs, densify): the pairs with the gradients the rows update takes left sparse (_sparse.py).
+    dense = route(pairs, _dense) if route is not None else [(p, _dense(p, g)) for p, g in pairs]
     if isinstance(parameters_and_grads, dict):
         return dict(parameters_and_grads, params=dense)
     return dense
