@@ -55,7 +55,7 @@ bool cpu_runs(const CpuLoops *loops) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
 #ifdef RMSPROP_OPS_LOOPS_AVX512
-  // The flags the avx512 object is compiled with (CMakeLists.txt); the check includes the OS's support
+  // The flags the avx512 object is compiled with (cmake/cpu_loops.cmake); the check includes the OS's support
   // for the vector state.
   if (loops == &kLoopsAvx512)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&

@@ -1,6 +1,6 @@
 // The CPU kernel's loops: the rule of rule.h over a range of the flat element space of a call's sets.
 //
-// This file is compiled once per instruction set with that set's flags (CMakeLists.txt), defining
+// This file is compiled once per instruction set with that set's flags (cmake/cpu_loops.cmake), defining
 // RMSPROP_OPS_LOOPS_SYMBOL (the CpuLoops object to define) and RMSPROP_OPS_LOOPS_LABEL (its name); the
 // driver in cpu_kernel.cpp picks one object at run time. Everything here has internal linkage and the
 // rule's functions are always inlined: a function with vague linkage compiled with AVX-512 flags could be
@@ -12,7 +12,7 @@
 #include "rmsprop_ops/rule.h"
 
 #if !defined(RMSPROP_OPS_LOOPS_SYMBOL) || !defined(RMSPROP_OPS_LOOPS_LABEL)
-#error "cpu_loops.cpp is compiled through CMakeLists.txt, once per instruction set"
+#error "cpu_loops.cpp is compiled through cmake/cpu_loops.cmake, once per instruction set"
 #endif
 
 // The buffers of a set never overlap (validated), which the restrict pointers below say; this says it to

@@ -1,6 +1,6 @@
 // Interface between the CPU kernel's driver (cpu_kernel.cpp: validation is done, the work is partitioned
 // and handed to threads) and its loops (cpu_loops.cpp), which are compiled once per instruction set
-// (CMakeLists.txt) and picked at run time. Plain data and function pointers only: the loop objects are
+// (cmake/cpu_loops.cmake) and picked at run time. Plain data and function pointers only: the loop objects are
 // built with different -m flags, so nothing may be shared with them through inline functions or
 // templates with vague linkage (the linker would keep one copy, perhaps the AVX-512 one, for every caller).
 #pragma once
