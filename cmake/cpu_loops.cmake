@@ -1,7 +1,7 @@
 # The CPU kernel's loops (ops/src/cpu_loops.cpp), compiled once per instruction set with explicit vector
-# widths; cpu_kernel.cpp picks one at run time for the CPU it runs on (avx2 wherever AVX2 is; avx512 on
-# request, RMSPROP_OPS_CPU_ISA). So the library runs at full speed on any x86-64 machine whatever machine
-# built it, and whatever RMSPROP_OPS_NATIVE says, which the loops ignore.
+# widths; cpu_kernel.cpp picks one at run time for the CPU it runs on. So the library runs at full speed on
+# any x86-64 machine whatever machine built it, and whatever RMSPROP_OPS_NATIVE says, which the loops
+# ignore.
 #
 # `scalar` (vectorisation off, the compiler's default target) is the reference
 # the tests compare every other variant with, bit for bit. The floating-point flags are the core's (see

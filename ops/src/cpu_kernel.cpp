@@ -29,18 +29,13 @@ constexpr int64_t kAlign = 64;
 
 // ---- Choosing the loops ------------------------------------------------------------------------------
 
-// Every instruction set this build has loops for, in the order the automatic choice tries them; `scalar`
-// (the reference) always last. avx2 comes first: 256-bit vectors, also on CPUs with AVX-512. The update is
-// memory-bound, wider vectors did not make it faster on the AVX-512 machines measured (docs/performance.md),
-// and 256 bits is the width GCC and Clang choose themselves for every Intel AVX-512 core
-// (-mprefer-vector-width=256 in their tuning: 512-bit instructions can lower the clock there). The avx512
-// loops (512-bit) stay selectable for measurement.
+// Every instruction set this build has loops for, best first; `scalar` (the reference) always last.
 const CpuLoops *const kAllLoops[] = {
-#ifdef RMSPROP_OPS_LOOPS_AVX2
-    &kLoopsAvx2,
-#endif
 #ifdef RMSPROP_OPS_LOOPS_AVX512
     &kLoopsAvx512,
+#endif
+#ifdef RMSPROP_OPS_LOOPS_AVX2
+    &kLoopsAvx2,
 #endif
 #ifdef RMSPROP_OPS_LOOPS_SSE2
     &kLoopsSse2,
@@ -73,17 +68,35 @@ bool cpu_runs(const CpuLoops *loops) {
   return true;  // sse2 is part of x86-64; generic and scalar take the compiler's defaults
 }
 
-// The first loops of kAllLoops this CPU runs, or those named by RMSPROP_OPS_CPU_ISA (for tests
-// and benchmarks: "avx512", "avx2", "sse2", "generic", "scalar"; a set the CPU cannot run, or a name this
-// build does not have, falls back to the automatic choice). Read once per process: the environment is not
-// read again, so changing it later has no effect and no call races with it.
+// The 512-bit loops run automatically on AMD CPUs only. From memory the update costs the same at either
+// width; from cache (small models, large L3s) the 512-bit loops were faster on the AMD machine measured
+// (docs/performance.md), and AMD cores run 512-bit instructions at full clock. On Intel cores, 512-bit
+// instructions can lower the clock, and GCC and Clang choose 256-bit vectors themselves for every Intel
+// AVX-512 core (-mprefer-vector-width=256 in their tuning): the avx2 loops run there.
+bool auto_512() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd");
+#else
+  return false;
+#endif
+}
+
+// The best loops this CPU runs (see auto_512), or those named by RMSPROP_OPS_CPU_ISA (for tests and
+// benchmarks: "avx512", "avx2", "sse2", "generic", "scalar"; a set the CPU cannot run, or a name this build
+// does not have, falls back to the automatic choice). Read once per process: the environment is not read
+// again, so changing it later has no effect and no call races with it.
 const CpuLoops *choose_loops() {
   if (const char *want = std::getenv("RMSPROP_OPS_CPU_ISA")) {
     for (const CpuLoops *l : kAllLoops)
       if (std::strcmp(want, l->name) == 0 && cpu_runs(l)) return l;
   }
-  for (const CpuLoops *l : kAllLoops)
+  for (const CpuLoops *l : kAllLoops) {
+#ifdef RMSPROP_OPS_LOOPS_AVX512
+    if (l == &kLoopsAvx512 && !auto_512()) continue;
+#endif
     if (cpu_runs(l)) return l;
+  }
   return &kLoopsScalar;
 }
 

@@ -38,6 +38,17 @@ def cpu_flags():
     return set()
 
 
+def vendor():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def chosen(isa=None):
     env = dict(os.environ)
     env.pop("RMSPROP_OPS_CPU_ISA", None)
@@ -97,8 +108,13 @@ def test_automatic_choice_follows_the_cpu():
         assert auto in ("generic", "scalar")
         return
     has_256 = {"avx2", "fma", "f16c", "bmi1", "bmi2"} <= flags
-    # 256-bit loops wherever AVX2 is, AVX-512 or not (cpu_kernel.cpp says why); sse2 is part of x86-64.
-    assert auto == ("avx2" if has_256 else "sse2")
+    has_512 = has_256 and {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= flags
+    if has_512 and vendor() == "AuthenticAMD":
+        assert auto == "avx512"  # 512-bit on AMD (cpu_kernel.cpp says why)
+    elif has_256:
+        assert auto == "avx2"    # Intel with or without AVX-512, and the rest: 256-bit
+    else:
+        assert auto == "sse2"    # part of x86-64
 
 
 def test_a_set_the_cpu_cannot_run_or_an_unknown_name_falls_back_to_the_automatic_choice():
