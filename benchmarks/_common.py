@@ -102,8 +102,9 @@ def rss_bytes():
 class Progress:
     """One line per finished case: ``[k/n] label: its seconds | elapsed, about how long is left``.
 
-    ``cases`` lists (label, weight) in the order they run; a weight is the case's expected cost in timed
-    calls (setup included), so the estimate is elapsed time / weight done * weight left. Under run.py the
+    ``cases`` lists (label, weight) in the order they run; a weight is the case's expected cost in units of
+    one cold-cache call of the core over 64 MiB of parameters (setup, process start and framework import
+    included), so the estimate is elapsed time / weight done * weight left. Under run.py the
     line covers the whole run: ``--progress`` passes the weight done by earlier parts, the run's total
     weight and its start time (see ``add_progress_args``)."""
 

@@ -45,8 +45,13 @@ def settings(args):
                 dygraph_shapes=("1000x16K",) if quick else tuple(SHAPES))
 
 
-def _setup_weight(shape):
-    return 25 if shape == "1000x16K" else 3  # building and starting a program of 1000 parameters
+# Expected costs for the progress estimate, in units of one cold core call (see _common.Progress): a
+# process start with Paddle's import, building and starting one optimizer's program, one timed step.
+_START = 600
+_SETUP = {"1x16M": 25, "1000x16K": 150}
+_STEP = {"1x16M": 1.5, "1000x16K": 5}
+_DYGRAPH_SETUP = {"1x16M": 25, "1000x16K": 30}
+_DYGRAPH_STEP = {"1x16M": 2, "1000x16K": 2.5}
 
 
 def cases(args):
@@ -55,16 +60,19 @@ def cases(args):
     for shape in SHAPES:
         for vname in VARIANTS:
             calls = (s["reps"] + 2) * (len(s["kinds"]) * (1 + s["interp"]) + 1)
-            out.append((f"paddle static {shape} {vname}", len(s["kinds"]) * _setup_weight(shape) + calls))
+            out.append((f"paddle static {shape} {vname}", len(s["kinds"]) * _SETUP[shape] + calls * _STEP[shape]))
+    out[0] = (out[0][0], out[0][1] + _START)
     if s["train"]:
-        out += [(f"paddle train {vname}", 30 + (s["reps"] + 2) * 2 * 8) for vname in VARIANTS]
-    out += dygraph_cases(s)
-    return out
+        out += [(f"paddle train {vname}", 50 + (s["reps"] + 2) * 2 * 6) for vname in VARIANTS]
+    return out + dygraph_cases(s)
 
 
 def dygraph_cases(s):
-    return [(f"paddle dygraph {shape} {vname}", len(s["kinds"]) * _setup_weight(shape) + (s["reps"] + 2) * len(s["kinds"]))
-            for shape in s["dygraph_shapes"] for vname in VARIANTS]
+    out = [(f"paddle dygraph {shape} {vname}",
+            len(s["kinds"]) * _DYGRAPH_SETUP[shape] + (s["reps"] + 2) * len(s["kinds"]) * _DYGRAPH_STEP[shape])
+           for shape in s["dygraph_shapes"] for vname in VARIANTS]
+    out[0] = (out[0][0], out[0][1] + _START // 2)  # its own process
+    return out
 
 
 def make_opt(kind, v, lr=HPARAMS["lr"], params=None):
