@@ -12,8 +12,8 @@ momentum 0.9; centered with momentum 0.9), one interleaved group per rule times,
 - **torch**: ``torch.optim.RMSprop(foreach=True)`` over the same memory, when torch is installed (not in
   ``--quick``); **numpy**: the float64 NumPy reference, one call per tensor (not in ``--quick``);
 - **host**: the same call with ``skip_update=True`` (argument conversion and validation, no update), warm;
-- **ours, prefetch off** (not in ``--quick``): ours with the kernel's software prefetch turned off, to
-  show what it does on this machine.
+- **ours, other prefetch** (not in ``--quick``): ours with the kernel's software prefetch set the other
+  way (off where it is on by default, on where it is off), to show what it does on this machine.
 
 Every candidate's process CPU time per call is recorded too (``*_cpu_ms``): on a machine other programs
 also use, its ratios move far less between runs than wall-time ratios do.
@@ -130,11 +130,15 @@ class Prefetch:
             self.get.restype = ctypes.c_int64
             self.set.argtypes = [ctypes.c_int64]
         self.default = self.get() if self.get is not None else None
+        # The other setting: off where the kernel prefetches by default, its distance where it does not.
+        self.other = None if self.default is None else (0 if self.default else self.DISTANCE)
 
-    def off(self, fn):
-        """fn with the prefetch turned off for its call (restored after)."""
+    DISTANCE = 4 * 4096  # the kernel's distance where it prefetches by default (cpu_kernel.cpp)
+
+    def flipped(self, fn):
+        """fn with the prefetch set the other way for its call (restored after)."""
         def call():
-            self.set(0)
+            self.set(self.other)
             try:
                 fn()
             finally:
@@ -174,7 +178,7 @@ def main():
     mach, build = machine(), core_build()
     loop = CLoop.build()
     prefetch = Prefetch()
-    build["prefetch_bytes"] = prefetch.default
+    build["prefetch_bytes"], build["alt_prefetch_bytes"] = prefetch.default, prefetch.other
     print(f"core: {machine_line(mach)}\n      {threads} threads, CPU loops {build.get('cpu_loops')} "
           f"({build.get('compiler')}, prefetch {prefetch.default} B), C loop "
           f"{loop.info['compiler_version'] if loop else 'unavailable'}, {'warm' if args.warm else 'cold'} caches, "
@@ -186,8 +190,8 @@ def main():
         for shape, sizes in SHAPES.items():
             bufs = bufs_of[shape] = make(sizes, v)
             fns[f"ours {shape}"] = lambda b=bufs: ours(b, v)
-            if s["prefetch_ab"] and prefetch.default:
-                fns[f"ours_nopf {shape}"] = prefetch.off(lambda b=bufs: ours(b, v))
+            if s["prefetch_ab"] and prefetch.other is not None:
+                fns[f"ours_altpf {shape}"] = prefetch.flipped(lambda b=bufs: ours(b, v))
             fns[f"probe {shape}"] = lambda b=bufs: probe(b, v)
             if loop is not None:
                 fns[f"cloop {shape}"] = loop.bind(vname, *bufs, threads=threads, momentum=v["momentum"], lr=LR)
@@ -207,8 +211,8 @@ def main():
             row = dict(shape=shape, variant=vname, ours_ms=med[f"ours {shape}"], probe_ms=med[f"probe {shape}"],
                        cloop_ms=med.get(f"cloop {shape}"), torch_ms=med.get(f"torch {shape}"), numpy_ms=np_ms,
                        host_ms=host["host"], gbytes=bytes_moved(sizes, v) / 1e9,
-                       ours_nopf_ms=med.get(f"ours_nopf {shape}"))
-            for who in ("ours", "ours_nopf", "probe", "cloop"):
+                       ours_altpf_ms=med.get(f"ours_altpf {shape}"))
+            for who in ("ours", "ours_altpf", "probe", "cloop"):
                 row[f"{who}_cpu_ms"] = cpu.get(f"{who} {shape}")
             row["ours_over_cloop_cpu"] = (row["ours_cpu_ms"] / row["cloop_cpu_ms"] if row["cloop_cpu_ms"]
                                           else None)
@@ -247,7 +251,7 @@ def _fmt(x, spec=".2f", none="-"):
 def table(payload):
     """The core rows as text, with each row's verdict against the targets."""
     out = [f"{'variant':<18} {'shape':<9} {'ours':>7} {'C loop':>7} {'probe':>7} {'host':>6} {'ours/C':>7} "
-           f"{'ours/probe':>10} {'1000/1':>7} {'cpu:ours/C':>10} {'cpu:1000/1':>10} {'no pf':>7} {'GB/s':>6} "
+           f"{'ours/probe':>10} {'1000/1':>7} {'cpu:ours/C':>10} {'cpu:1000/1':>10} {'alt pf':>7} {'GB/s':>6} "
            f"{'torch':>7} {'numpy':>7}  met"]
     for r in payload["rows"]:
         checks = []
@@ -259,13 +263,13 @@ def table(payload):
                    f"{r['probe_ms']:7.2f} {r['host_ms']:6.2f} {_fmt(r['ours_over_cloop']):>7} "
                    f"{r['ours_over_probe']:10.2f} {_fmt(r.get('ours_many_over_one')):>7} "
                    f"{_fmt(r.get('ours_over_cloop_cpu')):>10} {_fmt(r.get('ours_many_over_one_cpu')):>10} "
-                   f"{_fmt(r.get('ours_nopf_ms')):>7} {r['ours_gbps']:6.1f} "
+                   f"{_fmt(r.get('ours_altpf_ms')):>7} {r['ours_gbps']:6.1f} "
                    f"{_fmt(r['torch_ms'], '.1f'):>7} {_fmt(r['numpy_ms'], '.0f'):>7}  "
                    f"{'' if not checks else ('yes' if all(checks) else 'NO')}")
     out.append(f"ms, medians of {payload['reps']} interleaved reps from {payload['cache']} caches, "
                f"{payload['threads']} threads. Targets: ours/C <= {TARGET_OURS_OVER_CLOOP} (every row), "
                f"1000/1 = ours 1000x16K / ours 1x16M <= {TARGET_MANY_OVER_ONE}. cpu: the same ratios in process CPU "
-               f"time. no pf: ours with the software prefetch off. host: the call with skip_update (no update), "
+               f"time. alt pf: ours with the software prefetch the other way (prefetch_bytes vs alt_prefetch_bytes in the JSON). host: the call with skip_update (no update), "
                f"warm.")
     return "\n".join(out)
 

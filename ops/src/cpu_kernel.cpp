@@ -105,21 +105,31 @@ const CpuLoops &loops() {
   return *chosen;
 }
 
-// The loops' software prefetch distance in bytes (cpu_loops.cpp): kDefaultPrefetchBytes, or
-// RMSPROP_OPS_CPU_PREFETCH (read once; 0 turns it off), or what rmsprop_ops_cpu_set_prefetch set last (the
-// benchmark's A/B rows). Four pages of state ahead: far enough that the page's first line arrives before
-// the loop does, near enough to stay in L2.
-constexpr int64_t kDefaultPrefetchBytes = 4 * 4096;
+// The loops' software prefetch distance in bytes (cpu_loops.cpp): by default kPrefetchBytes, except on
+// AMD CPUs, or RMSPROP_OPS_CPU_PREFETCH (read once; 0 turns it off), or what rmsprop_ops_cpu_set_prefetch
+// set last (the benchmark's A/B rows). Four pages of state ahead: far enough that the page's first line
+// arrives before the loop does, near enough to stay in L2. On the AMD machine measured the hardware
+// prefetchers crossed pages well enough that the software prefetch helped some rules and cost others
+// (docs/performance.md), so it is off there; elsewhere it guards against demand misses at every page.
+constexpr int64_t kPrefetchBytes = 4 * 4096;
 constexpr int64_t kMaxPrefetchBytes = 1 << 20;
 
 int64_t clamp_prefetch(long long bytes) {
   return bytes < 0 ? 0 : (bytes > kMaxPrefetchBytes ? kMaxPrefetchBytes : static_cast<int64_t>(bytes));
 }
 
+int64_t default_prefetch() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_is("amd")) return 0;
+#endif
+  return kPrefetchBytes;
+}
+
 std::atomic<int64_t> &prefetch_setting() {
   static std::atomic<int64_t> bytes{[] {
     const char *env = std::getenv("RMSPROP_OPS_CPU_PREFETCH");
-    return env != nullptr ? clamp_prefetch(std::atoll(env)) : kDefaultPrefetchBytes;
+    return env != nullptr ? clamp_prefetch(std::atoll(env)) : default_prefetch();
   }()};
   return bytes;
 }

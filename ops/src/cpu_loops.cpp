@@ -98,13 +98,13 @@ void for_each_piece(const CpuJob &job, int64_t lo, int64_t hi, const Fn &fn) {
 // ---- Chunks and software prefetch ----------------------------------------------------------------------
 
 // A piece is updated in chunks of one 4 KiB page of state (kChunk<M> elements), each a vectorised loop of
-// constant length, then its remainder. At the start of each chunk the loops prefetch one cache line of
-// every buffer CpuJob::prefetch_bytes (of state) ahead, into L2, following the piece into the next piece:
-// the first line of a page each buffer will reach a few pages later. Hardware prefetchers stream within a
-// 4 KiB page but stop at its end, so with buffers on 4 KiB pages (small tensors from the heap) every page
-// of every buffer would otherwise start with a demand miss and, often, a page walk; a prefetch there
-// starts both early. One line per page, not every line: prefetching every line costs more than it hides.
-// prefetch_bytes 0 turns it off (docs/performance.md shows both).
+// constant length, then its remainder. With CpuJob::prefetch_bytes > 0, at the start of each chunk the
+// loops prefetch one cache line of every buffer that many bytes (of state) ahead, into L2, following the
+// piece into the next piece: the first line of a page each buffer will reach a few pages later. Hardware
+// prefetchers stream within a 4 KiB page but may stop at its end; with buffers on 4 KiB pages (small
+// tensors from the heap) every page of every buffer could then start with a demand miss and a page walk,
+// which the prefetch starts early. One line per page, not every line: prefetching every line costs more
+// than it hides. The driver chooses the distance (cpu_kernel.cpp, default_prefetch).
 template <typename M>
 constexpr int64_t kChunk = 4096 / static_cast<int64_t>(sizeof(M));
 

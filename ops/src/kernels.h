@@ -26,8 +26,8 @@ void bandwidth_probe_cpu(const rmsprop_ops_tensor_set *sets, int64_t nsets);
 // "sse2", "generic" or "scalar"). Exported, with rmsprop_ops_cpu_compiler(), for the tests and the
 // benchmarks (through ctypes; not part of c_api.h).
 const char *cpu_isa();
-// The CPU loops' software prefetch distance in bytes (0: none), settable for benchmarks that time both;
-// results do not depend on it. Exported as rmsprop_ops_cpu_prefetch / rmsprop_ops_cpu_set_prefetch.
+// The CPU loops' software prefetch distance in bytes (0: none; the default depends on the CPU), settable
+// for benchmarks that time both; results do not depend on it. Exported as rmsprop_ops_cpu_prefetch / rmsprop_ops_cpu_set_prefetch.
 int64_t cpu_prefetch();
 void set_cpu_prefetch(int64_t bytes);
 
