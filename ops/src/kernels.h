@@ -63,8 +63,8 @@ constexpr int64_t kCudaChunk = 1 << 16;    // most elements per block
 constexpr int64_t kCudaMinChunk = 2048;     // one pass of a 512-thread block over 4-element packs
 constexpr int kCudaBlocksPerSm = 4;         // 512-thread blocks an SM holds at 2048 resident threads
 // Sets and blocks per launch. The batch travels in the kernel's parameters, which may take 32764 bytes
-// from CUDA 12.1 on for Volta and newer, 4096 otherwise. 20 sets per launch made 1000 small tensors 50
-// launches of 20 blocks each on an H100: 0.23 of the copy bandwidth, against 0.83 for one large tensor.
+// from CUDA 12.1 on for Volta and newer, 4096 otherwise. With 20 sets per launch, 1000 small tensors took
+// 50 launches of 20 blocks each, far from filling a large GPU (docs/performance.md, GPU).
 // CMake defines RMSPROP_OPS_CUDA_LARGE_PARAMS for the whole core (this plan and the kernel must agree)
 // when nvcc and every target architecture allow it.
 #ifdef RMSPROP_OPS_CUDA_LARGE_PARAMS
