@@ -1,7 +1,8 @@
 """Static-graph (PIR) training with rmsprop_ops.paddle.RMSProp: minimize() plus an LR scheduler.
 
 Fits a small two-layer regression network on synthetic data. The optimizer appends one fused custom op
-(``custom_op.rmsprop_ops_rmsprop_centered_multi_``) that updates every parameter of the program per step.
+(``custom_op.rmsprop_ops_rmsprop_centered_multi_static_``) that updates every parameter of the program per
+step; the program keeps ``paddle.optimizer.RMSProp``'s accumulator variables.
 
 Run:  python examples/paddle_static_train.py [--steps 200] [--unfused]
 """

@@ -1,209 +1,60 @@
-// The C API: validation of a whole call before anything is touched, then dispatch to a kernel.
+// The C API: every exported function. A call is validated first (validate.cpp), then dispatched to a kernel.
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "kernels.h"
 #include "registry.h"
 #include "rmsprop_ops/dtypes.h"
 #include "thread_pool.h"
+#include "validate.h"
 
 namespace rmsprop_ops {
 namespace {
 
-enum Role { kParam, kGrad, kMeanSquare, kMoment, kMeanGrad, kMaster, kNumRoles };
-const char *const kSingleNames[kNumRoles] = {"param", "grad", "mean_square", "moment", "mean_grad",
-                                             "master_param"};
-const char *const kListNames[kNumRoles] = {"params", "grads", "mean_squares", "moments", "mean_grads",
-                                           "master_params"};
-
-const rmsprop_ops_tensor &member(const rmsprop_ops_tensor_set &s, int role) {
-  switch (role) {
-    case kParam: return s.param;
-    case kGrad: return s.grad;
-    case kMeanSquare: return s.mean_square;
-    case kMoment: return s.moment;
-    case kMeanGrad: return s.mean_grad;
-    default: return s.master_param;
-  }
-}
-
-struct Namer {
-  bool list;
-  std::string operator()(int role, int64_t k) const {
-    return list ? std::string(kListNames[role]) + "[" + std::to_string(k) + "]" : kSingleNames[role];
-  }
-};
-
 [[noreturn]] void fail(int code, const std::string &msg) { throw ArgError{code, msg}; }
-
-std::string shape_str(const rmsprop_ops_tensor &t) {
-  if (t.shape == nullptr) return "(" + std::to_string(t.numel) + " elements)";
-  std::string s = "(";
-  for (int32_t d = 0; d < t.ndim; ++d) s += (d ? ", " : "") + std::to_string(t.shape[d]);
-  return s + (t.ndim == 1 ? ",)" : ")");
-}
-
-bool same_shape(const rmsprop_ops_tensor &a, const rmsprop_ops_tensor &b) {
-  if (a.numel != b.numel) return false;
-  if (a.shape == nullptr || b.shape == nullptr) return true;
-  if (a.ndim != b.ndim) return false;
-  for (int32_t d = 0; d < a.ndim; ++d)
-    if (a.shape[d] != b.shape[d]) return false;
-  return true;
-}
-
-struct Range {
-  uintptr_t lo, hi;
-  bool written;
-  int role;
-  int64_t set;
-};
-
-void check_scalar(const rmsprop_ops_scalar &s, const char *name, bool float_only) {
-  if (s.ptr == nullptr) return;
-  const bool is_float = s.dtype == RMSPROP_OPS_FLOAT32 || s.dtype == RMSPROP_OPS_FLOAT64 ||
-                        s.dtype == RMSPROP_OPS_FLOAT16 || s.dtype == RMSPROP_OPS_BFLOAT16;
-  const bool ok = is_float || (!float_only && (s.dtype == RMSPROP_OPS_BOOL || s.dtype == RMSPROP_OPS_INT32 ||
-                                               s.dtype == RMSPROP_OPS_INT64));
-  if (!ok)
-    fail(RMSPROP_OPS_TYPE_ERROR, std::string(name) + ": expected a " +
-                                     (float_only ? "floating-point" : "bool or numeric") + " scalar, got dtype " +
-                                     dtype_name(s.dtype));
-}
-
-// Everything that can be wrong with a call, checked before any kernel runs. Returns the launch.
-Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop_ops_hparams *hp,
-                uint32_t flags) {
-  if (hp == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "hparams: expected a pointer, got NULL");
-  if (nsets < 0) fail(RMSPROP_OPS_VALUE_ERROR, "nsets: expected >= 0, got " + std::to_string(nsets));
-  if (nsets > 0 && sets == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "sets: expected a pointer, got NULL");
-  validate_hparams(*hp);
-  check_scalar(hp->lr, "lr", true);
-  check_scalar(hp->rescale_grad, "rescale_grad", true);
-  check_scalar(hp->skip_update, "skip_update", false);
-
-  const Namer name{(flags & RMSPROP_OPS_FLAG_LIST_NAMES) != 0};
-  Launch l{sets, nsets, hp, -1, hp->centered != 0, false, false};
-  if (nsets == 0) return l;
-
-  const rmsprop_ops_tensor_set &first = sets[0];
-  l.param_dtype = first.param.dtype;
-  l.momentum = first.moment.data != nullptr;
-  l.master = first.master_param.data != nullptr;
-  const int32_t device = first.param.device;
-  if (device == RMSPROP_OPS_CPU) validate_host_scalars(*hp);  // scalars live where the tensors live
-  std::vector<Range> ranges;
-  ranges.reserve(static_cast<size_t>(nsets) * 4);
-
-  for (int64_t k = 0; k < nsets; ++k) {
-    const rmsprop_ops_tensor_set &s = sets[k];
-    const int32_t pd = s.param.dtype;
-    if (s.param.data == nullptr && s.param.numel > 0) fail(RMSPROP_OPS_VALUE_ERROR, name(kParam, k) + ": missing");
-    const int32_t sd = state_dtype_for(pd);
-    if (sd < 0)
-      fail(RMSPROP_OPS_TYPE_ERROR, name(kParam, k) + ": expected a floating-point dtype (float32, float64, "
-                                                     "float16, bfloat16), got " + dtype_name(pd));
-    if (pd != l.param_dtype)
-      fail(RMSPROP_OPS_TYPE_ERROR, name(kParam, k) + ": expected " + dtype_name(l.param_dtype) +
-                                       " like " + name(kParam, 0) + ", got " + dtype_name(pd) +
-                                       " (one call updates params of one dtype)");
-    // Which optional buffers are present must agree across the call.
-    if (l.momentum && s.moment.data == nullptr && s.param.numel > 0)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(kMoment, k) + ": expected an array (the other params have moments), got None");
-    if (!l.momentum && s.moment.data != nullptr)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(kMoment, k) + ": expected None like " + name(kMoment, 0) + ", got an array");
-    if (l.master && s.master_param.data == nullptr && s.param.numel > 0)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(kMaster, k) + ": expected an array (the other params have master weights), got None");
-    if (!l.master && s.master_param.data != nullptr)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(kMaster, k) + ": expected None like " + name(kMaster, 0) + ", got an array");
-    if (l.centered && s.mean_grad.data == nullptr && s.param.numel > 0)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(kMeanGrad, k) + ": expected an array (centered=True needs the mean gradient), got None");
-    if (!l.centered && s.mean_grad.data != nullptr)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(kMeanGrad, k) + ": expected None when centered=False, got an array");
-    if (hp->momentum > 0 && !l.momentum)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(kMoment, k) + ": expected an array (momentum=" + std::to_string(hp->momentum) +
-                                        " > 0 needs a moment buffer), got None");
-    if (l.master && pd != RMSPROP_OPS_FLOAT16 && pd != RMSPROP_OPS_BFLOAT16)
-      fail(RMSPROP_OPS_TYPE_ERROR, name(kMaster, k) + ": master weights are for float16/bfloat16 params, got a " +
-                                       dtype_name(pd) + " param");
-
-    if (!std::isfinite(s.lr_mult) || s.lr_mult < 0)
-      fail(RMSPROP_OPS_VALUE_ERROR, (name.list ? "lr[" + std::to_string(k) + "]" : std::string("lr_mult")) +
-                                        ": expected a finite value >= 0, got " + std::to_string(s.lr_mult));
-    if (!std::isfinite(s.weight_decay) || s.weight_decay < 0)
-      fail(RMSPROP_OPS_VALUE_ERROR, (name.list ? "weight_decay[" + std::to_string(k) + "]" : std::string("weight_decay")) +
-                                        ": expected a finite value >= 0, got " + std::to_string(s.weight_decay));
-    if (s.weight_decay_mode < RMSPROP_OPS_WD_L2 || s.weight_decay_mode > RMSPROP_OPS_WD_DECOUPLED)
-      fail(RMSPROP_OPS_VALUE_ERROR, "weight_decay_mode: expected one of {l2, l1, decoupled}, got " +
-                                        std::to_string(s.weight_decay_mode));
-
-    for (int role = 0; role < kNumRoles; ++role) {
-      const rmsprop_ops_tensor &t = member(s, role);
-      if (t.data == nullptr) {
-        if ((role == kGrad || role == kMeanSquare) && s.param.numel > 0)
-          fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected an array, got None");
-        continue;
-      }
-      const int32_t want = role == kParam || role == kGrad ? pd : sd;
-      if (t.dtype != want)
-        fail(RMSPROP_OPS_TYPE_ERROR, name(role, k) + ": expected dtype " + dtype_name(want) +
-                                         (role == kGrad ? " (the param's dtype)" : " (the param's math type)") +
-                                         ", got " + dtype_name(t.dtype));
-      if (role != kParam && !same_shape(t, s.param))
-        fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected shape " + shape_str(s.param) + " like " +
-                                          name(kParam, k) + ", got " + shape_str(t));
-      if (t.device != device)
-        fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected a tensor on " +
-                                          (device == RMSPROP_OPS_CUDA ? "cuda" : "cpu") + " like " +
-                                          name(kParam, 0) + ", got one on " +
-                                          (t.device == RMSPROP_OPS_CUDA ? "cuda" : "cpu"));
-      const bool written = role != kGrad;
-      if (written && !t.writable)
-        fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected a writable array (it is updated in place), "
-                                                      "got a read-only one");
-      const uintptr_t lo = reinterpret_cast<uintptr_t>(t.data);
-      const int64_t isz = dtype_size(t.dtype);
-      if (lo % static_cast<uintptr_t>(isz) != 0)
-        fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected memory aligned to " + std::to_string(isz) +
-                                          " bytes for " + dtype_name(t.dtype) + ", got address % " +
-                                          std::to_string(isz) + " = " + std::to_string(lo % isz));
-      if (t.numel > 0) ranges.push_back({lo, lo + static_cast<uintptr_t>(t.numel * isz), written, role, k});
-    }
-  }
-  if (device == RMSPROP_OPS_CUDA && !built_with_cuda())
-    fail(RMSPROP_OPS_NOT_IMPLEMENTED, name(kParam, 0) + ": got a CUDA tensor, but rmsprop_ops was built "
-                                                        "without CUDA");
-  if (device != RMSPROP_OPS_CPU && device != RMSPROP_OPS_CUDA)
-    fail(RMSPROP_OPS_VALUE_ERROR, name(kParam, 0) + ": expected a cpu or cuda tensor, got device " +
-                                      std::to_string(device));
-
-  // Memory overlap: sweep the ranges by start address; a range overlaps an earlier one iff it starts
-  // before the largest end seen so far. Only overlaps involving a written buffer are errors.
-  std::sort(ranges.begin(), ranges.end(), [](const Range &a, const Range &b) { return a.lo < b.lo; });
-  const Range *far_any = nullptr, *far_written = nullptr;
-  for (const Range &r : ranges) {
-    const Range *hit = nullptr;
-    if (far_written != nullptr && r.lo < far_written->hi) hit = far_written;
-    else if (r.written && far_any != nullptr && r.lo < far_any->hi) hit = far_any;
-    if (hit != nullptr)
-      fail(RMSPROP_OPS_VALUE_ERROR, name(r.role, r.set) + ": memory overlaps " + name(hit->role, hit->set) +
-                                        " (every updated buffer needs memory of its own)");
-    if (far_any == nullptr || r.hi > far_any->hi) far_any = &r;
-    if (r.written && (far_written == nullptr || r.hi > far_written->hi)) far_written = &r;
-  }
-  return l;
-}
 
 void write_err(char *err, size_t errlen, const std::string &msg) {
   if (err == nullptr || errlen == 0) return;
   const size_t n = std::min(errlen - 1, msg.size());
   std::memcpy(err, msg.data(), n);
   err[n] = '\0';
+}
+
+// Runs fn, turning what it throws into a status and a message: nothing crosses the C ABI but those.
+template <typename Fn>
+int guarded(char *err, size_t errlen, const Fn &fn) {
+  write_err(err, errlen, "");
+  try {
+    fn();
+    return RMSPROP_OPS_OK;
+  } catch (const ArgError &e) {
+    write_err(err, errlen, e.message);
+    return e.code;
+  } catch (const std::exception &e) {
+    write_err(err, errlen, e.what());
+    return RMSPROP_OPS_RUNTIME_ERROR;
+  } catch (...) {
+    write_err(err, errlen, "rmsprop_ops: unknown C++ exception");
+    return RMSPROP_OPS_RUNTIME_ERROR;
+  }
+}
+
+// The op counters (rmsprop_ops_op_stats): relaxed, since they order nothing; one add each per call.
+struct DeviceCounters {
+  std::atomic<int64_t> calls{0}, sets{0}, elements{0};
+};
+DeviceCounters g_counters[2];
+
+void count_call(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
+  int64_t elements = 0;
+  for (int64_t k = 0; k < nsets; ++k) elements += sets[k].param.numel;
+  DeviceCounters &c = g_counters[sets[0].param.device == RMSPROP_OPS_CUDA ? 1 : 0];
+  c.calls.fetch_add(1, std::memory_order_relaxed);
+  c.sets.fetch_add(nsets, std::memory_order_relaxed);
+  c.elements.fetch_add(elements, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -216,21 +67,11 @@ extern "C" {
 int rmsprop_ops_abi_version(void) { return RMSPROP_OPS_ABI_VERSION; }
 
 void rmsprop_ops_default_hparams(rmsprop_ops_hparams *hp) {
-  std::memset(hp, 0, sizeof *hp);
-  const OpSchema &op = *find_op("rmsprop");
-  auto d = [&](const char *n) { return find_attr(op, n)->default_value; };
-  hp->lr.value = d("learning_rate");
-  hp->rescale_grad.value = d("rescale_grad");
-  hp->skip_update.value = 0.0;
-  hp->rho = d("rho");
-  hp->epsilon = d("epsilon");
-  hp->momentum = d("momentum");
-  hp->clip_gradient = d("clip_gradient");
-  hp->clip_weights = d("clip_weights");
-  hp->centered = 0;
-  hp->eps_in_sqrt = static_cast<int32_t>(d("eps_in_sqrt"));
-  hp->lr_in_momentum = static_cast<int32_t>(d("lr_in_momentum"));
-  hp->clip_after_weight_decay = static_cast<int32_t>(d("clip_after_weight_decay"));
+  if (hp != nullptr) default_hparams(*hp);
+}
+
+void rmsprop_ops_default_tensor_set(rmsprop_ops_tensor_set *set) {
+  if (set != nullptr) default_tensor_set(*set);
 }
 
 int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop_ops_hparams *hp,
@@ -249,6 +90,7 @@ int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64_t nsets, const 
       run_cuda(l, stream);
     else
       run_cpu(l);
+    count_call(sets, nsets);
     return RMSPROP_OPS_OK;
   } catch (const ArgError &e) {
     write_err(err, errlen, e.message);
@@ -266,6 +108,38 @@ int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64_t nsets, const 
 }
 
 const char *rmsprop_ops_registry_json(void) { return registry_json().c_str(); }
+
+int rmsprop_ops_set_attr(rmsprop_ops_hparams *hp, rmsprop_ops_tensor_set *sets, int64_t nsets, const char *name,
+                         double value, char *err, size_t errlen) {
+  return guarded(err, errlen, [&] {
+    if (hp == nullptr || name == nullptr || nsets < 0 || (nsets > 0 && sets == nullptr))
+      fail(RMSPROP_OPS_VALUE_ERROR, "set_attr: expected hparams, a name and nsets sets, got NULL or nsets < 0");
+    set_attr(*hp, sets, nsets, name, value);
+  });
+}
+
+int rmsprop_ops_set_attr_list(rmsprop_ops_tensor_set *sets, int64_t nsets, const char *name, const double *values,
+                              int64_t n, char *err, size_t errlen) {
+  return guarded(err, errlen, [&] {
+    if (name == nullptr || nsets < 0 || n < 0 || (nsets > 0 && sets == nullptr) || (n > 0 && values == nullptr))
+      fail(RMSPROP_OPS_VALUE_ERROR, "set_attr_list: expected a name, nsets sets and n values, got NULL or a negative count");
+    set_attr_list(sets, nsets, name, values, n);
+  });
+}
+
+int rmsprop_ops_set_scalar(rmsprop_ops_hparams *hp, const char *name, const void *ptr, int32_t dtype, char *err,
+                           size_t errlen) {
+  return guarded(err, errlen, [&] {
+    if (hp == nullptr || name == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "set_scalar: expected hparams and a name, got NULL");
+    set_scalar(*hp, name, ptr, dtype);
+  });
+}
+
+const char *rmsprop_ops_config_field(int32_t section, int32_t i) {
+  const auto &names = section == RMSPROP_OPS_CONFIG_VALUES ? config_values() : config_lists();
+  if (section != RMSPROP_OPS_CONFIG_VALUES && section != RMSPROP_OPS_CONFIG_LISTS) return nullptr;
+  return i >= 0 && static_cast<size_t>(i) < names.size() ? names[static_cast<size_t>(i)]->name : nullptr;
+}
 
 int rmsprop_ops_check_attr(const char *op_name, const char *attr, double value, char *err, size_t errlen) {
   write_err(err, errlen, "");
@@ -285,9 +159,26 @@ int rmsprop_ops_check_attr(const char *op_name, const char *attr, double value, 
   return RMSPROP_OPS_VALUE_ERROR;
 }
 
+void rmsprop_ops_op_stats(rmsprop_ops_stats *out) {
+  if (out == nullptr) return;
+  for (int d = 0; d < 2; ++d) {
+    out->device[d].calls = g_counters[d].calls.load(std::memory_order_relaxed);
+    out->device[d].tensor_sets = g_counters[d].sets.load(std::memory_order_relaxed);
+    out->device[d].elements = g_counters[d].elements.load(std::memory_order_relaxed);
+  }
+}
+
+void rmsprop_ops_reset_op_stats(void) {
+  for (DeviceCounters &c : g_counters) {
+    c.calls.store(0, std::memory_order_relaxed);
+    c.sets.store(0, std::memory_order_relaxed);
+    c.elements.store(0, std::memory_order_relaxed);
+  }
+}
+
 int rmsprop_ops_built_with_cuda(void) { return built_with_cuda() ? 1 : 0; }
 int rmsprop_ops_cuda_available(void) { return cuda_available() ? 1 : 0; }
-void rmsprop_ops_set_num_threads(int n) { set_num_threads(n); }
+void rmsprop_ops_set_num_threads(int n) { set_num_threads(n > RMSPROP_OPS_MAX_THREADS ? RMSPROP_OPS_MAX_THREADS : n); }
 int rmsprop_ops_get_num_threads(void) { return get_num_threads(); }
 
 void rmsprop_ops_partition(int64_t total, int32_t nthreads, int32_t tid, int64_t align, int64_t *begin,

@@ -1,12 +1,11 @@
 #include "registry.h"
 
 #include <cmath>
-#include <cstdio>
+#include <cstring>
 #include <deque>
-#include <sstream>
 
-#include "kernels.h"
 #include "rmsprop_ops/dtypes.h"
+#include "rmsprop_ops/format.h"
 #include "rmsprop_ops/rows_api.h"
 
 namespace rmsprop_ops {
@@ -14,36 +13,82 @@ namespace {
 
 constexpr double kInf = INFINITY;
 
-std::vector<AttrSpec> rule_attrs(bool multi) {
+Field call(FieldKind kind, size_t offset) { return {kind, offset}; }
+#define HP(field) offsetof(rmsprop_ops_hparams, field)
+#define SET(field) offsetof(rmsprop_ops_tensor_set, field)
+
+AttrSpec real(const char *name, double dflt, double lo, double hi, bool lo_in, bool hi_in, const char *doc,
+              Scope scope, Field field) {
+  return AttrSpec{name, AttrType::kFloat, dflt, lo, hi, lo_in, hi_in, false, {}, doc, scope, field,
+                  nullptr, nullptr, nullptr, false};
+}
+
+AttrSpec flag(const char *name, bool dflt, const char *doc, size_t offset) {
+  return AttrSpec{name, AttrType::kBool, dflt ? 1.0 : 0.0, 0, 1, true, true, false, {}, doc, Scope::kCall,
+                  call(FieldKind::kInt32, offset), nullptr, nullptr, nullptr, false};
+}
+
+// The attributes, in the order every front end lists them (Paddle's op attributes, the MindSpore config).
+// Adding one here (with its field in c_api.h and its arithmetic in rule.h) is all it takes for the
+// pybind11 module, the functional API, the Paddle ops and the MindSpore op to accept it.
+std::vector<AttrSpec> make_attrs() {
   std::vector<AttrSpec> a = {
-      {"learning_rate", AttrType::kFloat, 0.01, 0, kInf, true, false, false, {},
-       "step size; used when no LearningRate tensor is given"},
-      {"rho", AttrType::kFloat, 0.9, 0, 1, true, true, false, {},
-       "decay of the mean-square (and mean-gradient) moving averages"},
-      {"epsilon", AttrType::kFloat, 1e-6, 0, kInf, false, false, false, {},
-       "added to the denominator, inside or outside the sqrt (eps_in_sqrt)"},
-      {"momentum", AttrType::kFloat, 0.0, 0, kInf, true, false, false, {}, "heavy-ball momentum factor"},
-      {"eps_in_sqrt", AttrType::kBool, 1, 0, 1, true, true, false, {},
-       "true: sqrt(v + eps) (Paddle, MindSpore, Keras, TF); false: sqrt(v) + eps (torch)"},
-      {"lr_in_momentum", AttrType::kBool, 1, 0, 1, true, true, false, {},
-       "true: mom = m*mom + lr*g/d, p -= mom; false: mom = m*mom + g/d, p -= lr*mom"},
-      {"weight_decay", AttrType::kFloat, 0.0, 0, kInf, true, false, false, {}, "decay coefficient"},
-      {"weight_decay_mode", AttrType::kEnum, 0, 0, 2, true, true, false, {"l2", "l1", "decoupled"},
-       "l2: g += wd*p; l1: g += wd*sign(p); decoupled: p -= lr*wd*p"},
-      {"rescale_grad", AttrType::kFloat, 1.0, 0, kInf, false, false, false, {},
-       "multiplies the gradient first (inverse loss scale)"},
-      {"clip_gradient", AttrType::kFloat, -1.0, 0, kInf, true, false, true, {},
-       "clip the gradient to [-c, c]; negative disables"},
-      {"clip_after_weight_decay", AttrType::kBool, 1, 0, 1, true, true, false, {},
-       "true: clip(g + wd*p) (MXNet); false: clip(g) + wd*p (Paddle)"},
-      {"clip_weights", AttrType::kFloat, -1.0, 0, kInf, true, false, true, {},
-       "clip the param to [-c, c] after the update; negative disables"},
+      real("learning_rate", 0.01, 0, kInf, true, false, "step size; used when no LearningRate tensor is given",
+           Scope::kCall, call(FieldKind::kScalar, HP(lr))),
+      real("rho", 0.9, 0, 1, true, true, "decay of the mean-square (and mean-gradient) moving averages",
+           Scope::kCall, call(FieldKind::kDouble, HP(rho))),
+      real("epsilon", 1e-6, 0, kInf, false, false,
+           "added to the denominator, inside or outside the sqrt (eps_in_sqrt)", Scope::kCall,
+           call(FieldKind::kDouble, HP(epsilon))),
+      real("momentum", 0.0, 0, kInf, true, false, "heavy-ball momentum factor", Scope::kCall,
+           call(FieldKind::kDouble, HP(momentum))),
+      flag("eps_in_sqrt", true, "true: sqrt(v + eps) (Paddle, MindSpore, Keras, TF); false: sqrt(v) + eps (torch)",
+           HP(eps_in_sqrt)),
+      flag("lr_in_momentum", true, "true: mom = m*mom + lr*g/d, p -= mom; false: mom = m*mom + g/d, p -= lr*mom",
+           HP(lr_in_momentum)),
+      real("weight_decay", 0.0, 0, kInf, true, false, "decay coefficient", Scope::kTensor,
+           {FieldKind::kDouble, SET(weight_decay)}),
+      AttrSpec{"weight_decay_mode", AttrType::kEnum, 0, 0, 2, true, true, false, {"l2", "l1", "decoupled"},
+               "l2: g += wd*p; l1: g += wd*sign(p); decoupled: p -= lr*wd*p", Scope::kTensor,
+               {FieldKind::kInt32, SET(weight_decay_mode)}, nullptr, nullptr, nullptr, false},
+      real("rescale_grad", 1.0, 0, kInf, false, false, "multiplies the gradient first (inverse loss scale)",
+           Scope::kCall, call(FieldKind::kScalar, HP(rescale_grad))),
+      real("clip_gradient", -1.0, 0, kInf, true, false, "clip the gradient to [-c, c]; negative disables",
+           Scope::kCall, call(FieldKind::kDouble, HP(clip_gradient))),
+      flag("clip_after_weight_decay", true, "true: clip(g + wd*p) (MXNet); false: clip(g) + wd*p (Paddle)",
+           HP(clip_after_weight_decay)),
+      real("clip_weights", -1.0, 0, kInf, true, false,
+           "clip the param to [-c, c] after the update; negative disables", Scope::kCall,
+           call(FieldKind::kDouble, HP(clip_weights))),
+      real("step", 1.0, 1, kInf, true, false,
+           "this update's number, counted from 1, for bias_correction; used when no CurrentStep tensor is given",
+           Scope::kCall, call(FieldKind::kScalar, HP(step))),
+      flag("nesterov", false, "Nesterov momentum: p -= upd + momentum*mom, upd the new step (optax)",
+           HP(nesterov)),
+      flag("bias_correction", false, "use ms / (1 - rho^step) (and mg likewise, centered) (optax)",
+           HP(bias_correction)),
+      flag("maximize", false, "ascend the objective: the gradient is negated before anything else (torch)",
+           HP(maximize)),
+      real("lr_mults", 1.0, 0, kInf, true, false, "per-tensor multipliers of the learning rate (empty: all 1)",
+           Scope::kList, {FieldKind::kDouble, SET(lr_mult)}),
+      real("weight_decays", 0.0, 0, kInf, true, false, "per-tensor weight decay (empty: weight_decay for all)",
+           Scope::kList, {FieldKind::kDouble, SET(weight_decay)}),
   };
-  if (multi) {
-    a.push_back({"lr_mults", AttrType::kFloatList, 1.0, 0, kInf, true, false, false, {},
-                 "per-tensor multipliers of the learning rate (empty: all 1)"});
-    a.push_back({"weight_decays", AttrType::kFloatList, 0.0, 0, kInf, true, false, false, {},
-                 "per-tensor weight decay (empty: weight_decay for all)"});
+  for (AttrSpec &s : a) {
+    if (std::strcmp(s.name, "clip_gradient") == 0 || std::strcmp(s.name, "clip_weights") == 0)
+      s.negative_disables = true;
+    if (std::strcmp(s.name, "learning_rate") == 0) {
+      s.c_name = "lr";
+      s.input = "LearningRate";
+    }
+    if (std::strcmp(s.name, "rescale_grad") == 0) s.input = "GradScale";
+    if (std::strcmp(s.name, "step") == 0) s.input = "CurrentStep";
+    if (s.scope == Scope::kList) {
+      s.type = AttrType::kFloatList;
+      s.multi_only = true;
+      s.per_tensor = std::strcmp(s.name, "lr_mults") == 0 ? "learning_rate" : "weight_decay";
+      if (std::strcmp(s.name, "lr_mults") == 0) s.c_name = "lr_mult";
+    }
   }
   return a;
 }
@@ -72,9 +117,7 @@ OpSchema make_op(const char *name, bool centered, bool multi) {
     op.inputs.push_back({n("MeanGrad"), false, "math type of Param", "moving average of g"});
   op.inputs.push_back({n("MasterParam"), true, "float32 (float16/bfloat16 Param only)",
                        "float32 master copy the math reads and writes"});
-  op.inputs.push_back({"LearningRate", true, "float32|float64 scalar", "overrides learning_rate; read on device"});
-  op.inputs.push_back({"GradScale", true, "float32|float64 scalar", "multiplies rescale_grad; read on device"});
-  op.inputs.push_back({"SkipUpdate", true, "bool|float scalar", "nonzero: the call is a no-op (overflowed step)"});
+  for (const ScalarInputSpec &s : scalar_inputs()) op.inputs.push_back({s.name, true, s.dtype_rule, s.doc});
   op.outputs = {n("ParamOut"), n("MeanSquareOut"), n("MomentOut")};
   if (centered) op.outputs.push_back(n("MeanGradOut"));
   op.outputs.push_back(n("MasterParamOut"));
@@ -82,12 +125,16 @@ OpSchema make_op(const char *name, bool centered, bool multi) {
                 {op.inputs[3].name, op.outputs[2]}};
   if (centered) op.inplace.push_back({op.inputs[4].name, op.outputs[3]});
   op.inplace.push_back({op.inputs[centered ? 5 : 4].name, op.outputs.back()});
-  op.attrs = rule_attrs(multi);
+  for (const AttrSpec &a : all_attrs())
+    if (multi || !a.multi_only) op.attrs.push_back(&a);
   return op;
 }
 
 // The row-sparse update (rows_api.h): a table, its state, per-row and table step counters, and a
-// gradient given as rows (Indices) and their values.
+// gradient given as rows (Indices) and their values. Its attributes are the rule's, but for the options
+// its catch-up of skipped rows does not model (step, nesterov, bias_correction: the table's own Step
+// counter is an input of its own), plus the mode, an attribute of the rows API alone (not a field of the
+// hparams, so not in all_attrs(): the filler never sees it).
 OpSchema make_rows_op(const char *name, bool centered) {
   OpSchema op;
   op.name = name;
@@ -120,45 +167,56 @@ OpSchema make_rows_op(const char *name, bool centered) {
   op.inplace.push_back({"MasterParam", "MasterParamOut"});
   op.inplace.push_back({"LastStep", "LastStepOut"});
   op.inplace.push_back({"Step", "StepOut"});
-  op.attrs = rule_attrs(false);
-  op.attrs.push_back({"mode", AttrType::kEnum, RMSPROP_OPS_ROWS_EXACT, 0, 2, true, true, false,
-                      {"dense", "exact", "lazy"},
-                      "rows the gradient leaves out: dense (stepped with a zero gradient), exact (caught up "
-                      "when next touched; no momentum, weight decay or weight clip), lazy (exact, with "
-                      "momentum moves made when next touched)"});
+  for (const AttrSpec &a : all_attrs()) {
+    const bool unmodelled = !std::strcmp(a.name, "step") || !std::strcmp(a.name, "nesterov") ||
+                            !std::strcmp(a.name, "bias_correction");
+    if (!a.multi_only && !unmodelled) op.attrs.push_back(&a);
+  }
+  static const AttrSpec mode{"mode", AttrType::kEnum, RMSPROP_OPS_ROWS_EXACT, 0, 2, true, true, false,
+                             {"dense", "exact", "lazy"},
+                             "rows the gradient leaves out: dense (stepped with a zero gradient), exact (caught up "
+                             "when next touched; no momentum, weight decay or weight clip), lazy (exact, with "
+                             "momentum moves made when next touched)",
+                             Scope::kCall, {FieldKind::kInt32, 0}, nullptr, nullptr, nullptr, false};
+  op.attrs.push_back(&mode);
   return op;
 }
 
-std::string fmt(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
-
-std::string json_str(const std::string &s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o + "\"";
-}
-
-std::string json_num(double v) { return std::isfinite(v) ? fmt(v) : "null"; }
-
-const char *type_name(AttrType t) {
-  switch (t) {
-    case AttrType::kFloat: return "float";
-    case AttrType::kBool: return "bool";
-    case AttrType::kEnum: return "enum";
-    case AttrType::kFloatList: return "float[]";
-  }
-  return "?";
-}
+// Bounds and defaults as we write them ("[0, 1]"); received values as Python prints them (py_repr).
+std::string fmt(double v) { return short_repr(v); }
 
 }  // namespace
+
+// Whether `value` is valid for the attribute: the test alone, so that a valid value costs no string.
+bool attr_ok(const AttrSpec &spec, double value) {
+  if (!std::isfinite(value)) return false;
+  if (spec.negative_disables && value < 0) return true;
+  if (spec.type == AttrType::kBool) return value == 0 || value == 1;
+  if (spec.type == AttrType::kEnum)
+    return value >= 0 && value < static_cast<double>(spec.choices.size()) && std::floor(value) == value;
+  const bool lo_ok = spec.lo_inclusive ? value >= spec.lo : value > spec.lo;
+  const bool hi_ok = std::isinf(spec.hi) || (spec.hi_inclusive ? value <= spec.hi : value < spec.hi);
+  return lo_ok && hi_ok;
+}
+
+const std::vector<AttrSpec> &all_attrs() {
+  static const std::vector<AttrSpec> attrs = make_attrs();
+  return attrs;
+}
+
+const std::vector<ScalarInputSpec> &scalar_inputs() {
+  static const std::vector<ScalarInputSpec> inputs = {
+      {"LearningRate", "learning_rate", "lr", HP(lr), true, "float32|float64 scalar",
+       "overrides learning_rate; read on device"},
+      {"GradScale", "rescale_grad", "rescale_grad", HP(rescale_grad), true, "float32|float64 scalar",
+       "multiplies rescale_grad; read on device"},
+      {"SkipUpdate", nullptr, "skip_update", HP(skip_update), false, "bool|float scalar",
+       "nonzero: the call is a no-op (overflowed step)"},
+      {"CurrentStep", "step", "step", HP(step), false, "float32|float64|int32|int64 scalar",
+       "overrides step (a device-side update counter); read on device"},
+  };
+  return inputs;
+}
 
 const std::vector<OpSchema> &all_ops() {
   static const std::vector<OpSchema> ops = {
@@ -175,25 +233,46 @@ const OpSchema *find_op(const std::string &name) {
 }
 
 const AttrSpec *find_attr(const OpSchema &op, const std::string &name) {
-  for (const auto &a : op.attrs)
-    if (name == a.name) return &a;
+  for (const AttrSpec *a : op.attrs)
+    if (name == a->name) return a;
   return nullptr;
 }
 
-std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name) {
+const AttrSpec *find_any_attr(const std::string &name) {
+  for (const AttrSpec &a : all_attrs())
+    if (name == a.name || (a.c_name != nullptr && name == a.c_name)) return &a;
+  return nullptr;
+}
+
+const ScalarInputSpec *find_scalar_input(const std::string &name) {
+  for (const ScalarInputSpec &s : scalar_inputs()) {
+    if (name == s.name || name == s.arg) return &s;
+    const AttrSpec *a = s.attr != nullptr ? find_any_attr(s.attr) : nullptr;
+    if (a != nullptr && (name == a->name || name == a->shown())) return &s;
+  }
+  return nullptr;
+}
+
+std::string check_attr_value(const AttrSpec &spec, double value, const char *shown_name, bool entry) {
+  if (attr_ok(spec, value)) return "";
   const std::string head = std::string(shown_name != nullptr ? shown_name : spec.name) + ": ";
-  if (!std::isfinite(value)) return head + "expected a finite number, got " + fmt(value);
+  // Entries of per-tensor lists (and a tensor set's own values) get one message for both ways to be wrong.
+  const bool per_tensor =
+      (entry || spec.scope == Scope::kList) && spec.type != AttrType::kEnum && spec.type != AttrType::kBool;
+  if (!std::isfinite(value))
+    return head + (per_tensor ? "expected a finite value >= " + fmt(spec.lo) : "expected a finite number") + ", got " +
+           py_repr(value);
   if (spec.negative_disables && value < 0) return "";
   if (spec.type == AttrType::kBool) {
     if (value == 0 || value == 1) return "";
-    return head + "expected a bool, got " + fmt(value);
+    return head + "expected a bool, got " + py_repr(value);
   }
   if (spec.type == AttrType::kEnum) {
     for (size_t i = 0; i < spec.choices.size(); ++i)
       if (value == static_cast<double>(i)) return "";
     std::string opts;
     for (size_t i = 0; i < spec.choices.size(); ++i) opts += (i ? ", " : "") + std::string(spec.choices[i]);
-    return head + "expected one of {" + opts + "}, got " + fmt(value);
+    return head + "expected one of {" + opts + "}, got " + py_repr(value);
   }
   const bool lo_ok = spec.lo_inclusive ? value >= spec.lo : value > spec.lo;
   const bool hi_ok = std::isinf(spec.hi) || (spec.hi_inclusive ? value <= spec.hi : value < spec.hi);
@@ -205,87 +284,7 @@ std::string check_attr_value(const AttrSpec &spec, double value, const char *sho
     range = std::string("in ") + (spec.lo_inclusive ? "[" : "(") + fmt(spec.lo) + ", " + fmt(spec.hi) +
             (spec.hi_inclusive ? "]" : ")");
   if (spec.negative_disables) range += " (or negative to disable)";
-  return head + "expected a value " + range + ", got " + fmt(value);
-}
-
-namespace {
-void check_hparam(const rmsprop_ops_hparams &hp, const char *name, double v, const char *shown = nullptr) {
-  const OpSchema &op = *find_op(hp.centered ? "rmsprop_centered" : "rmsprop");
-  const std::string e = check_attr_value(*find_attr(op, name), v, shown);
-  if (!e.empty()) throw ArgError{RMSPROP_OPS_VALUE_ERROR, e};
-}
-}  // namespace
-
-void validate_host_scalars(const rmsprop_ops_hparams &hp) {
-  if (hp.lr.ptr != nullptr) check_hparam(hp, "learning_rate", load_scalar(hp.lr), "lr");
-  if (hp.rescale_grad.ptr != nullptr) check_hparam(hp, "rescale_grad", load_scalar(hp.rescale_grad));
-}
-
-void validate_hparams(const rmsprop_ops_hparams &hp) {
-  auto check = [&](const char *name, double v, const char *shown = nullptr) { check_hparam(hp, name, v, shown); };
-  // The C struct and the functional API call it lr; errors name the argument the caller passed.
-  if (hp.lr.ptr == nullptr) check("learning_rate", hp.lr.value, "lr");
-  if (hp.rescale_grad.ptr == nullptr) check("rescale_grad", hp.rescale_grad.value);
-  check("rho", hp.rho);
-  check("epsilon", hp.epsilon);
-  check("momentum", hp.momentum);
-  check("clip_gradient", hp.clip_gradient);
-  check("clip_weights", hp.clip_weights);
-  check("eps_in_sqrt", hp.eps_in_sqrt);
-  check("lr_in_momentum", hp.lr_in_momentum);
-  check("clip_after_weight_decay", hp.clip_after_weight_decay);
-}
-
-const std::string &registry_json() {
-  static const std::string json = [] {
-    std::ostringstream o;
-    o << "{\"abi_version\": " << RMSPROP_OPS_ABI_VERSION << ", \"ops\": [";
-    bool first_op = true;
-    for (const auto &op : all_ops()) {
-      o << (first_op ? "" : ", ") << "{\"name\": " << json_str(op.name) << ", \"doc\": " << json_str(op.doc)
-        << ", \"centered\": " << (op.centered ? "true" : "false")
-        << ", \"multi_tensor\": " << (op.multi ? "true" : "false") << ", \"inputs\": [";
-      first_op = false;
-      for (size_t i = 0; i < op.inputs.size(); ++i) {
-        const auto &t = op.inputs[i];
-        o << (i ? ", " : "") << "{\"name\": " << json_str(t.name)
-          << ", \"optional\": " << (t.optional ? "true" : "false") << ", \"dtype\": " << json_str(t.dtype_rule)
-          << ", \"doc\": " << json_str(t.doc) << "}";
-      }
-      o << "], \"outputs\": [";
-      for (size_t i = 0; i < op.outputs.size(); ++i) o << (i ? ", " : "") << json_str(op.outputs[i]);
-      o << "], \"inplace\": {";
-      for (size_t i = 0; i < op.inplace.size(); ++i)
-        o << (i ? ", " : "") << json_str(op.inplace[i].first) << ": " << json_str(op.inplace[i].second);
-      o << "}, \"attrs\": [";
-      for (size_t i = 0; i < op.attrs.size(); ++i) {
-        const auto &a = op.attrs[i];
-        o << (i ? ", " : "") << "{\"name\": " << json_str(a.name) << ", \"type\": " << json_str(type_name(a.type))
-          << ", \"default\": ";
-        if (a.type == AttrType::kBool)
-          o << (a.default_value != 0 ? "true" : "false");
-        else if (a.type == AttrType::kEnum)
-          o << json_str(a.choices[static_cast<size_t>(a.default_value)]);
-        else if (a.type == AttrType::kFloatList)
-          o << "[]";
-        else
-          o << json_num(a.default_value);
-        o << ", \"min\": " << json_num(a.lo) << ", \"max\": " << json_num(a.hi)
-          << ", \"min_inclusive\": " << (a.lo_inclusive ? "true" : "false")
-          << ", \"max_inclusive\": " << (a.hi_inclusive ? "true" : "false")
-          << ", \"negative_disables\": " << (a.negative_disables ? "true" : "false") << ", \"choices\": [";
-        for (size_t k = 0; k < a.choices.size(); ++k) o << (k ? ", " : "") << json_str(a.choices[k]);
-        o << "], \"doc\": " << json_str(a.doc) << "}";
-      }
-      o << "], \"kernels\": [{\"device\": \"cpu\", \"dtypes\": [\"float32\", \"float64\", \"float16\", \"bfloat16\"]}";
-      if (built_with_cuda())
-        o << ", {\"device\": \"cuda\", \"dtypes\": [\"float32\", \"float64\", \"float16\", \"bfloat16\"]}";
-      o << "]}";
-    }
-    o << "]}";
-    return o.str();
-  }();
-  return json;
+  return head + (per_tensor ? "expected a finite value " : "expected a value ") + range + ", got " + py_repr(value);
 }
 
 }  // namespace rmsprop_ops

@@ -12,8 +12,8 @@ from ._optimizer import RMSProp
 from ._rows import catch_up_rows_, rmsprop_rows_
 from ._rows_optimizer import RowGrad
 from .schedules import (Constant, CosineDecay, ExponentialDecay, LinearWarmup, PiecewiseConstant, StepDecay)
-from ._runtime import (built_with_cuda, cuda_available, get_include, get_library, get_num_threads,
-                       set_num_threads)
+from ._runtime import (built_with_cuda, cuda_available, get_include, get_library, get_num_threads, op_stats,
+                       reset_op_stats, set_num_threads)
 
 __version__ = "0.1.0"
 
@@ -54,6 +54,8 @@ __all__ = [
     "get_num_threads",
     "get_include",
     "get_library",
+    "op_stats",
+    "reset_op_stats",
     "registry",
     "reference",
 ]

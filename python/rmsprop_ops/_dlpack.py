@@ -1,10 +1,15 @@
-"""The fast hand-over of torch tensors to the core.
+"""torch tensors at the core's boundary: the fast hand-over, views the core must not read as their
+storage, and autograd's record of the in-place update.
 
-``Tensor.__dlpack__(stream=...)``, the protocol's way, does its stream bookkeeping in Python: about 25 us
-per CUDA tensor on an H100 machine (3 us per CPU tensor), so one step over 1000 parameters with momentum
-(4000 tensors) spent 87 ms of host time on a 0.19 ms kernel. ``torch.utils.dlpack.to_dlpack`` is one C++
-call (0.6 us) but orders nothing, so the update then runs on torch's current stream, behind the work that
-produced the tensors, instead of on the legacy default stream.
+``Tensor.__dlpack__(stream=...)``, the protocol's way, does its stream bookkeeping in Python, per tensor, so
+a step over many CUDA tensors spent far longer on the host than in its kernel (docs/core.md).
+``torch.utils.dlpack.to_dlpack`` is one C++ call but orders nothing, so the update then runs on torch's
+current stream, behind the work that produced the tensors, instead of on the legacy default stream.
+
+Both exports hand over a tensor's storage as it is: a view with the negative bit set (``z.conj().imag``)
+would be read as the values it negates, so such views are refused. And neither tells autograd that the
+tensor changed: ``bump_versions`` does, so a backward pass that saved a tensor before the update raises
+as it would after any in-place torch op, instead of using the stale value.
 
 torch is never imported here: a caller holding torch tensors has imported it already.
 """
@@ -12,29 +17,67 @@ torch is never imported here: a caller holding torch tensors has imported it alr
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 
-def torch_capsules(lists):
-    """``(lists, stream)`` with every torch tensor of ``lists`` (lists of arrays, or None) replaced by a
-    DLPack capsule and ``stream`` the cudaStream_t to run on (0 for CPU tensors); None when the first param
-    is no torch tensor, or when a tensor cannot be exported (sparse, meta, ...: the protocol path then
-    raises torch's error)."""
+class Handover(NamedTuple):
+    lists: dict      # name -> tuple of arrays (torch tensors replaced by capsules on the fast path) or None
+    stream: int      # the cudaStream_t to run on (0: the default stream, or CPU tensors)
+    written: list    # torch tensors the call writes, for bump_versions
+
+
+def _negative_view_error(name, xs, list_names, tensor):
+    i = next(i for i, x in enumerate(xs) if isinstance(x, tensor) and x.is_neg())
+    where = f"{name}[{i}]" if list_names else name
+    return ValueError(f"{where}: expected a tensor whose memory holds its values, got a view with the negative "
+                      "bit set (e.g. z.conj().imag), whose memory holds their negation; pass x.resolve_neg()")
+
+
+def prepare(lists: dict, scalars: dict, written: tuple, single_names: dict, list_names: bool) -> Handover:
+    """Checks the torch tensors among ``lists`` (name -> tuple of arrays, or None) and ``scalars`` (name ->
+    value) and, when the first param is a torch tensor, replaces every torch tensor of the lists by a
+    DLPack capsule (the fast path). ``written`` names the lists the call updates."""
     torch = sys.modules.get("torch")
-    params = lists[0]
-    if torch is None or not isinstance(params, (list, tuple)) or not params or not isinstance(params[0], torch.Tensor):
-        return None
+    if torch is None:
+        return Handover(lists, 0, ())
+    tensor = torch.Tensor
+    is_neg = tensor.is_neg
+    changed = []
+    for name, xs in lists.items():
+        if not xs:
+            continue
+        try:  # a list of tensors only, the common case, is checked without filtering it first
+            ts, neg = xs, any(map(is_neg, xs))
+        except TypeError:  # something else in the list (None, a NumPy array)
+            ts = [x for x in xs if isinstance(x, tensor)]
+            neg = any(map(is_neg, ts))
+        if not ts:
+            continue
+        if neg:
+            raise _negative_view_error(name if list_names else single_names[name], xs, list_names, tensor)
+        if name in written:
+            changed += ts
+    for name, x in scalars.items():
+        if isinstance(x, tensor) and x.is_neg():
+            raise _negative_view_error(name, [x], False, tensor)
+    params = lists["params"]
+    if not params or not isinstance(params[0], tensor):
+        return Handover(lists, 0, changed)
     from torch.utils.dlpack import to_dlpack
 
-    tensor = torch.Tensor
-    out = []
     try:
-        for xs in lists:
-            if not isinstance(xs, (list, tuple)):  # None, or a wrong type the core will name
-                out.append(xs)
-                continue
-            out.append([to_dlpack(x) if isinstance(x, tensor) else x for x in xs])
+        out = {name: xs if not xs else [to_dlpack(x) if isinstance(x, tensor) else x for x in xs]
+               for name, xs in lists.items()}
     except (BufferError, RuntimeError, TypeError, ValueError):  # sparse, meta, ...: to the protocol path
-        return None
+        return Handover(lists, 0, changed)
     device = params[0].device
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
-    return out, stream
+    return Handover(out, stream, changed)
+
+
+def bump_versions(tensors) -> None:
+    """Tells autograd that ``tensors`` were modified in place (torch's public increment_version)."""
+    if tensors:
+        from torch.autograd.graph import increment_version
+
+        increment_version(tensors)  # one call for all (it takes a list)

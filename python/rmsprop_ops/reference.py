@@ -25,10 +25,18 @@ def _f64(x):
 def rmsprop_step(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, moment=None, centered=False,
                  mean_grad=None, eps_in_sqrt=True, lr_in_momentum=True, weight_decay=0.0,
                  weight_decay_mode="l2", rescale_grad=1.0, clip_gradient=None, clip_weights=None,
-                 clip_after_weight_decay=True) -> dict:
-    """One step in float64. Returns {"param", "mean_square", "moment", "mean_grad"} (None where absent)."""
+                 clip_after_weight_decay=True, nesterov=False, bias_correction=False, step=1,
+                 maximize=False) -> dict:
+    """One step in float64. Returns {"param", "mean_square", "moment", "mean_grad"} (None where absent).
+
+    ``maximize`` negates the gradient first (torch); ``bias_correction`` uses ms / (1 - rho**step) (and
+    mg likewise) in the denominator, ``step`` counting updates from 1 (optax); ``nesterov`` makes a
+    momentum step ``upd + momentum * mom`` with ``upd`` the new contribution to ``mom`` (optax's trace).
+    """
     p = _f64(param).copy()
     g = _f64(grad) * rescale_grad
+    if maximize:
+        g = -g
     ms = _f64(mean_square)
     mom = _f64(moment)
     mg = _f64(mean_grad)
@@ -47,22 +55,21 @@ def rmsprop_step(param, grad, mean_square, *, lr, rho, epsilon, momentum=0.0, mo
     # variance ms - mg^2 cancels catastrophically, and only a matching evaluation order keeps the
     # reference meaningful there.
     ms = rho * ms + (1.0 - rho) * g * g
+    correction = 1.0 - rho ** step if bias_correction else 1.0
     if centered:
         mg = rho * mg + (1.0 - rho) * g
-        var = np.maximum(ms - np.square(mg), 0.0)
+        var = np.maximum(ms / correction - np.square(mg / correction), 0.0)
     else:
-        var = ms
+        var = ms / correction
     denom = np.sqrt(var + epsilon) if eps_in_sqrt else np.sqrt(var) + epsilon
 
     if weight_decay_mode == "decoupled":
         p = p - lr * weight_decay * p
     if mom is not None:
-        if lr_in_momentum:
-            mom = momentum * mom + lr * g / denom
-            p = p - mom
-        else:
-            mom = momentum * mom + g / denom
-            p = p - lr * mom
+        update = lr * g / denom if lr_in_momentum else g / denom
+        mom = momentum * mom + update
+        move = update + momentum * mom if nesterov else mom
+        p = p - move if lr_in_momentum else p - lr * move
     else:
         p = p - lr * g / denom
     if clip_weights is not None and clip_weights >= 0:

@@ -3,6 +3,7 @@ shipped header and library, run one update, and compare with the Python front en
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -78,3 +79,49 @@ def test_core_library_exports_the_c_abi_alone():
     assert names, "no dynamic symbols read"
     assert {n for n in names if not n.startswith("rmsprop_ops_")} == set()
     assert {"rmsprop_ops_update", "rmsprop_ops_registry_json", "rmsprop_ops_abi_version"} <= names
+
+
+LAYOUT_PROGRAM = r"""
+#include <stddef.h>
+#include <stdio.h>
+#include "rmsprop_ops/c_api.h"
+#include "rmsprop_ops/flat.h"
+#define F(T, f) printf("%s.%s %zu %zu\n", #T, #f, offsetof(T, f), sizeof(((T *)0)->f))
+int main(void) {
+  printf("tensor %zu\nset %zu\nscalar %zu\nhparams %zu\n", sizeof(rmsprop_ops_tensor),
+         sizeof(rmsprop_ops_tensor_set), sizeof(rmsprop_ops_scalar), sizeof(rmsprop_ops_hparams));
+  FIELDS
+  int64_t sizes[5] = {3, 20, 0, 1, 16}, offsets[5];
+  long long total = (long long)rmsprop_ops_flat_offsets(sizes, 5, RMSPROP_OPS_FLAT_ALIGN, offsets);
+  printf("flat %lld %lld %lld %lld %lld %lld\n", (long long)offsets[0], (long long)offsets[1], (long long)offsets[2],
+         (long long)offsets[3], (long long)offsets[4], total);
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a C compiler")
+def test_ctypes_mirror_and_flat_packing_match_the_headers(tmp_path):
+    import c_abi
+
+    from rmsprop_ops._toolkit.flat import flat_offsets
+
+    structs = {"rmsprop_ops_tensor": c_abi.Tensor, "rmsprop_ops_tensor_set": c_abi.TensorSet,
+               "rmsprop_ops_scalar": c_abi.Scalar, "rmsprop_ops_hparams": c_abi.HParams}
+    fields = " ".join(f"F({t}, {name});" for t, cls in structs.items() for name, _ in cls._fields_)
+    src = tmp_path / "layout.c"
+    src.write_text(LAYOUT_PROGRAM.replace("FIELDS", fields))
+    exe = tmp_path / "layout"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-I", rmsprop_ops.get_include(), str(src), "-o", str(exe)],
+                   check=True)
+    lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
+    got = dict(line.rsplit(" ", 1) if line.count(" ") == 1 else (line.split(" ", 1)[0], line.split(" ", 1)[1])
+               for line in lines)
+    for key, cls in zip(("tensor", "set", "scalar", "hparams"), structs.values()):
+        assert int(got[key]) == ctypes.sizeof(cls), key
+    for t, cls in structs.items():
+        for name, _ in cls._fields_:
+            offset, size = map(int, got[f"{t}.{name}"].split())
+            assert (offset, size) == (getattr(cls, name).offset, getattr(cls, name).size), f"{t}.{name}"
+    offsets, total = flat_offsets([3, 20, 0, 1, 16])
+    assert list(map(int, got["flat"].split())) == [*offsets, total]

@@ -193,7 +193,8 @@ def test_dlpack_capsule_inputs():
     w = want[0]
     rmsprop_ops.rmsprop_(w["param"], w["grad"], w["mean_square"], lr=0.1, rho=0.9, epsilon=1e-6)
     assert_sets_equal(snapshot(got), snapshot(want))
-    with pytest.raises(TypeError, match="param: expected an unconsumed 'dltensor' DLPack capsule"):
+    with pytest.raises(TypeError, match="param: expected an unconsumed 'dltensor' or 'dltensor_versioned' DLPack capsule, "
+                                        "got one already consumed"):
         rmsprop_ops.rmsprop_(caps["param"], to_dlpack(torch.zeros(17)), to_dlpack(torch.zeros(17)), lr=0.1,
                              rho=0.9, epsilon=1e-6)
 

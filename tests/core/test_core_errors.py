@@ -61,7 +61,7 @@ SINGLE_CASES = [
     ("rescale-neg-array", dict(rescale_grad=np.array(-1.0)), ValueError, "rescale_grad: expected a value > 0"),
     ("lr-long-array", dict(lr=np.ones(3)), ValueError, "lr: expected a number or a one-element array"),
     ("lr-none", dict(lr=None), TypeError, "lr: expected a float"),
-    ("wd-neg", dict(weight_decay=-0.1), ValueError, "weight_decay: expected a finite value >= 0"),
+    ("wd-neg", dict(weight_decay=-0.1), ValueError, "weight_decay: expected a value >= 0, got -0.1"),
     ("wd-mode", dict(weight_decay_mode="l3"), ValueError, "weight_decay_mode: expected one of"),
     ("rescale-zero", dict(rescale_grad=0.0), ValueError, "rescale_grad: expected a value > 0"),
     ("centered-str", dict(centered="yes"), TypeError, "centered: expected a bool"),
@@ -126,8 +126,9 @@ MULTI_CASES = [
      "params: expected a list or tuple of arrays"),
     ("partial-moments", lambda m: m.update(moments=[f32(5), None, f32(5)]), ValueError,
      "moments[1]: expected an array"),
-    ("lr-list-length", lambda m: m.update(lr=[0.1, 0.2]), ValueError, "lr: expected a number or 3 per-tensor"),
-    ("lr-list-negative", lambda m: m.update(lr=[0.1, -0.2, 0.1]), ValueError, "lr[1]: expected a finite value"),
+    ("lr-list-length", lambda m: m.update(lr=[0.1, 0.2]), ValueError,
+     "lr: expected a number or a list of 3 values (one per param), got 2 values"),
+    ("lr-list-negative", lambda m: m.update(lr=[0.1, -0.2, 0.1]), ValueError, "lr[1]: expected a finite value >= 0, got -0.2"),
     ("none-param", lambda m: m["params"].__setitem__(1, None), TypeError, "params[1]: expected an array"),
 ]
 
@@ -159,7 +160,8 @@ def test_same_param_twice_is_an_overlap():
 
 
 def test_set_num_threads_validates():
-    with pytest.raises(ValueError, match="n: expected >= 1"):
-        rmsprop_ops.set_num_threads(0)
+    for bad in (0, -1, 1025, 2 ** 31, 10 ** 400):
+        with pytest.raises(ValueError, match=r"n: expected an int in \[1, 1024\], got "):
+            rmsprop_ops.set_num_threads(bad)
     with pytest.raises(TypeError, match="n: expected an int"):
         rmsprop_ops.set_num_threads(2.0)

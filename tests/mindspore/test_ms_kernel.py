@@ -295,15 +295,19 @@ def test_input_layout_follows_the_core_registry():
     assert {"Param[]", "MeanSquare[]", "Moment[]", "MeanGrad[]"} <= set(inplace)
 
 
-@pytest.mark.parametrize("field, value, match", [(0, 1.0, "layout version"), (1, np.nan, "tensor count"),
-                                                 (1, 7.0, "config: expected 17 values for 7 tensors")])
+_LAYOUT = rms.config_layout()
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("rho", np.nan, "rho: expected a finite number"), ("count", np.nan, "tensor count"),
+    ("count", 7.0, f"config: expected {_LAYOUT.size(7, False)} values for 7 tensors")])
 def test_raw_op_rejects_a_malformed_config(pynative, field, value, match):
     from rmsprop_ops.mindspore._op import raise_from_kernel
 
     p, g, s, m = _params([(3,)])
     config = rms.make_config(1, rho=0.9, epsilon=1e-10, momentum=0.0, centered=False, weight_decays=[0.0])
     raw = config.asnumpy().copy()
-    raw[field] = value
+    raw[_LAYOUT.index(field)] = value
     before = p[0].asnumpy().copy()
     with pytest.raises(ValueError, match=match):
         try:

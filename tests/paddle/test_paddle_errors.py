@@ -22,7 +22,7 @@ import pytest
 paddle = pytest.importorskip("paddle")
 
 from rmsprop_ops.paddle import RMSProp, load_ops
-from rmsprop_ops.paddle._optimizer import _invoke
+from rmsprop_ops.paddle._launch import invoke as _invoke
 
 pytestmark = pytest.mark.paddle
 
@@ -302,9 +302,10 @@ def test_keyword_call_of_the_public_function_is_checked():
     t, a = single_base()
     fn = load_ops().rmsprop_ops_rmsprop
     kw = dict(param=t["Param"], grad=T(np.ones(4, "float32")), meansquare=t["MeanSquare"], moment=t["Moment"],
-              masterparam=None, learningrate=None, gradscale=None, skipupdate=None, eps_in_sqrt=True,
-              lr_in_momentum=True, weight_decay=0.0, weight_decay_mode=0, rescale_grad=1.0, clip_gradient=-1.0,
-              clip_after_weight_decay=True, clip_weights=-1.0, **a)
+              masterparam=None, learningrate=None, gradscale=None, skipupdate=None, currentstep=None,
+              eps_in_sqrt=True, lr_in_momentum=True, weight_decay=0.0, weight_decay_mode=0, rescale_grad=1.0,
+              clip_gradient=-1.0, clip_after_weight_decay=True, clip_weights=-1.0, step=1.0, nesterov=False,
+              bias_correction=False, maximize=False, **a)
     snap = snapshot(t)
     assert_raises(TypeError, r"Grad: expected a paddle.Tensor, got ndarray",
                   lambda: fn(**dict(kw, grad=np.ones(3, "float32"))))
@@ -981,14 +982,14 @@ import re, paddle
 from rmsprop_ops.paddle import load_ops
 from paddle.base.libpaddle.pir import create_selected_rows_type_by_dense_tensor
 ops = load_ops()
-attrs = (0.1, 0.9, 1e-6, 0.0, True, True, 0.0, 0, 1.0, -1.0, True, -1.0)
+attrs = (0.1, 0.9, 1e-6, 0.0, True, True, 0.0, 0, 1.0, -1.0, True, -1.0, 1.0, False, False, False)
 emb = paddle.nn.Embedding(10, 3, sparse=True)
 emb(paddle.to_tensor([1, 2, 1])).sum().backward()
 p, ms, mom = paddle.ones([10, 3]), paddle.ones([10, 3]), paddle.zeros([10, 3])
 for fn, args, extra in ((ops.rmsprop_ops_rmsprop, (p, emb.weight.grad, ms, mom), ()),
                         (ops.rmsprop_ops_rmsprop_multi, ([p], [emb.weight.grad], [ms], [mom]), ([], []))):
     try:
-        fn(*args, None, None, None, None, *attrs, *extra)
+        fn(*args, None, None, None, None, None, *attrs, *extra)
     except ValueError as e:
         assert re.search(r"Grad(\[0\])?: expected a dense tensor, got SelectedRows", str(e)), str(e)
     else:
@@ -1003,7 +1004,7 @@ with paddle.static.program_guard(main, startup):
     grad.set_type(create_selected_rows_type_by_dense_tensor(grad.type()))
     s1, s2 = paddle.create_parameter([10, 3], "float32"), paddle.create_parameter([10, 3], "float32")
     try:
-        ops.rmsprop_ops_rmsprop(param, grad, s1, s2, None, None, None, None, *attrs)
+        ops.rmsprop_ops_rmsprop(param, grad, s1, s2, None, None, None, None, None, *attrs)
     except ValueError as e:
         assert "Grad: expected a dense tensor, got SelectedRows" in str(e), str(e)
     else:

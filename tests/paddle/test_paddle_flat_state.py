@@ -19,7 +19,7 @@ paddle = pytest.importorskip("paddle")
 import paddle_helpers as H
 from rmsprop_ops._flat import flat_offsets
 from rmsprop_ops.paddle import RMSProp, load_ops
-from rmsprop_ops.paddle._optimizer import _invoke
+from rmsprop_ops.paddle._launch import invoke as _invoke
 
 pytestmark = pytest.mark.paddle
 
@@ -61,7 +61,7 @@ def _pair(**kw):
     m1, m2 = _model(), _model()
     for a, b in zip(m1.parameters(), m2.parameters()):
         b.set_value(a.numpy())
-    o1 = RMSProp(0.02, parameters=m1.parameters(), **kw)
+    o1 = RMSProp(0.02, parameters=m1.parameters(), flat_state=False, **kw)
     o2 = RMSProp(0.02, parameters=m2.parameters(), flat_state=True, **kw)
     return (m1, o1), (m2, o2)
 
@@ -83,9 +83,38 @@ def test_dynamic_flat_state_is_bitwise_the_per_parameter_update(centered, fused)
         _step(m1, o1, s)
         _step(m2, o2, s)
     _assert_bitwise(m1, o1, m2, o2)
-    assert len(o2._flat_chunks) == 1
-    # the flat buffers replace the per-parameter accumulators
-    assert sorted(o2._accumulators) == sorted(k + "_flat" for k in KINDS)
+    assert len(o2._store.chunks) == 1 and not o1._store.chunks
+    # each parameter's accumulators are views of its slices of the flat buffers, under Paddle's names
+    (chunk,) = o2._store.chunks
+    assert sorted(o2._accumulators) == sorted(o1._accumulators) == sorted(KINDS)
+    for p, off in zip(m2.parameters(), chunk.offsets):
+        for kind, buf in zip(KINDS, chunk.buffers):
+            view = o2._accumulators[kind][p.name]
+            assert view.name == f"{p.name}_{kind}_0" and view.shape == p.shape
+            assert view.data_ptr() == buf.data_ptr() + 4 * off
+
+
+def test_dynamic_mode_defaults_to_flat_state_with_paddle_names():
+    """The default layout in dynamic mode is flat; state_dict() lists the live per-parameter views, named
+    and ordered as paddle.optimizer.RMSProp's entries, with its values."""
+    m, ref_m = _model(), _model()
+    opt = RMSProp(0.02, parameters=m.parameters(), momentum=0.9, centered=True)
+    ref = paddle.optimizer.RMSProp(0.02, parameters=ref_m.parameters(), momentum=0.9, centered=True)
+    for s in range(2):
+        _step(m, opt, s)
+        _step(ref_m, ref, s)
+    assert len(opt._store.chunks) == 1 and len(opt._store.chunks[0].names) == len(m.parameters())
+    rename = {q.name: p.name for p, q in zip(m.parameters(), ref_m.parameters())}
+    theirs = {re.sub(r"^(.*)(_(?:momentum|mean_square|mean_grad)_\d+)$", lambda g: rename[g[1]] + g[2], k): v
+              for k, v in ref.state_dict().items()}
+    ours = opt.state_dict()
+    assert list(ours) == list(theirs)
+    for k, v in ours.items():
+        np.testing.assert_allclose(v.numpy(), theirs[k].numpy(), rtol=1e-6, atol=1e-7, err_msg=k)
+    # live tensors, as Paddle's: the next step shows in them
+    before = {k: v.numpy().copy() for k, v in ours.items()}
+    _step(m, opt, 2)
+    assert all(not np.array_equal(v.numpy(), before[k]) for k, v in ours.items())
 
 
 def test_layout_aligns_every_slice_and_leaves_the_padding_alone():
@@ -96,7 +125,7 @@ def test_layout_aligns_every_slice_and_leaves_the_padding_alone():
         ((model(x) - y) ** 2).mean().backward()
         opt.step()
         opt.clear_grad()
-    (chunk,) = opt._flat_chunks
+    (chunk,) = opt._store.chunks
     sizes = [int(np.prod(p.shape)) for p in model.parameters()]
     assert chunk.offsets == flat_offsets(sizes)[0] == [0, 48, 64, 80]
     assert chunk.names == [p.name for p in model.parameters()]
@@ -117,11 +146,11 @@ def test_parameters_first_seen_later_get_a_chunk_of_their_own():
     late1 = [p for p in m1.parameters()][-2:]
     _step(m1, o1, 0, skip=late1)
     _step(m2, o2, 0, skip=late)
-    assert len(o2._flat_chunks) == 1 and len(o2._flat_chunks[0].names) == 4
+    assert len(o2._store.chunks) == 1 and len(o2._store.chunks[0].names) == 4
     for s in range(1, 4):
         _step(m1, o1, s)
         _step(m2, o2, s)
-    assert [len(c.names) for c in o2._flat_chunks] == [4, 2]
+    assert [len(c.names) for c in o2._store.chunks] == [4, 2]
     _assert_bitwise(m1, o1, m2, o2)
 
 
@@ -136,14 +165,14 @@ def test_parameters_without_a_gradient_take_explicit_offsets(monkeypatch):
         seen.append(list(attrs.get("offsets", ["absent"])))
         return real(core_op, tensors, attrs, **kw)
 
-    monkeypatch.setattr("rmsprop_ops.paddle._optimizer._invoke", spy)
+    monkeypatch.setattr("rmsprop_ops.paddle._launch.invoke", spy)
     skip = [list(m.parameters())[1] for m in (m1, m2)]
     _step(m1, o1, 0)
     _step(m2, o2, 0)
     _step(m1, o1, 1, skip=[skip[0]])
     _step(m2, o2, 1, skip=[skip[1]])
     _assert_bitwise(m1, o1, m2, o2)
-    offsets = o2._flat_chunks[0].offsets
+    offsets = o2._store.chunks[0].offsets
     assert seen == [["absent"], [], ["absent"], [offsets[0]] + offsets[2:]]
 
 
@@ -165,8 +194,8 @@ def test_mixed_dtypes_and_master_weights_get_one_chunk_per_state_dtype():
             loss.backward()
             o.step()
             o.clear_grad()
-    assert [c.buffers[0].dtype for c in opt._flat_chunks] == [paddle.float64, paddle.float32]
-    assert len(opt._flat_chunks[1].names) == 2  # the float16 param's float32 master and the float32 param
+    assert [c.buffers[0].dtype for c in opt._store.chunks] == [paddle.float64, paddle.float32]
+    assert len(opt._store.chunks[1].names) == 2  # the float16 param's float32 master and the float32 param
     for a, b in zip(params, refs):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     for a, b in zip(H.accumulator_values(opt, params), H.accumulator_values(ref, refs)):
@@ -176,17 +205,21 @@ def test_mixed_dtypes_and_master_weights_get_one_chunk_per_state_dtype():
 def test_distributed_parameters_keep_per_parameter_state(monkeypatch):
     """Auto-parallel shards each parameter's state with the parameter's placements, so a dist parameter
     stays out of the flat buffers; the others still share them, and the step is unchanged."""
-    import rmsprop_ops.paddle._optimizer as O
+    import rmsprop_ops.paddle._state as S
 
     (m1, o1), (m2, o2) = _pair(momentum=0.9, centered=True)
     dist = list(m2.parameters())[2]
-    monkeypatch.setattr(O, "_distributed", lambda p: p is dist)
+    monkeypatch.setattr(S, "distributed", lambda p: p is dist)
     for s in range(3):
         _step(m1, o1, s)
         _step(m2, o2, s)
-    (chunk,) = o2._flat_chunks
+    (chunk,) = o2._store.chunks
     assert dist.name not in chunk.names and len(chunk.names) == 5
-    assert set(o2._accumulators["mean_square"]) == {dist.name}
+    # the dist parameter's accumulators are tensors of their own, the others' views of the flat buffers
+    ends = [(b.data_ptr(), b.data_ptr() + 4 * b.shape[0]) for b in chunk.buffers]
+    for p in m2.parameters():
+        in_chunk = [any(lo <= o2._accumulators[k][p.name].data_ptr() < hi for lo, hi in ends) for k in KINDS]
+        assert in_chunk == [p is not dist] * 3, p.name
     for a, b in zip(_values(m1), _values(m2)):
         np.testing.assert_array_equal(a, b)
     rename = {p.name: q.name for p, q in zip(m1.parameters(), m2.parameters())}
@@ -205,14 +238,14 @@ def test_bfloat16_parameters_state_round_trips_through_a_checkpoint():
         sum((p.astype("float32") * float(s + 2)).square().sum() for p in params).backward()
         opt.step()
         opt.clear_grad()
-    state = opt.state_dict()
+    state = {k: v.clone() for k, v in opt.state_dict().items()}  # a checkpoint: not the live state
     assert all(v.dtype == paddle.float32 for v in state.values())  # the math type
-    before = [b.astype("float32").numpy() for b in opt._flat_chunks[0].buffers]
+    before = [b.astype("float32").numpy() for b in opt._store.chunks[0].buffers]
     assert all(np.any(v != 0) for v in before)
-    for b in opt._flat_chunks[0].buffers:
+    for b in opt._store.chunks[0].buffers:
         b.set_value(paddle.zeros(b.shape, b.dtype))
     opt.set_state_dict(state)
-    for b, v in zip(opt._flat_chunks[0].buffers, before):
+    for b, v in zip(opt._store.chunks[0].buffers, before):
         assert b.dtype == paddle.float32
         np.testing.assert_array_equal(b.astype("float32").numpy(), v)
 
@@ -241,12 +274,17 @@ def test_state_dict_has_paddle_rmsprop_names_and_the_slices():
     assert sorted(ours) == sorted(theirs_renamed)
     for k, v in ours.items():
         np.testing.assert_allclose(v.numpy(), theirs_renamed[k].numpy(), rtol=1e-6, atol=1e-7, err_msg=k)
-    # copies: changing one leaves the optimizer's state alone
-    before = [b.numpy().copy() for b in opt._flat_chunks[0].buffers]
+    # live views, as Paddle's entries are its accumulators: writing one writes the slice, not the padding
     for v in ours.values():
         v.set_value(np.full(v.shape, 7.0, "float32"))
-    for b, v in zip(opt._flat_chunks[0].buffers, before):
-        np.testing.assert_array_equal(b.numpy(), v)
+    (chunk,) = opt._store.chunks
+    sizes = [int(np.prod(s)) for s in chunk.shapes]
+    for b in chunk.buffers:
+        inside = np.zeros(b.shape[0], bool)
+        for off, n in zip(chunk.offsets, sizes):
+            inside[off:off + n] = True
+        np.testing.assert_array_equal(b.numpy()[inside], 7.0)
+        np.testing.assert_array_equal(b.numpy()[~inside], 0.0)
 
 
 @pytest.mark.parametrize("direction", ["flat->per_param", "per_param->flat", "flat->flat"])
@@ -311,10 +349,10 @@ def test_bad_checkpoint_raises_and_changes_nothing(bad):
     else:
         state["something_else"] = paddle.zeros([1])
         exc, pattern = ValueError, r"unexpected entry 'something_else'"
-    before = [b.numpy().copy() for c in opt._flat_chunks for b in c.buffers]
+    before = [b.numpy().copy() for c in opt._store.chunks for b in c.buffers]
     with pytest.raises(exc, match=pattern):
         opt.set_state_dict(state)
-    after = [b.numpy() for c in opt._flat_chunks for b in c.buffers]
+    after = [b.numpy() for c in opt._store.chunks for b in c.buffers]
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
     # and a later step still runs on the old state
@@ -334,10 +372,10 @@ def _mixed_step(params, opt, s):
 
 
 @pytest.mark.parametrize("src_flat,dst_flat", [(True, True), (True, False), (False, True)])
-def test_checkpoint_into_a_rebuilt_model_matches_by_creation_order(src_flat, dst_flat):
-    """A rebuilt model has new parameter names, so its checkpoint is matched by position. Flat state keeps
-    one buffer per dtype, yet state_dict() lists each kind in the parameters' creation order, as
-    per-parameter state does: float32, float64, float32 here, not the buffers' float32, float32, float64."""
+def test_checkpoint_into_a_rebuilt_model_follows_the_renamed_parameters(src_flat, dst_flat):
+    """A model rebuilt in the same process has new parameter names (each create_parameter counter moved
+    on by three); each saved entry goes to the parameter at the same place under the new counters, across
+    layouts and whatever the dtype each flat buffer holds (float32, float64, float32 here)."""
     src = _mixed_params(1)
     src_opt = RMSProp(0.01, parameters=src, momentum=0.9, centered=True, flat_state=src_flat)
     for s in range(3):
@@ -400,11 +438,11 @@ def test_a_refused_checkpoint_leaves_the_scheduler_and_masters_alone(flat):
 def test_a_mixed_layout_checkpoint_is_checked_whole_before_writing(monkeypatch):
     """A dist parameter keeps per-parameter state next to the flat buffers: a missing entry for it is
     found before the flat buffers are written."""
-    import rmsprop_ops.paddle._optimizer as O
+    import rmsprop_ops.paddle._state as S
 
     m = _model(7)
     dist = list(m.parameters())[1]
-    monkeypatch.setattr(O, "_distributed", lambda p: p is dist)
+    monkeypatch.setattr(S, "distributed", lambda p: p is dist)
     opt = RMSProp(0.02, parameters=m.parameters(), momentum=0.9, centered=True, flat_state=True)
     for s in range(2):
         _step(m, opt, s)
@@ -483,7 +521,7 @@ def test_static_no_grad_set_leaves_the_frozen_weight_out_of_the_chunk():
     init = H.init_values([x.shape for x in h[0]])
     np.testing.assert_array_equal(h[-1][0], init[0])  # frozen weight untouched
     assert not np.array_equal(h[-1][1], init[1])
-    (chunk,) = opt._flat_chunks
+    (chunk,) = opt._store.chunks
     assert len(chunk.names) == 3  # no state for the frozen weight
 
 

@@ -13,7 +13,7 @@ paddle = pytest.importorskip("paddle")
 import rmsprop_ops
 from rmsprop_ops import registry
 from rmsprop_ops.paddle import _build, load_ops, paddle_op_name
-from rmsprop_ops.paddle._optimizer import _invoke
+from rmsprop_ops.paddle._launch import invoke as _invoke
 
 pytestmark = pytest.mark.paddle
 
@@ -26,25 +26,27 @@ def dynamic_mode():
     load_ops()
 
 
-@pytest.mark.parametrize("dygraph", [False, True], ids=["static", "dygraph_twin"])
+@pytest.mark.parametrize("twin", ["", "_dygraph", "_static"], ids=["public", "dygraph_twin", "static_twin"])
 @pytest.mark.parametrize("op", CORE_OPS)
-def test_registration_matches_registry(op, dygraph):
+def test_registration_matches_registry(op, twin):
     from paddle.utils.cpp_extension.extension_utils import parse_op_info
 
-    ins, attrs, outs = parse_op_info(paddle_op_name(op, dygraph=dygraph))
+    ins, attrs, outs = parse_op_info(paddle_op_name(op, twin=twin))
     sc = registry.schema(op)
     strip = lambda names: [n.split("@")[0] for n in names]
     assert strip(ins) == [i["name"].removesuffix("[]") for i in sc["inputs"]]
-    # The dygraph twin declares only the parameter in place; the state is written through its inputs.
-    expected_outs = [o.removesuffix("[]") for o in sc["outputs"]]
-    assert strip(outs) == (["ParamOut"] if dygraph else expected_outs)
+    # The public op declares every write in place; the dygraph twin nothing (everything is written through
+    # its inputs), the static twin only the parameters.
+    expected_outs = {"": [o.removesuffix("[]") for o in sc["outputs"]], "_dygraph": [], "_static": ["ParamOut"]}
+    assert strip(outs) == expected_outs[twin]
     assert attrs == [a["name"] for a in sc["attrs"]]
 
 
+@pytest.mark.parametrize("twin", ["_dygraph", "_static"])
 @pytest.mark.parametrize("op", CORE_OPS)
-def test_dygraph_twin_updates_state_given_as_inputs(op):
-    """The twin the optimizer calls in dygraph writes MeanSquare, Moment, MeanGrad and the master weight
-    although they are plain inputs there, exactly as the static op does through its in-place outputs."""
+def test_twins_update_what_they_take_as_inputs(op, twin):
+    """The twins the optimizer calls write Param, MeanSquare, Moment, MeanGrad and the master weight where
+    they are plain inputs, exactly as the public op does through its in-place outputs."""
     sc = registry.schema(op)
     multi, centered = sc["multi_tensor"], sc["centered"]
     shapes = [(5, 3), (7,)] if multi else [(5, 3)]
@@ -63,7 +65,7 @@ def test_dygraph_twin_updates_state_given_as_inputs(op):
     attrs = {"rho": 0.9, "epsilon": 1e-6, "momentum": 0.5}
     _invoke(op, a, attrs, checked=False, dygraph=False)
     before = {k: [x.numpy().copy() for x in (v if isinstance(v, list) else [v])] for k, v in b.items()}
-    _invoke(op, b, attrs, checked=False, dygraph=True)
+    _invoke(op, b, attrs, checked=False, twin=twin)
     for k in ("Param", "MeanSquare", "Moment", "MasterParam") + (("MeanGrad",) if centered else ()):
         got = [x.numpy() for x in (b[k] if multi else [b[k]])]
         want = [x.numpy() for x in (a[k] if multi else [a[k]])]

@@ -184,16 +184,18 @@ def _count_op_calls(monkeypatch):
     return calls
 
 
+@pytest.mark.parametrize("flat", [None, False])
 @pytest.mark.parametrize("fused", [False, True])
-def test_dygraph_steps_one_call_per_group_whatever_fused_says(fused, monkeypatch):
+def test_dygraph_steps_one_call_per_group_whatever_fused_says(fused, flat, monkeypatch):
+    """One call per step; flat state by default in dynamic mode."""
     layer = _model()
-    opt = RMSProp(0.02, parameters=layer.parameters(), fused=fused, momentum=0.5)
+    opt = RMSProp(0.02, parameters=layer.parameters(), fused=fused, momentum=0.5, flat_state=flat)
     calls = _count_op_calls(monkeypatch)
     for x, y in H.batches(3):
         ((layer(paddle.to_tensor(x)) - paddle.to_tensor(y)) ** 2).mean().backward()
         opt.step()
         opt.clear_grad()
-    assert calls == {"rmsprop_ops_rmsprop_multi_dygraph": 3}
+    assert calls == {f"rmsprop_ops_rmsprop_multi{'' if flat is False else '_flat'}_dygraph": 3}
 
 
 def test_updates_run_when_finish_update_is_replaced_on_the_instance():
@@ -215,9 +217,10 @@ def test_updates_run_when_finish_update_is_replaced_on_the_instance():
     assert not np.array_equal(layer.weight.numpy(), _model().weight.numpy())
 
 
+@pytest.mark.parametrize("flat", [False, True])
 @pytest.mark.parametrize("centered", [False, True])
 @pytest.mark.parametrize("fused", [False, True])
-def test_dygraph_tensor_learning_rate_attr_gets_its_own_call_like_paddle(fused, centered, monkeypatch):
+def test_dygraph_tensor_learning_rate_attr_gets_its_own_call_like_paddle(fused, centered, flat, monkeypatch):
     """A parameter whose ParamAttr learning rate is a Tensor (Paddle then uses that Tensor as the
     parameter's learning rate) cannot join the fused call's float scales: it gets its own op, whose
     learning rate Paddle computes as for paddle.optimizer.RMSProp; the other parameter stays fused."""
@@ -225,7 +228,7 @@ def test_dygraph_tensor_learning_rate_attr_gets_its_own_call_like_paddle(fused, 
     for lyr in (layer, ref_layer):
         lyr.weight.optimize_attr["learning_rate"] = paddle.to_tensor(0.005)
     kw = dict(momentum=0.5, centered=centered)
-    opt = RMSProp(0.02, parameters=layer.parameters(), fused=fused, **kw)
+    opt = RMSProp(0.02, parameters=layer.parameters(), fused=fused, flat_state=flat, **kw)
     ref = paddle.optimizer.RMSProp(0.02, parameters=ref_layer.parameters(), **kw)
     calls = _count_op_calls(monkeypatch)
     for x, y in H.batches(3):
@@ -234,7 +237,10 @@ def test_dygraph_tensor_learning_rate_attr_gets_its_own_call_like_paddle(fused, 
             o.step()
             o.clear_grad()
     kind = "_centered" if centered else ""
-    assert calls == {f"rmsprop_ops_rmsprop{kind}_dygraph": 3, f"rmsprop_ops_rmsprop{kind}_multi_dygraph": 3}
+    if flat:  # flat state has the multi-tensor op only: the weight's own call is a list of one
+        assert calls == {f"rmsprop_ops_rmsprop{kind}_multi_flat_dygraph": 6}
+    else:
+        assert calls == {f"rmsprop_ops_rmsprop{kind}_dygraph": 3, f"rmsprop_ops_rmsprop{kind}_multi_dygraph": 3}
     for a, b in zip(layer.parameters(), ref_layer.parameters()):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
     for a, b in zip(H.accumulators(opt, layer.parameters()), H.accumulators(ref, ref_layer.parameters())):

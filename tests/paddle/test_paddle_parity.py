@@ -88,11 +88,12 @@ def test_static_parity(case):
     kind = "_centered" if centered else ""
     # Fused: one op per weight-decay kind (the ParamAttr case mixes L1 and L2); otherwise one per param
     # (with flat state the multi-tensor op over one parameter: flat state has no single-tensor op).
+    # Per-parameter state: the twin declaring only the parameters in place.
+    form = "_flat_" if flat else "_static_"
     if fused:
-        expected = [f"custom_op.rmsprop_ops_rmsprop{kind}_multi{'_flat' if flat else ''}_"] * \
-            (2 if wd == "paramattr" else 1)
+        expected = [f"custom_op.rmsprop_ops_rmsprop{kind}_multi{form}"] * (2 if wd == "paramattr" else 1)
     else:
-        expected = [f"custom_op.rmsprop_ops_rmsprop{kind}{'_multi_flat' if flat else ''}_"] * 4
+        expected = [f"custom_op.rmsprop_ops_rmsprop{kind}{'_multi_flat_' if flat else '_static_'}"] * 4
     assert ours == expected
 
 

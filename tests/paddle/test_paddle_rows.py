@@ -151,8 +151,23 @@ def test_an_impossible_sparse_mode_is_refused_before_anything_is_written():
         RMSProp(learning_rate=0.01, parameters=[emb.weight], sparse_mode="sparse")
 
 
-def test_weight_decay_and_flat_state_fall_back_to_every_row():
-    for kw in (dict(weight_decay=0.01), dict(flat_state=True), dict(clip_weights=0.4)):
+def test_every_state_layout_takes_the_rows_update():
+    """With flat state each parameter's accumulators are views of its slices, which the rows update
+    writes like tensors of their own: the same bits in every layout."""
+    last = []
+    for flat in (None, True, False):
+        emb, opt, ours = run(RMSProp, steps=range(20), flat_state=flat)
+        assert opt._sparse.counters[emb.weight.name], flat
+        opt.catch_up()
+        last.append((ours[-1], _accs(opt, emb.weight)))
+    for weights, accs in last[1:]:
+        np.testing.assert_array_equal(weights, last[0][0])
+        for k, v in accs.items():
+            np.testing.assert_array_equal(v, last[0][1][k], err_msg=k)
+
+
+def test_weight_decay_and_clip_weights_fall_back_to_every_row():
+    for kw in (dict(weight_decay=0.01), dict(clip_weights=0.4)):
         emb, opt, ours = run(RMSProp, steps=range(10), **kw)
         assert not opt._sparse.counters, kw
     _, _, ref = run(paddle.optimizer.RMSProp, steps=range(10), weight_decay=0.01)

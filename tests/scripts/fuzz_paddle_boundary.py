@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import rmsprop_ops
 from rmsprop_ops.paddle import load_ops
-from rmsprop_ops.paddle._optimizer import _invoke
+from rmsprop_ops.paddle._launch import invoke as _invoke
 
 paddle.disable_static()
 load_ops()

@@ -13,28 +13,40 @@ import sys
 
 import numpy as np
 
+from rmsprop_ops._toolkit.checks import registry_document
+
 # (id, change, exception the core reports, message prefix). `change` edits the launch arguments: "lr",
 # "config" (a float64 NumPy copy of a valid config for one float32 tensor of 3 elements), "blocks" (params,
 # grads, mean_squares, moments; lists of NumPy arrays that become Parameters / Tensors); "flat" launches
 # with flat state (the config's flag and offset [0]), its dict changing the offset or the state buffers.
+# The config's layout comes from the core's registry; entries are addressed by name.
+_LAYOUT = registry_document()["config_layout"]
+_AT = {name: i for i, name in enumerate([*_LAYOUT["header"], *_LAYOUT["values"]])}
+_HEAD = len(_AT)  # header and values: the config of 0 tensors
+_N1 = _HEAD + len(_LAYOUT["lists"])  # the config of one tensor without flat state
+_WD0 = _HEAD + _LAYOUT["lists"].index("weight_decays")  # weight_decays[0] with one tensor
+
 RAW_CASES = [
-    ("config-float32", "cfg_f32", TypeError, "config: expected a float64 vector of at least 10 values"),
-    ("config-short", "cfg_short", TypeError, "config: expected a float64 vector of at least 10 values"),
-    ("config-version", ("cfg", 0, 1.0), ValueError, "config: layout version 1.000000 does not match the kernel's"),
-    ("config-count-nan", ("cfg", 1, np.nan), ValueError, "config: expected a tensor count in [0, 7]"),
-    ("config-count-negative", ("cfg", 1, -1.0), ValueError, "config: expected a tensor count in [0, 7]"),
-    ("config-count-fraction", ("cfg", 1, 0.5), ValueError, "config: expected a tensor count in [0, 7]"),
-    ("config-count-too-big", ("cfg", 1, 7.0), ValueError, "config: expected 17 values for 7 tensors, got 11"),
-    ("config-extra-value", "cfg_long", ValueError, "config: expected 11 values for 1 tensors, got 12"),
-    ("config-centered-without-mean-grads", ("cfg", 2, 1.0), ValueError, "expected 8 arguments for 1 tensors, got 7"),
-    ("config-rho-nan", ("cfg", 3, np.nan), ValueError, "rho: expected a finite number"),
-    ("config-rho-above-one", ("cfg", 3, 1.5), ValueError, "rho: expected a value in [0, 1]"),
-    ("config-epsilon-zero", ("cfg", 4, 0.0), ValueError, "epsilon: expected a value > 0"),
-    ("config-epsilon-inf", ("cfg", 4, np.inf), ValueError, "epsilon: expected a finite number"),
-    ("config-momentum-negative", ("cfg", 5, -1.0), ValueError, "momentum: expected a value >= 0"),
-    ("config-rescale-inf", ("cfg", 6, -np.inf), ValueError, "rescale_grad: expected a finite number"),
-    ("config-weight-decay-nan", ("cfg", 10, np.nan), ValueError, "weight_decay[0]: expected a finite value >= 0"),
-    ("config-flat-without-offsets", ("cfg", 9, 1.0), ValueError, "config: expected 12 values for 1 tensors, got 11"),
+    ("config-float32", "cfg_f32", TypeError, f"config: expected a float64 vector of at least {_HEAD} values"),
+    ("config-short", "cfg_short", TypeError, f"config: expected a float64 vector of at least {_HEAD} values"),
+    ("config-count-nan", ("cfg", _AT["count"], np.nan), ValueError, "config: expected a tensor count in [0, 7]"),
+    ("config-count-negative", ("cfg", _AT["count"], -1.0), ValueError, "config: expected a tensor count in [0, 7]"),
+    ("config-count-fraction", ("cfg", _AT["count"], 0.5), ValueError, "config: expected a tensor count in [0, 7]"),
+    ("config-count-too-big", ("cfg", _AT["count"], 7.0), ValueError,
+     f"config: expected {_HEAD + 7 * len(_LAYOUT['lists'])} values for 7 tensors, got {_N1}"),
+    ("config-extra-value", "cfg_long", ValueError, f"config: expected {_N1} values for 1 tensors, got {_N1 + 1}"),
+    ("config-centered-without-mean-grads", ("cfg", _AT["centered"], 1.0), ValueError,
+     "expected 8 arguments for 1 tensors, got 7"),
+    ("config-rho-nan", ("cfg", _AT["rho"], np.nan), ValueError, "rho: expected a finite number"),
+    ("config-rho-above-one", ("cfg", _AT["rho"], 1.5), ValueError, "rho: expected a value in [0, 1]"),
+    ("config-epsilon-zero", ("cfg", _AT["epsilon"], 0.0), ValueError, "epsilon: expected a value > 0"),
+    ("config-epsilon-inf", ("cfg", _AT["epsilon"], np.inf), ValueError, "epsilon: expected a finite number"),
+    ("config-momentum-negative", ("cfg", _AT["momentum"], -1.0), ValueError, "momentum: expected a value >= 0"),
+    ("config-rescale-inf", ("cfg", _AT["rescale_grad"], -np.inf), ValueError, "rescale_grad: expected a finite number"),
+    ("config-weight-decay-nan", ("cfg", _WD0, np.nan), ValueError,
+     "weight_decay[0]: expected a finite value >= 0"),
+    ("config-flat-without-offsets", ("cfg", _AT["flat_state"], 1.0), ValueError,
+     f"config: expected {_N1 + 1} values for 1 tensors with flat state, got {_N1}"),
     ("flat-offset-negative", ("flat", {"offset": -1.0}), ValueError,
      "config: offset[0]: expected an integer in [0, 0] so that params[0]'s 3 elements fit in mean_squares (3 "
      "elements), got -1"),
@@ -95,7 +107,7 @@ def _launch(case, graph):
     elif tag == "cfg_f32":
         cfg = cfg.astype(np.float32)
     elif tag == "cfg_short":
-        cfg = cfg[:5]
+        cfg = cfg[:_HEAD - 1]
     elif tag == "cfg_long":
         cfg = np.append(cfg, 0.0)
     elif tag == "lr":

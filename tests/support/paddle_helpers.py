@@ -83,12 +83,13 @@ def accumulator_specs(opt, params):
     for p in params:
         target = getattr(opt, "_master_weights", {}).get(p.name, p)  # a master weight holds the state
         for acc in ACCS:
-            if target.name in getattr(opt, "_flat_slot", {}):
-                chunk, offset = opt._flat_slot[target.name]
+            per_param = opt._accumulators.get(acc, {})
+            if target.name in per_param:  # per-parameter state, or (dynamic mode) a view of a flat buffer
+                out.append((per_param[target.name], None, None))
+            else:  # a static program's flat buffer
+                chunk, offset = opt._store.flat_place(target.name)
                 kinds = ("mean_square", "momentum", "mean_grad")  # the flat buffers' order
                 out.append((chunk.buffers[kinds.index(acc)], offset, tuple(target.shape)))
-            else:
-                out.append((opt._accumulators[acc][target.name], None, None))
     return out
 
 
@@ -138,7 +139,7 @@ def run_dynamic(opt_cls, *, steps=20, dtype="float32", wd=None, clip=None, lr="f
 
 def run_static(make_opt, *, steps=20, wd=None, lr="float", centered=False, momentum=0.0, clip=None,
                manual_value_clip=None, no_grad=False):
-    """Same model as a PIR static program. make_opt(learning_rate, weight_decay, grad_clip) builds the
+    """Same model as a static program (PIR, or the legacy IR under FLAGS_enable_pir_api=0). make_opt(learning_rate, weight_decay, grad_clip) builds the
     optimizer. manual_value_clip clips the gradients with paddle.clip ops (a reference for ClipGradByValue
     that Paddle's own static path lacks). Returns (per-step params, accumulators, op names, opt, names)."""
     paddle.enable_static()
@@ -176,10 +177,15 @@ def run_static(make_opt, *, steps=20, wd=None, lr="float", centered=False, momen
                     sched.step()
                 history.append([np.array(scope.var(n).get_tensor()).copy() for n in names])
             accs = [read_accumulator(scope.var(n).get_tensor(), off, shape) for n, off, shape in acc_specs]
-        op_names = [op.name() for op in main.global_block().ops]
-        return history, accs, op_names, opt, main
+        return history, accs, op_names(main), opt, main
     finally:
         paddle.disable_static()
+
+
+def op_names(program):
+    """The names of a program's ops: PIR's (``custom_op.rmsprop_ops_rmsprop_``) or, in the legacy IR
+    (FLAGS_enable_pir_api=0), the op types (``rmsprop_ops_rmsprop``)."""
+    return [op.name() if callable(getattr(op, "name", None)) else op.type for op in program.global_block().ops]
 
 
 def max_err(a, b):

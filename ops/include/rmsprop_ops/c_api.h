@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define RMSPROP_OPS_ABI_VERSION 2
+#define RMSPROP_OPS_ABI_VERSION 3
 
 #if defined(_WIN32)
 #define RMSPROP_OPS_API __declspec(dllexport)
@@ -100,6 +100,10 @@ typedef struct {
   int32_t eps_in_sqrt;              /* 1: sqrt(v + eps) (Paddle, MindSpore, Keras, TF); 0: sqrt(v) + eps */
   int32_t lr_in_momentum;           /* 1: mom = m*mom + lr*g/d, p -= mom; 0: mom = m*mom + g/d, p -= lr*mom */
   int32_t clip_after_weight_decay;  /* 1: clip(g + wd*p) (MXNet); 0: clip(g) + wd*p (Paddle) */
+  rmsprop_ops_scalar step;          /* this update's number, counted from 1 (>= 1): for bias_correction */
+  int32_t nesterov;                 /* Nesterov momentum: p -= (upd + momentum*mom) (optax trace) */
+  int32_t bias_correction;          /* divide ms (and mg) by 1 - rho^step before use (optax) */
+  int32_t maximize;                 /* ascend: the gradient is negated first (torch) */
 } rmsprop_ops_hparams;
 
 /* Flags for rmsprop_ops_update / rmsprop_ops_check. */
@@ -111,7 +115,7 @@ typedef struct {
 
 RMSPROP_OPS_API int rmsprop_ops_abi_version(void);
 
-/* Fills *hp with the registry defaults (lr 0.01, rho 0.9, epsilon 1e-6, ...). */
+/* Fills *hp with the registry defaults (lr 0.01, rho 0.9, epsilon 1e-6, ...), every scalar by value. */
 RMSPROP_OPS_API void rmsprop_ops_default_hparams(rmsprop_ops_hparams *hp);
 
 /* Validates every tensor and hyper-parameter, then (unless FLAG_CHECK_ONLY) updates all sets in one
@@ -122,16 +126,67 @@ RMSPROP_OPS_API int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64
                                        const rmsprop_ops_hparams *hp, void *stream, uint32_t flags,
                                        char *err, size_t errlen);
 
-/* The op registry as a JSON document: {"ops": [{"name", "doc", "inputs", "outputs", "attrs",
- * "inplace", "kernels"}...]}. The string is owned by the library. */
+/* The op registry as a JSON document: {"abi_version", "ops": [{"name", "doc", "inputs", "outputs",
+ * "attrs", "inplace", "kernels"}...], "flat_state", "config_layout"}. The string is owned by the library. */
 RMSPROP_OPS_API const char *rmsprop_ops_registry_json(void);
 
 /* Validates one attribute value against its registry spec (range, finiteness). */
 RMSPROP_OPS_API int rmsprop_ops_check_attr(const char *op, const char *attr, double value, char *err,
                                            size_t errlen);
 
+/* The one filler from (name, value) to a call's arguments, shared by every front end, so that an attribute
+ * added to the registry reaches them all without being named in any. Each checks the value against the
+ * registry and returns an rmsprop_ops_status (message in err, nothing written on error).
+ *
+ * rmsprop_ops_set_attr: a registry attribute by its name or its C name ("learning_rate" or "lr", "rho",
+ *   "eps_in_sqrt" as 0/1, "weight_decay_mode" as its choice's index), written into *hp, or into every set
+ *   for a per-tensor attribute (weight_decay); also a scalar input's value by its argument name
+ *   ("skip_update").
+ * rmsprop_ops_set_attr_list: one value per set (n == nsets; n == 0 leaves the sets as they are) of a
+ *   per-tensor list attribute ("lr_mults", "weight_decays") or of the attribute it refines ("lr",
+ *   "weight_decay"); messages name entries by the value they set ("lr[k]", "weight_decay[k]").
+ * rmsprop_ops_set_scalar: a scalar input given as memory (one element of `dtype` on the op's device, read by
+ *   the kernel) by its input name ("LearningRate", "GradScale", "SkipUpdate"), the attribute it overrides
+ *   ("learning_rate", "lr") or its argument name ("skip_update"). */
+RMSPROP_OPS_API int rmsprop_ops_set_attr(rmsprop_ops_hparams *hp, rmsprop_ops_tensor_set *sets, int64_t nsets,
+                                         const char *name, double value, char *err, size_t errlen);
+RMSPROP_OPS_API int rmsprop_ops_set_attr_list(rmsprop_ops_tensor_set *sets, int64_t nsets, const char *name,
+                                              const double *values, int64_t n, char *err, size_t errlen);
+RMSPROP_OPS_API int rmsprop_ops_set_scalar(rmsprop_ops_hparams *hp, const char *name, const void *ptr, int32_t dtype,
+                                           char *err, size_t errlen);
+
+/* Clears *set and gives its per-tensor attributes their registry defaults (lr_mult 1, weight_decay 0, ...). */
+RMSPROP_OPS_API void rmsprop_ops_default_tensor_set(rmsprop_ops_tensor_set *set);
+
+/* The layout of a call's hyper-parameters as one float64 vector (the MindSpore op's Config input), from the
+ * registry: RMSPROP_OPS_CONFIG_HEADER values (tensor count, centered, flat state), then one value per name of
+ * section RMSPROP_OPS_CONFIG_VALUES, then n values per name of section RMSPROP_OPS_CONFIG_LISTS, then with
+ * flat state n element offsets. Returns the name of entry i of a section, NULL past its end. */
+#define RMSPROP_OPS_CONFIG_HEADER 3
+enum rmsprop_ops_config_section { RMSPROP_OPS_CONFIG_VALUES = 0, RMSPROP_OPS_CONFIG_LISTS = 1 };
+RMSPROP_OPS_API const char *rmsprop_ops_config_field(int32_t section, int32_t i);
+
+/* Counters of the update calls this process made through the one core library, whichever front end
+ * made them (pybind11, the Paddle ops, the MindSpore kernel): successful rmsprop_ops_update calls that
+ * reached a kernel (nsets > 0; a call skipped by skip_update counts: the flag is read by the kernel), the
+ * tensor sets and elements they covered, per device (index enum rmsprop_ops_device). Relaxed atomics,
+ * added once per call. */
+typedef struct {
+  int64_t calls;
+  int64_t tensor_sets;
+  int64_t elements;
+} rmsprop_ops_device_stats;
+typedef struct {
+  rmsprop_ops_device_stats device[2];
+} rmsprop_ops_stats;
+RMSPROP_OPS_API void rmsprop_ops_op_stats(rmsprop_ops_stats *out);
+RMSPROP_OPS_API void rmsprop_ops_reset_op_stats(void);
+
 RMSPROP_OPS_API int rmsprop_ops_built_with_cuda(void);
 RMSPROP_OPS_API int rmsprop_ops_cuda_available(void);
+/* Threads of the CPU kernel, at most RMSPROP_OPS_MAX_THREADS (a larger n is capped); n < 1 restores the
+ * default (the CPUs this process may run on, or $RMSPROP_OPS_NUM_THREADS). */
+#define RMSPROP_OPS_MAX_THREADS 1024
 RMSPROP_OPS_API void rmsprop_ops_set_num_threads(int n);
 RMSPROP_OPS_API int rmsprop_ops_get_num_threads(void);
 

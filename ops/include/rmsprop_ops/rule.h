@@ -23,12 +23,14 @@ struct Coeffs {
   M step_scale;  // 1 when lr_in_momentum, else lr
   M eps_in;      // epsilon inside the sqrt, or 0
   M eps_out;     // epsilon outside the sqrt, or 0
-  M rescale;
+  M rescale;     // negated for maximize: -(g * r) == g * -r exactly, and the clips are symmetric
   M l2, l1;      // coupled decay coefficients (0 when off)
   M decoupled;   // lr * wd for decoupled decay (0 when off)
   M clip_pre;    // gradient clip before coupled decay (+inf when off)
   M clip_post;   // gradient clip after coupled decay (+inf when off)
   M clip_w;      // weight clip (+inf when off)
+  M mg_scale;    // 1 / sqrt(1 - rho^step), bias correction of the centered mean gradient (1 when off)
+  M nesterov;    // 1 for Nesterov momentum, else 0 (a number: the vectoriser blends on it like on l2)
 };
 
 template <typename M>
@@ -51,6 +53,14 @@ RMSPROP_HD M sqrt_of(M x) {
 #endif
 }
 
+RMSPROP_HD double pow_of(double x, double y) {
+#if defined(__CUDA_ARCH__)
+  return pow(x, y);
+#else
+  return std::pow(x, y);
+#endif
+}
+
 // lr, rescale and wd arrive as double (they may have been read from device scalars); the rounding to M
 // happens here, once, identically on both sides.
 template <typename M>
@@ -58,15 +68,23 @@ RMSPROP_HD Coeffs<M> make_coeffs(const rmsprop_ops_hparams &hp, double lr, doubl
                                  int32_t wd_mode) {
   Coeffs<M> c;
   const M inf = static_cast<M>(INFINITY);
-  c.lr = static_cast<M>(lr);
+  // Bias correction (optax: nu / (1 - rho^step), and mu likewise when centered) is folded into the
+  // coefficients, so that off it costs nothing and changes nothing (every factor below is exactly 1):
+  // with b = 1 - rho^step,  g / (sqrt(ms/b - (mg/b)^2 + eps) + eps') equals
+  // sqrt(b) * g / (sqrt(ms - (mg/sqrt(b))^2 + eps*b) + eps'*sqrt(b)).
+  const double b = hp.bias_correction ? 1.0 - pow_of(hp.rho, load_scalar(hp.step)) : 1.0;
+  const double sqrt_b = hp.bias_correction ? sqrt_of(b) : 1.0;
+  const M lr_b = static_cast<M>(lr * sqrt_b);
+  c.lr = lr_b;
   c.rho = static_cast<M>(hp.rho);
   c.one_minus_rho = M(1) - c.rho;
   c.momentum = static_cast<M>(hp.momentum);
-  c.mom_scale = hp.lr_in_momentum ? c.lr : M(1);
-  c.step_scale = hp.lr_in_momentum ? M(1) : c.lr;
-  c.eps_in = hp.eps_in_sqrt ? static_cast<M>(hp.epsilon) : M(0);
-  c.eps_out = hp.eps_in_sqrt ? M(0) : static_cast<M>(hp.epsilon);
-  c.rescale = static_cast<M>(rescale);
+  c.mom_scale = hp.lr_in_momentum ? lr_b : static_cast<M>(sqrt_b);
+  c.step_scale = hp.lr_in_momentum ? M(1) : static_cast<M>(lr);
+  c.eps_in = hp.eps_in_sqrt ? static_cast<M>(hp.epsilon * b) : M(0);
+  c.eps_out = hp.eps_in_sqrt ? M(0) : static_cast<M>(hp.epsilon * sqrt_b);
+  c.mg_scale = static_cast<M>(1.0 / sqrt_b);
+  c.rescale = hp.maximize ? -static_cast<M>(rescale) : static_cast<M>(rescale);
   c.l2 = wd_mode == RMSPROP_OPS_WD_L2 ? static_cast<M>(wd) : M(0);
   c.l1 = wd_mode == RMSPROP_OPS_WD_L1 ? static_cast<M>(wd) : M(0);
   c.decoupled = wd_mode == RMSPROP_OPS_WD_DECOUPLED ? static_cast<M>(lr * wd) : M(0);
@@ -74,6 +92,7 @@ RMSPROP_HD Coeffs<M> make_coeffs(const rmsprop_ops_hparams &hp, double lr, doubl
   c.clip_pre = hp.clip_after_weight_decay ? inf : clip_g;
   c.clip_post = hp.clip_after_weight_decay ? clip_g : inf;
   c.clip_w = hp.clip_weights < 0 ? inf : static_cast<M>(hp.clip_weights);
+  c.nesterov = hp.nesterov ? M(1) : M(0);
   return c;
 }
 
@@ -96,14 +115,17 @@ RMSPROP_HD void rmsprop_element(M &p, M g, M &ms, M &mg, M &mom, const Coeffs<M>
   M v = ms;
   if (CENTERED) {
     mg = c.rho * mg + c.one_minus_rho * g;
-    v = ms - mg * mg;
+    const M mgh = mg * c.mg_scale;  // bias correction (make_coeffs); x * 1 is x, exactly, when off
+    v = ms - mgh * mgh;
     v = v < M(0) ? M(0) : v;
   }
   const M d = sqrt_of(v + c.eps_in) + c.eps_out;
   if (c.decoupled != M(0)) p = p - c.decoupled * p;
   if (MOMENTUM) {
-    mom = c.momentum * mom + c.mom_scale * g / d;
-    p = p - c.step_scale * mom;
+    const M upd = c.mom_scale * g / d;
+    mom = c.momentum * mom + upd;
+    // Nesterov (optax trace): the step looks one momentum ahead, upd + momentum * mom.
+    p = p - c.step_scale * (c.nesterov != M(0) ? upd + c.momentum * mom : mom);
   } else {
     p = p - c.lr * g / d;
   }

@@ -3,8 +3,9 @@
 * :class:`RMSProp` — ``mindspore.nn.RMSProp`` with the same contract, each parameter group updated by one
   launch of our kernel (GRAPH_MODE and PYNATIVE_MODE); falls back to MindSpore's own ops on Ascend.
 * :func:`rmsprop_multi_` — the custom op as a function: one in-place step on lists of Parameters.
-* :func:`make_op` / :func:`make_config` / :func:`flat_offsets` — the ``ops.Custom(func_type="aot")``
-  primitive, its config tensor and the layout of flat state buffers, for use inside your own Cells.
+* :func:`make_op` / :func:`make_config` / :func:`config_layout` / :func:`flat_offsets` — the
+  ``ops.Custom(func_type="aot")`` primitive, its config tensor and that tensor's layout (from the core's
+  registry), and the layout of flat state buffers, for use inside your own Cells.
 * :func:`kernel_library`, :func:`kernel_stats`, :func:`last_error` — the built library (compiled on first
   use into :func:`cache_dir`), its launch counters and the core's last error message.
 
@@ -16,7 +17,8 @@ from .._toolkit.build import require_framework
 require_framework("mindspore", "mindspore", __name__)  # a clear "pip install ..." instead of a bare ModuleNotFoundError
 
 from ._build import cache_dir, kernel_library, mindspore_cxx11_abi
-from ._op import flat_offsets, kernel_available, kernel_stats, last_error, make_config, make_op, rmsprop_multi_
+from ._op import (config_layout, flat_offsets, kernel_available, kernel_stats, last_error, make_config, make_op,
+                  rmsprop_multi_)
 from ._optimizer import RMSProp
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "rmsprop_multi_",
     "make_op",
     "make_config",
+    "config_layout",
     "flat_offsets",
     "kernel_available",
     "kernel_library",

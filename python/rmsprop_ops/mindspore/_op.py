@@ -10,20 +10,45 @@ from __future__ import annotations
 import ctypes
 import numbers
 import re
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import registry
-from .._flat import flat_offsets
+from .._toolkit.checks import attr_spec, enum_code, registry_document
+from .._toolkit.flat import flat_offsets
 from ._build import FUNC_NAME, kernel_handle, kernel_library
 
-__all__ = ["kernel_available", "device_target", "make_op", "make_config", "flat_offsets", "rmsprop_multi_",
-           "kernel_stats", "last_error", "raise_from_kernel"]
+__all__ = ["kernel_available", "device_target", "make_op", "make_config", "config_layout", "flat_offsets",
+           "rmsprop_multi_", "kernel_stats", "last_error", "raise_from_kernel"]
 
-# Layout of the float64 config input; kernel.cc reads the same fields (enum ConfigField).
-_CONFIG_VERSION = 2.0
-_HEADER = 10
 _STATUS_EXC = {1: TypeError, 2: ValueError, 3: RuntimeError, 4: NotImplementedError}
+
+
+class ConfigLayout(NamedTuple):
+    """The float64 config input as the core's registry lays it out ("config_layout"; the kernel reads the
+    same through rmsprop_ops_config_field): ``header`` values, one value per name of ``values``, ``n``
+    values per name of ``lists``, then with flat state ``n`` offsets."""
+    header: tuple
+    values: tuple
+    lists: tuple
+
+    def size(self, n: int, flat: bool) -> int:
+        return len(self.header) + len(self.values) + (len(self.lists) + (1 if flat else 0)) * n
+
+    def index(self, name: str, n: int = 1, k: int = 0) -> int:
+        """Where ``name`` (a header field, a value, a list's entry ``k``, or ``"offsets"``) sits."""
+        if name in self.header:
+            return self.header.index(name)
+        if name in self.values:
+            return len(self.header) + self.values.index(name)
+        lists = (*self.lists, "offsets")
+        return len(self.header) + len(self.values) + lists.index(name) * n + k
+
+
+def config_layout() -> ConfigLayout:
+    c = registry_document()["config_layout"]
+    return ConfigLayout(tuple(c["header"]), tuple(c["values"]), tuple(c["lists"]))
 
 
 def device_target() -> str:
@@ -45,24 +70,51 @@ def kernel_available(target: str | None = None) -> bool:
     return False
 
 
-def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered: bool,
-                weight_decays, rescale_grad: float = 1.0, offsets=None):
-    """The op's float64 config tensor: header, then one weight-decay coefficient per tensor, then with
-    ``offsets`` (flat state: where tensor k's state starts in each state buffer, in elements) the offsets."""
+def _config_value(name, value) -> float:
+    """A value as the config carries it: a bool as 0/1, an enum by its choice's index, a number as it is
+    (ranges are the kernel's check, through the core, so a raw op can be given any value)."""
+    kind = attr_spec(name)["type"]
+    if kind == "enum" and isinstance(value, str):
+        return float(enum_code(name, value))
+    if kind == "float" and value is None and attr_spec(name)["negative_disables"]:
+        return -1.0
+    return float(value)
+
+
+def make_config(n: int, *, rho: float, epsilon: float, momentum: float, centered: bool, weight_decays,
+                rescale_grad: float = 1.0, offsets=None, lr_mults=None, **attrs):
+    """The op's float64 config tensor (:func:`config_layout`): every registry attribute, its default unless
+    given (``rho``, ``epsilon``, ..., any other by name in ``attrs``), one weight-decay coefficient and one
+    learning-rate multiplier per tensor, then with ``offsets`` (flat state: where tensor k's state starts in
+    each state buffer, in elements) the offsets."""
     from mindspore import Tensor
 
-    wds = [float(w) for w in weight_decays]
-    if len(wds) != n:
-        raise ValueError(f"weight_decay: expected {n} per-tensor values, got {len(wds)}")
+    layout = config_layout()
+    given = dict(attrs, rho=rho, epsilon=epsilon, momentum=momentum, rescale_grad=rescale_grad)
+    unknown = set(given) - set(layout.values)
+    if unknown:
+        raise TypeError(f"make_config() got unexpected attributes {sorted(unknown)}; the registry's are "
+                        f"{list(layout.values)}")
+    values = []
+    for name in layout.values:
+        spec = attr_spec(name)
+        default = spec["choices"].index(spec["default"]) if spec["type"] == "enum" else spec["default"]
+        values.append(_config_value(name, given.get(name, default)))
+    lists = {"weight_decays": weight_decays, "lr_mults": [1.0] * n if lr_mults is None else lr_mults}
     tail = []
+    for name in layout.lists:
+        entries = [float(w) for w in lists[name]]
+        if len(entries) != n:
+            raise ValueError(f"{name.removesuffix('s')}: expected {n} per-tensor values, got {len(entries)}")
+        tail += entries
     if offsets is not None:
-        tail = [float(o) for o in offsets]
-        if len(tail) != n:
-            raise ValueError(f"offsets: expected {n} per-tensor values, got {len(tail)}")
-    header = [_CONFIG_VERSION, float(n), 1.0 if centered else 0.0, float(rho), float(epsilon), float(momentum),
-              float(rescale_grad), 1.0, 1.0, 0.0 if offsets is None else 1.0]
-    assert len(header) == _HEADER, "make_config's header and _HEADER (kernel.cc's kHeader) disagree"
-    return Tensor(np.array(header + wds + tail, dtype=np.float64))
+        offs = [float(o) for o in offsets]
+        if len(offs) != n:
+            raise ValueError(f"offsets: expected {n} per-tensor values, got {len(offs)}")
+        tail += offs
+    header = [float(n), 1.0 if centered else 0.0, 0.0 if offsets is None else 1.0]
+    assert len(header) == len(layout.header), "make_config's header and the registry's config_layout disagree"
+    return Tensor(np.array(header + values + tail, dtype=np.float64))
 
 
 def _elem(dtype):
@@ -115,7 +167,7 @@ class _Infer:
         if int(np.prod(lr)) != 1:
             raise ValueError(f"lr: expected a scalar tensor, got shape {tuple(lr)}")
         flat = self.flat_sizes is not None
-        want_config = _HEADER + (2 if flat else 1) * self.n
+        want_config = config_layout().size(self.n, flat)
         if tuple(config) != (want_config,):
             raise ValueError(f"config: expected shape ({want_config},), got {tuple(config)}")
         for name, block in zip(self.blocks[1:], blocks[1:]):

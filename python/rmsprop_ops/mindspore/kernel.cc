@@ -7,19 +7,20 @@
 //
 // Argument layout of the op (inputs, then the one output):
 //   0                 LearningRate   float32/float64 scalar, read by the core where it lives (no host sync)
-//   1                 Config         float64 [kHeader + n (+ n)]: see enum below, then n per-tensor weight
-//                                    decays, then with kFlatState n element offsets into the state buffers
+//   1                 Config         float64, laid out by the core's registry (rmsprop_ops_config_field):
+//                                    count, centered, flat_state, one value per registry attribute, n values
+//                                    per per-tensor list, then with flat state n element offsets
 //   2 .. 2+n          Param[n]       updated in place
 //   ..                Grad[n]
 //   ..                MeanSquare[n]  updated in place
 //   ..                Moment[n]      updated in place
 //   ..                MeanGrad[n]    only when centered, updated in place
 //   last              Out            float32 (1,): 1 after a successful update
-// With kFlatState each state list is one 1-D buffer instead of n tensors, tensor k's state starting at
-// offset k: MindSpore's runtime costs ~0.5 us per op input on every launch, so 1000 parameters' state as
-// 2-3 inputs rather than 2000-3000 saves about a millisecond per step.
-// Every argument is validated by the core before anything is written; on failure the core's status code
-// is returned to MindSpore and its message is kept for rmsprop_ops_ms_last_error().
+// With flat state each state list is one 1-D buffer instead of n tensors, tensor k's state starting at
+// offset k (rmsprop_ops/flat.h): MindSpore's runtime pays for every op input on every launch.
+// Every value is handed to the core's filler by its registry name and validated by the core before
+// anything is written; on failure the core's status code is returned to MindSpore and its message is
+// kept for rmsprop_ops_ms_last_error().
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -31,6 +32,8 @@
 
 #include "rmsprop_ops/c_api.h"
 #include "rmsprop_ops/dtypes.h"
+#include "rmsprop_ops/flat.h"
+#include "rmsprop_ops/format.h"
 
 #ifdef RMSPROP_OPS_MS_CUDA
 #include <cuda_runtime_api.h>
@@ -38,11 +41,15 @@
 
 namespace {
 
-enum ConfigField {
-  kVersion, kCount, kCentered, kRho, kEpsilon, kMomentum, kRescale, kEpsInSqrt, kLrInMomentum, kFlatState,
-  kHeader
-};
-constexpr double kConfigVersion = 2.0;
+enum HeaderField { kCount, kCentered, kFlatState };
+static_assert(RMSPROP_OPS_CONFIG_HEADER == 3, "the header fields above");
+
+// Entries of a section of the config layout (rmsprop_ops_config_field): read once from the core.
+int64_t section_size(int32_t section) {
+  int32_t i = 0;
+  while (rmsprop_ops_config_field(section, i) != nullptr) ++i;
+  return i;
+}
 
 std::mutex g_err_mutex;
 char g_last_error[1024] = "";
@@ -114,88 +121,53 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
                                                                   int64_t **shapes, const char **dtypes,
                                                                   void *stream, void *extra) {
   (void)extra;
+  using rmsprop_ops::short_repr;
+  static const int64_t n_values = section_size(RMSPROP_OPS_CONFIG_VALUES);
+  static const int64_t n_lists = section_size(RMSPROP_OPS_CONFIG_LISTS);
+  const int64_t header = RMSPROP_OPS_CONFIG_HEADER + n_values;
   if (nparam < 3) return fail(RMSPROP_OPS_VALUE_ERROR, "expected at least 3 arguments, got " + std::to_string(nparam));
   const int cfg_idx = 1;
-  if (dtype_code(dtypes[cfg_idx]) != RMSPROP_OPS_FLOAT64 || ndims[cfg_idx] != 1 || shapes[cfg_idx][0] < kHeader)
-    return fail(RMSPROP_OPS_TYPE_ERROR, std::string("config: expected a float64 vector of at least ") +
-                                            std::to_string(kHeader) + " values, got dtype " + dtypes[cfg_idx]);
+  if (dtype_code(dtypes[cfg_idx]) != RMSPROP_OPS_FLOAT64 || ndims[cfg_idx] != 1 || shapes[cfg_idx][0] < header)
+    return fail(RMSPROP_OPS_TYPE_ERROR, "config: expected a float64 vector of at least " + std::to_string(header) +
+                                            " values, got dtype " + dtypes[cfg_idx]);
   std::vector<double> cfg;
   if (int rc = read_config(params[cfg_idx], shapes[cfg_idx][0], cfg, stream)) return rc;
-  if (cfg[kVersion] != kConfigVersion)
-    return fail(RMSPROP_OPS_VALUE_ERROR, "config: layout version " + std::to_string(cfg[kVersion]) +
-                                             " does not match the kernel's " + std::to_string(kConfigVersion) +
-                                             " (rebuild the kernel)");
   if (!(cfg[kCount] >= 0 && cfg[kCount] <= static_cast<double>(nparam)) ||
       cfg[kCount] != static_cast<double>(static_cast<int64_t>(cfg[kCount])))
     return fail(RMSPROP_OPS_VALUE_ERROR, "config: expected a tensor count in [0, " + std::to_string(nparam) +
-                                             "], got " + std::to_string(cfg[kCount]));
+                                             "], got " + short_repr(cfg[kCount]));
   const int64_t n = static_cast<int64_t>(cfg[kCount]);
   const bool centered = cfg[kCentered] != 0.0;
   const bool flat = cfg[kFlatState] != 0.0;
   const int64_t n_state = centered ? 3 : 2;
-  const int64_t want_cfg = kHeader + (flat ? 2 * n : n);
+  const int64_t want_cfg = header + n_lists * n + (flat ? n : 0);
   if (static_cast<int64_t>(cfg.size()) != want_cfg)
     return fail(RMSPROP_OPS_VALUE_ERROR, "config: expected " + std::to_string(want_cfg) + " values for " +
-                                             std::to_string(n) + " tensors, got " + std::to_string(cfg.size()));
+                                             std::to_string(n) + " tensors" + (flat ? " with flat state" : "") +
+                                             ", got " + std::to_string(cfg.size()));
   const int64_t want_args = 2 + 2 * n + (flat ? n_state : n_state * n) + 1;
   if (nparam != want_args)
     return fail(RMSPROP_OPS_VALUE_ERROR, "expected " + std::to_string(want_args) + " arguments for " +
                                              std::to_string(n) + " tensors" + (flat ? " with flat state" : "") +
                                              ", got " + std::to_string(nparam));
-
-  rmsprop_ops_hparams hp;
-  rmsprop_ops_default_hparams(&hp);
-  hp.lr.ptr = params[0];
-  hp.lr.dtype = dtype_code(dtypes[0]);
   int64_t lr_numel = 1;
   for (int d = 0; d < ndims[0]; ++d) lr_numel *= shapes[0][d];
   if (lr_numel != 1)
     return fail(RMSPROP_OPS_VALUE_ERROR, "lr: expected a scalar tensor, got " + std::to_string(lr_numel) +
                                              " elements");
-  // On the CPU the core range-checks the lr tensor's value like a number (it is host memory); on a GPU
-  // the kernel alone reads it, as a check would need a sync.
-  hp.rescale_grad.value = cfg[kRescale];
-  hp.rho = cfg[kRho];
-  hp.epsilon = cfg[kEpsilon];
-  hp.momentum = cfg[kMomentum];
-  hp.centered = centered ? 1 : 0;
-  hp.eps_in_sqrt = cfg[kEpsInSqrt] != 0.0;
-  hp.lr_in_momentum = cfg[kLrInMomentum] != 0.0;
-  hp.clip_gradient = -1.0;
-  hp.clip_weights = -1.0;
 
-  // A flat state buffer must be 1-D and hold every slice; dtypes, overlaps and the slices' fit with their
-  // params are the core's checks, as for separate tensors.
+  // A flat state buffer must be 1-D; rmsprop_ops::flat_slice checks that each slice fits. Dtypes and
+  // overlaps of slices are the core's checks, as for separate tensors.
   const char *const kStateNames[3] = {"mean_squares", "moments", "mean_grads"};
   const int64_t state0 = 2 + 2 * n;
-  int64_t state_bytes[3] = {0, 0, 0};  // element size of each flat buffer (0 for an unknown dtype)
+  rmsprop_ops_tensor buffers[3] = {};
   if (flat) {
     for (int64_t b = 0; b < n_state; ++b) {
       const int64_t i = state0 + b;
       if (ndims[i] != 1)
         return fail(RMSPROP_OPS_VALUE_ERROR, std::string(kStateNames[b]) + ": expected a 1-D flat buffer, got " +
                                                  std::to_string(ndims[i]) + " dims");
-      state_bytes[b] = rmsprop_ops::dtype_size(dtype_code(dtypes[i]));
-    }
-    for (int64_t k = 0; k < n; ++k) {
-      const double off = cfg[kHeader + n + k];
-      const int64_t pi = 2 + k;
-      int64_t numel = 1;
-      for (int d = 0; d < ndims[pi]; ++d) numel *= shapes[pi][d];
-      for (int64_t b = 0; b < n_state; ++b) {
-        const int64_t size = shapes[state0 + b][0];
-        if (size < numel)
-          return fail(RMSPROP_OPS_VALUE_ERROR, std::string(kStateNames[b]) + ": expected a flat buffer of at least " +
-                                                   std::to_string(numel) + " elements for params[" +
-                                                   std::to_string(k) + "], got " + std::to_string(size));
-        // Compared as doubles before any cast: a huge offset must not overflow into a passing check.
-        if (!(off >= 0 && std::floor(off) == off && off <= static_cast<double>(size - numel)))
-          return fail(RMSPROP_OPS_VALUE_ERROR, "config: offset[" + std::to_string(k) + "]: expected an integer in [0, " +
-                                                   std::to_string(size - numel) + "] so that params[" +
-                                                   std::to_string(k) + "]'s " + std::to_string(numel) +
-                                                   " elements fit in " + kStateNames[b] + " (" +
-                                                   std::to_string(size) + " elements), got " + std::to_string(off));
-      }
+      buffers[b] = describe(params[i], ndims[i], shapes[i], dtypes[i]);
     }
   }
   std::vector<rmsprop_ops_tensor_set> sets(static_cast<size_t>(n));
@@ -203,29 +175,46 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
     const int64_t i = 2 + block * n + k;
     return describe(params[i], ndims[i], shapes[i], dtypes[i]);
   };
-  // Tensor k's slice of a flat buffer, shaped like params[k]; an unknown dtype (slice at the buffer's
-  // start) is refused by the core.
-  auto state = [&](int64_t b, int64_t k) {
-    if (!flat) return arg(2 + b, k);
-    const int64_t i = state0 + b, pi = 2 + k;
-    const int64_t off = static_cast<int64_t>(cfg[kHeader + n + k]);
-    return describe(static_cast<char *>(params[i]) + off * state_bytes[b], ndims[pi], shapes[pi], dtypes[i]);
-  };
+  const double *offsets = cfg.data() + header + n_lists * n;
   for (int64_t k = 0; k < n; ++k) {
     rmsprop_ops_tensor_set &s = sets[k];
-    std::memset(&s, 0, sizeof s);
+    rmsprop_ops_default_tensor_set(&s);
     s.param = arg(0, k);
     s.grad = arg(1, k);
     s.grad.writable = 0;
-    s.mean_square = state(0, k);
-    s.moment = state(1, k);
-    if (centered) s.mean_grad = state(2, k);
-    s.lr_mult = 1.0;
-    s.weight_decay = cfg[kHeader + k];
-    s.weight_decay_mode = RMSPROP_OPS_WD_L2;
+    rmsprop_ops_tensor *state[3] = {&s.mean_square, &s.moment, &s.mean_grad};
+    for (int64_t b = 0; b < n_state; ++b) {
+      if (!flat) {
+        *state[b] = arg(2 + b, k);
+        continue;
+      }
+      const std::string idx = "[" + std::to_string(k) + "]";
+      const std::string e = rmsprop_ops::flat_slice(buffers[b], kStateNames[b], offsets[k], "config: offset" + idx,
+                                                    s.param, "params" + idx, state[b]);
+      if (!e.empty()) return fail(RMSPROP_OPS_VALUE_ERROR, e);
+    }
   }
 
+  // Every attribute and list by its registry name, through the core's filler.
+  rmsprop_ops_hparams hp;
+  rmsprop_ops_default_hparams(&hp);
+  hp.centered = centered ? 1 : 0;
   char err[1024];
+  for (int32_t i = 0; i < n_values; ++i) {
+    const int rc = rmsprop_ops_set_attr(&hp, sets.data(), n, rmsprop_ops_config_field(RMSPROP_OPS_CONFIG_VALUES, i),
+                                        cfg[RMSPROP_OPS_CONFIG_HEADER + i], err, sizeof err);
+    if (rc != RMSPROP_OPS_OK) return fail(rc, err);
+  }
+  for (int32_t j = 0; j < n_lists; ++j) {
+    const int rc = rmsprop_ops_set_attr_list(sets.data(), n, rmsprop_ops_config_field(RMSPROP_OPS_CONFIG_LISTS, j),
+                                             cfg.data() + header + j * n, n, err, sizeof err);
+    if (rc != RMSPROP_OPS_OK) return fail(rc, err);
+  }
+  // On the CPU the core range-checks the lr tensor's value like a number (it is host memory); on a GPU
+  // the kernel alone reads it, as a check would need a sync.
+  if (int rc = rmsprop_ops_set_scalar(&hp, "LearningRate", params[0], dtype_code(dtypes[0]), err, sizeof err))
+    return fail(rc, err);
+
   const int rc = rmsprop_ops_update(sets.data(), n, &hp, stream, RMSPROP_OPS_FLAG_LIST_NAMES, err, sizeof err);
   if (rc != RMSPROP_OPS_OK) return fail(rc, err);
 
@@ -256,9 +245,5 @@ __attribute__((visibility("default"))) void rmsprop_ops_ms_clear_error(void) {
 // How many launches succeeded and how many tensors they updated: lets tests prove our kernel ran.
 __attribute__((visibility("default"))) int64_t rmsprop_ops_ms_launches(void) { return g_launches.load(); }
 __attribute__((visibility("default"))) int64_t rmsprop_ops_ms_tensors_updated(void) { return g_tensors.load(); }
-
-__attribute__((visibility("default"))) int rmsprop_ops_ms_config_version(void) {
-  return static_cast<int>(kConfigVersion);
-}
 
 }  // extern "C"

@@ -16,7 +16,7 @@ from ._codegen import CORE_OPS, paddle_op_name, registered_ops
 
 def _rows(built: bool) -> list[cli.Row]:
     version, cuda = _paddle_facts()
-    names = [paddle_op_name(op, dygraph, flat) for op, dygraph, flat in registered_ops(CORE_OPS)]
+    names = [paddle_op_name(op, flat=flat, twin=twin) for op, twin, flat in registered_ops(CORE_OPS)]
     return [
         *(r for r in cli.core_rows() if r.label in ("rmsprop_ops", "CUDA", "cache")),
         cli.Row("paddle", f"{version} ({'CUDA' if cuda else 'CPU'} build)"),

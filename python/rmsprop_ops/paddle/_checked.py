@@ -28,7 +28,8 @@ import paddle
 from paddle.base import framework
 
 from .. import registry
-from .._flat import flat_offsets
+from .._toolkit.checks import as_bool, as_float
+from .._toolkit.flat import flat_offsets
 from ._codegen import _SCALAR_SLOTS, CORE_OPS, FLAT_OPS, op_schema, paddle_op_name
 
 __all__ = ["wrap_module"]
@@ -99,9 +100,7 @@ def _check_input(spec, value, dygraph, inplace):
 
 
 def _as_attr_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a float, got {_describe(value)} ({value!r})")
-    value = float(value)
+    value = as_float(name, value)  # any real number (NumPy scalars too); a huge int is a named ValueError
     if math.isfinite(value) and abs(value) > _FLOAT32_MAX:
         raise ValueError(f"{name}: expected a value representable as float32 (|x| <= {_FLOAT32_MAX:.4g}; op "
                          f"attributes are float32), got {value!r}")
@@ -111,9 +110,7 @@ def _as_attr_float(name, value):
 def _check_attr(spec, value, core_op, n):
     name, kind = spec["name"], spec["type"]
     if kind == "bool":
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name}: expected a bool, got {_describe(value)} ({value!r})")
-        return bool(value)
+        return as_bool(name, value)
     if kind == "enum":
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{name}: expected an int code of {spec['choices']} (0..{len(spec['choices']) - 1}), "

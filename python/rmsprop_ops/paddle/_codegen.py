@@ -12,32 +12,37 @@ import functools
 import re
 
 from .. import registry
+from .._toolkit.checks import registry_document
 
-__all__ = ["OP_PREFIX", "DYGRAPH_SUFFIX", "FLAT_SUFFIX", "paddle_op_name", "op_schema", "render_source",
-           "registered_ops", "CORE_OPS", "FLAT_OPS"]
+__all__ = ["OP_PREFIX", "DYGRAPH_SUFFIX", "STATIC_SUFFIX", "FLAT_SUFFIX", "paddle_op_name", "op_schema",
+           "render_source", "registered_ops", "CORE_OPS", "FLAT_OPS"]
 
 # Paddle already has an op named ``rmsprop``; ours live under a prefix.
 OP_PREFIX = "rmsprop_ops_"
 CORE_OPS = ("rmsprop", "rmsprop_centered", "rmsprop_multi", "rmsprop_centered_multi")
 
-# Each core op is registered twice. The dygraph twin declares only the parameters in place and takes the
-# optimizer state (MeanSquare, Moment, MeanGrad, MasterParam) as plain inputs, which the kernel still
-# updates through their pointers. Paddle's eager custom-op runner builds a new Tensor, a
-# GradNodeAccumulation and a Python object for every in-place output on every call (~2.5 us each here,
-# against ~0.4 us for an input; measured with a no-op over 1000 x 16K), so with per-parameter state the
-# declarations cost more than the update. Dygraph has no dataflow for the declaration to feed: all it adds
-# is a version bump, which only autograd reads, and the state never enters autograd. The static program
-# keeps the full in-place map: PIR's dataflow needs every write declared.
+# Besides the public op, which declares every write in place, each core op is registered in the forms the
+# optimizer calls, which write the same buffers through inputs the kernel updates via their pointers:
+# - "_dygraph" declares nothing in place. Paddle's eager custom-op runner builds a new Tensor, an autograd
+#   node and a Python object for every in-place output on every call, and in dygraph a declaration feeds
+#   no dataflow: all it adds is the inplace version bump, which the optimizer does itself for the
+#   parameters (autograd reads it; the state never enters autograd).
+# - "_static" (per-tensor state) declares only the parameters in place: in a static program the state's
+#   values are read by this op alone, and every output is one more value that PIR's interpreter and
+#   Executor.run's program key handle on every run. The parameters stay declared, which orders the
+#   update after every op that reads them.
 DYGRAPH_SUFFIX = "_dygraph"
-_DYGRAPH_IN_PLACE = ("Param", "Param[]")
+STATIC_SUFFIX = "_static"
+_TWIN_IN_PLACE = {DYGRAPH_SUFFIX: (), STATIC_SUFFIX: ("Param", "Param[]")}
 
 # The multi-tensor ops also come in a flat-state form (``RMSProp(flat_state=True)``): each kind of state is
-# one 1-D buffer holding every tensor's slice at ``offsets`` (``rmsprop_ops._flat.flat_offsets``) instead
-# of a list of tensors. Paddle's interpreter does bookkeeping for every value an op touches on every step
-# (a no-op custom op over 1000 x 16K: 6.0 ms with per-tensor state, 2.6 ms flat; docs/performance.md).
+# one 1-D buffer holding every tensor's slice at ``offsets`` instead of a list of tensors, as the registry's
+# "flat_state" section describes (layout: rmsprop_ops/flat.h). Paddle's interpreter does bookkeeping for
+# every value an op touches on every step, so fewer values make a cheaper step (docs/performance.md).
 FLAT_SUFFIX = "_flat"
 FLAT_OPS = ("rmsprop_multi", "rmsprop_centered_multi")
-_FLAT_STATE = ("MeanSquare", "Moment", "MeanGrad")
+_FLAT = registry_document()["flat_state"]
+_FLAT_STATE = tuple(_FLAT["state_inputs"])
 
 # Registry attribute type -> (PD_BUILD_OP type, kernel argument type).
 _ATTR_TYPES = {
@@ -48,14 +53,17 @@ _ATTR_TYPES = {
     "int[]": ("std::vector<int64_t>", "const std::vector<int64_t>&"),
 }
 
-# Registry input name -> field of rmsprop_ops_paddle::Slots (tensor lists) or scalar slot.
+# Registry input name -> field of rmsprop_ops_paddle::Call (tensor lists: the C ABI's tensor set); the scalar
+# inputs (LearningRate, GradScale, SkipUpdate, ...) are passed by name, as the registry lists them.
 _LIST_SLOTS = {"Param": "param", "Grad": "grad", "MeanSquare": "mean_square", "Moment": "moment",
                "MeanGrad": "mean_grad", "MasterParam": "master_param"}
-_SCALAR_SLOTS = {"LearningRate": "learning_rate", "GradScale": "grad_scale", "SkipUpdate": "skip_update"}
+_SCALAR_SLOTS = {i["name"]: i for i in registry_document()["ops"][0]["inputs"] if i.get("scalar")}
 
 
-def paddle_op_name(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
-    return OP_PREFIX + core_op + (FLAT_SUFFIX if flat else "") + (DYGRAPH_SUFFIX if dygraph else "")
+def paddle_op_name(core_op: str, dygraph: bool = False, flat: bool = False, twin: str = "") -> str:
+    """The Paddle op's name: the public op, or the optimizer's ``twin`` form (``dygraph=True`` is the
+    ``"_dygraph"`` twin)."""
+    return OP_PREFIX + core_op + (FLAT_SUFFIX if flat else "") + (DYGRAPH_SUFFIX if dygraph else twin)
 
 
 @functools.cache
@@ -74,9 +82,7 @@ def _op_schema(core_op: str, flat: bool):
             i["doc"] = f"flat buffer (1-D) holding every Param's {i['doc']} at offsets"
     sc["outputs"] = [single.get(o, o) for o in sc["outputs"]]
     sc["inplace"] = {single.get(k, k): single.get(v, v) for k, v in sc["inplace"].items()}
-    sc["attrs"].append({"name": "offsets", "type": "int[]", "default": [], "doc":
-                        "element offset of each Param's slice in the flat state buffers; [] packs them in "
-                        "order, each start aligned to 16 elements (rmsprop_ops._flat.flat_offsets)"})
+    sc["attrs"].append(copy.deepcopy(_FLAT["offsets_attr"]))
     return sc
 
 
@@ -110,19 +116,9 @@ def _input_arg_type(is_list: bool, optional: bool, inplace: bool) -> str:
     return f"{t}&" if inplace else f"const {t}&"
 
 
-def _shape_arg_type(is_list: bool, optional: bool) -> str:
-    t = "std::vector<std::vector<int64_t>>" if is_list else "std::vector<int64_t>"
-    return f"const paddle::optional<{t}>&" if optional else f"const {t}&"
-
-
-def _dtype_arg_type(is_list: bool, optional: bool) -> str:
-    t = "std::vector<paddle::DataType>" if is_list else "paddle::DataType"
-    return f"const paddle::optional<{t}>&" if optional else f"const {t}&"
-
-
-def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
+def _render_op(core_op: str, twin: str = "", flat: bool = False) -> str:
     sc = op_schema(core_op, flat)
-    name = paddle_op_name(core_op, dygraph, flat)
+    name = paddle_op_name(core_op, flat=flat, twin=twin)
     multi = bool(sc["multi_tensor"])
     centered = bool(sc["centered"])
     inputs = sc["inputs"]
@@ -131,8 +127,8 @@ def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
         if out not in inplace.values():
             raise ValueError(f"registry op {core_op!r}: output {out!r} has no in-place input; the Paddle ops "
                              "expect every output to be in place")
-    if dygraph:
-        inplace = {i: o for i, o in inplace.items() if i in _DYGRAPH_IN_PLACE}
+    if twin:
+        inplace = {i: o for i, o in inplace.items() if i in _TWIN_IN_PLACE[twin]}
     outputs = [o for o in sc["outputs"] if o in inplace.values()]
     optional = {i["name"]: i["optional"] for i in inputs}
     out_of = {out: inp for inp, out in inplace.items()}
@@ -147,80 +143,59 @@ def _render_op(core_op: str, dygraph: bool = False, flat: bool = False) -> str:
         var = "in_" + _snake(n)
         args.append(f"{_input_arg_type(is_list, i['optional'], n in inplace)} {var}")
         if b in _LIST_SLOTS:
-            fill.append(f"  s.{_LIST_SLOTS[b]} = rmsprop_ops_paddle::ptrs({var});")
+            fill.append(f"  c.{_LIST_SLOTS[b]} = rmsprop_ops_paddle::ptrs({var});")
         else:
-            fill.append(f"  s.{_SCALAR_SLOTS[b]} = rmsprop_ops_paddle::ptr({var});")
+            spec = _SCALAR_SLOTS[b]
+            attr = f'"{spec["attr"]}"' if spec["attr"] else "nullptr"
+            fill.append(f'  c.scalar("{b}", {attr}, {str(spec["float_only"]).lower()}, '
+                        f"rmsprop_ops_paddle::ptr({var}));")
     attr_decls = []
     for a in sc["attrs"]:
         pd_t, arg_t = _ATTR_TYPES[a["type"]]
         args.append(f"{arg_t} at_{a['name']}")
-        fill.append(f"  a.{a['name']} = at_{a['name']};")
+        fill.append(f'  c.attr("{a["name"]}", at_{a["name"]});')
         attr_decls.append(f'"{a["name"]}: {pd_t}"')
-
-    # InferShape / InferDtype: each output mirrors its in-place input (and Param for the state buffers'
-    # shapes is checked by the core at run time, where optional inputs are known).
-    in_index = {i["name"]: k for k, i in enumerate(inputs)}
-    shape_args = [f"{_shape_arg_type(i['name'].endswith('[]'), i['optional'])} s{k}" for k, i in enumerate(inputs)]
-    dtype_args = [f"{_dtype_arg_type(i['name'].endswith('[]'), i['optional'])} d{k}" for k, i in enumerate(inputs)]
-    shape_body, dtype_body = [], []
-    for out in outputs:
-        k = in_index[out_of[out]]
-        is_list, opt = out.endswith("[]"), optional[out_of[out]]
-        src_s, src_d = (f"(*s{k})", f"(*d{k})") if opt else (f"s{k}", f"d{k}")
-        guard = f"if (s{k}) " if opt else ""
-        guard_d = f"if (d{k}) " if opt else ""
-        if is_list:
-            shape_body.append(f"  {guard}for (const auto &x : {src_s}) out.push_back(x);")
-            dtype_body.append(f"  {guard_d}for (const auto &x : {src_d}) out.push_back(x);")
-        else:
-            shape_body.append(f"  {guard}out.push_back({src_s});")
-            dtype_body.append(f"  {guard_d}out.push_back({src_d});")
 
     pd_inputs = ", ".join(_pd_name(i["name"], i["optional"]) for i in inputs)
     pd_outputs = ", ".join(_pd_name(o, optional[out_of[o]]) for o in outputs)
     pd_inplace = ", ".join(f"{{{_pd_name(i, optional[i])}, {_pd_name(o, optional[i])}}}" for i, o in inplace.items())
+    # No InferShape/InferDtype functions: every output is in place, and Paddle then gives each output its
+    # input's shape and dtype, in PIR and in the legacy IR. Functions that list the in-place outputs too are
+    # refused by the legacy IR (it wants entries only for outputs that are not in place).
     sep = ",\n    "
-    form = (" (flat state)" if flat else "") + (" (dygraph twin)" if dygraph else "")
+    form = (" (flat state)" if flat else "") + (f" ({twin[1:]} twin)" if twin else "")
+    declared = ""
+    if outputs:
+        declared = f"""
+    .Outputs({{{pd_outputs}}})"""
+    attrs_line = f"""
+    .Attrs({{{", ".join(attr_decls)}}})"""
+    if inplace:
+        attrs_line += f"""
+    .SetInplaceMap({{{pd_inplace}}})"""
     return f"""
 // ---- {name}: generated from registry op "{core_op}"{form} ----
 void {name}_kernel(
     {sep.join(args)}) {{
-  rmsprop_ops_paddle::Slots s;
-  rmsprop_ops_paddle::Attrs a;
+  rmsprop_ops_paddle::Call c;
+  c.centered = {str(centered).lower()};
+  c.multi = {str(multi).lower()};
+  c.flat = {str(flat).lower()};
 {chr(10).join(fill)}
-  rmsprop_ops_paddle::run_update(s, a, /*centered=*/{str(centered).lower()}, /*multi=*/{str(multi).lower()},
-                                 /*flat=*/{str(flat).lower()});
-}}
-
-std::vector<std::vector<int64_t>> {name}_infer_shape(
-    {sep.join(shape_args)}) {{
-  std::vector<std::vector<int64_t>> out;
-{chr(10).join(shape_body)}
-  return out;
-}}
-
-std::vector<paddle::DataType> {name}_infer_dtype(
-    {sep.join(dtype_args)}) {{
-  std::vector<paddle::DataType> out;
-{chr(10).join(dtype_body)}
-  return out;
+  rmsprop_ops_paddle::run_update(c);
 }}
 
 PD_BUILD_OP({name})
-    .Inputs({{{pd_inputs}}})
-    .Outputs({{{pd_outputs}}})
-    .Attrs({{{", ".join(attr_decls)}}})
-    .SetInplaceMap({{{pd_inplace}}})
-    .SetKernelFn(PD_KERNEL({name}_kernel))
-    .SetInferShapeFn(PD_INFER_SHAPE({name}_infer_shape))
-    .SetInferDtypeFn(PD_INFER_DTYPE({name}_infer_dtype));
+    .Inputs({{{pd_inputs}}}){declared}{attrs_line}
+    .SetKernelFn(PD_KERNEL({name}_kernel));
 """
 
 
 def registered_ops(ops=CORE_OPS):
-    """(core op, dygraph, flat) of every Paddle op registered for ``ops``."""
-    return [(op, dygraph, flat) for op in ops for flat in ((False, True) if op in FLAT_OPS else (False,))
-            for dygraph in (False, True)]
+    """(core op, twin suffix, flat) of every Paddle op registered for ``ops`` (twin "" is the public op;
+    flat state has no "_static" twin: its state is three values, declared in place)."""
+    return [(op, twin, flat) for op in ops for flat in ((False, True) if op in FLAT_OPS else (False,))
+            for twin in ("", DYGRAPH_SUFFIX) + (() if flat else (STATIC_SUFFIX,))]
 
 
 def render_source(ops=CORE_OPS) -> str:

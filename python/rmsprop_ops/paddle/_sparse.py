@@ -7,8 +7,8 @@ catches skipped rows up in closed form when they are next touched ("exact": Padd
 that follows the rows touched) or steps every row ("dense": Paddle's numbers, where momentum, weight decay
 or ``clip_weights`` leave no closed form). "lazy" also catches momentum moves up (docs/sparse.md).
 
-The rows path runs on CPU tensors; elsewhere, and for flat state, the gradient is densified for the
-dense op, as before. Checkpoints: :meth:`SparseRows.catch_up` brings every row up to date, so Paddle's
+The rows path runs on CPU tensors (each parameter's accumulators, which with flat state are views of
+its slices of the flat buffers); elsewhere the gradient is densified for the dense op, as before. Checkpoints: :meth:`SparseRows.catch_up` brings every row up to date, so Paddle's
 accumulators then hold the dense state and the counters restart with the loaded state.
 """
 
@@ -21,10 +21,9 @@ import paddle
 
 from .._rows import _rows_call, catch_up_rows_
 from .._rows_optimizer import check_sparse_mode, rows_mode
+from ._param_attrs import NO_DECAY, fusable_lr_mult, fused_decay
 
 __all__ = ["SparseRows"]
-
-_HP = ("rho", "epsilon", "momentum", "centered")
 
 
 class RowsCall(NamedTuple):
@@ -58,52 +57,58 @@ class _Table(NamedTuple):
 class SparseRows:
     """The row-sparse side of one :class:`rmsprop_ops.paddle.RMSProp`.
 
-    ``route`` (at the start of a step) picks, for every SelectedRows gradient, the rows mode or the dense
-    fallback; ``defer`` (in place of the op of such a parameter) prepares its update; ``check`` validates
-    every prepared update before the step writes anything and ``run`` applies them."""
+    ``route`` (at the start of a pass) picks, for every SelectedRows gradient, the rows mode or the dense
+    fallback; ``prepare`` (in place of the op of such a parameter) builds its update; ``check`` validates
+    every prepared update before the step writes anything and ``run`` applies them. What belongs to one
+    pass (the modes, the prepared calls) is the pass's (``_launch.Step``); this object keeps the counters
+    and what a catch-up needs, across steps."""
 
     def __init__(self, sparse_mode):
         check_sparse_mode("sparse_mode", sparse_mode)
         self.sparse_mode = sparse_mode
-        self.modes = {}     # param name -> rows mode, this step
         self.counters = {}  # param name -> _Counters
         self.tables = {}    # param name -> _Table, for catch-up
-        self.pending = []   # RowsCall of this step
 
     # ---- step
-    def route(self, opt, pairs, hp, densify):
+    def route(self, opt, pairs, rule, densify):
         """``pairs`` with the SelectedRows gradients that take the rows update kept and the others made
-        dense by ``densify(param, grad)``. Raises ValueError, before anything is written, for a
+        dense by ``densify(param, grad)``, and the rows mode of each kept one (parameter name -> mode);
+        ``rule``: the pass's ``_args.Rule``. Raises ValueError, before anything is written, for a
         ``sparse_mode`` a parameter's rule cannot follow."""
-        self.modes, self.pending = {}, []
-        out = []
+        out, modes = [], {}
         for param, grad in pairs:
             if isinstance(grad, paddle.Tensor) and grad.is_selected_rows():
-                mode = self._mode(opt, param, grad, hp)
+                mode = self._mode(opt, param, rule)
                 if mode is None:
                     grad = densify(param, grad)
                 else:
-                    self.modes[param.name] = mode
+                    modes[param.name] = mode
             out.append((param, grad))
-        return out
+        return out, modes
 
-    def _mode(self, opt, param, grad, hp):
+    def _mode(self, opt, param, rule):
         if not param.place.is_cpu_place() or len(param.shape) < 1:
             return None
-        if opt._flat_state:
-            return None  # the state is (or will be) a slice of a shared buffer
-        coeff = opt._decay.get(param.name, (0.0, 0))[0]
+        decay = fused_decay(param, opt.regularization) or NO_DECAY
         try:
-            return rows_mode(self.sparse_mode, momentum=float(hp[2]), weight_decay=float(coeff),
-                             clip_weights=None if opt._clip_weights < 0 else opt._clip_weights)
+            return rows_mode(self.sparse_mode, momentum=float(rule.momentum), weight_decay=decay.coeff,
+                             clip_weights=rule.clip_weights)
         except ValueError as e:
             raise ValueError(f"{param.name}: {e}") from None
 
-    def defer(self, opt, param, grad, hp, coeff, wd_mode, clip, master, accumulators, lr, lr_mult, skip):
-        """Prepare ``param``'s update (run by :meth:`run`)."""
-        rho, epsilon, momentum, centered = hp
+    def prepare(self, opt, param, grad, mode, rule, decay, clip, master, skip):
+        """``param``'s update in rows ``mode`` (a RowsCall for :meth:`check` and :meth:`run`): ``rule``
+        (``_args.Rule``), ``decay`` (``_param_attrs.Decay``) and the value-clip bound as the dense op would
+        have them."""
+        rho, epsilon, momentum, centered = rule.rho, rule.epsilon, rule.momentum, rule.centered
+        target = param if master is None else master
+        accumulators = tuple(opt._accumulators[opt._acc_name(k)][target.name]
+                             for k in ("mean_square", "momentum", "mean_grad"))
+        mult = fusable_lr_mult(param)
+        lr = opt._global_learning_rate() if mult is not None else opt._create_param_lr((param, grad))
+        lr_mult = 1.0 if mult is None else mult
+        coeff, wd_mode = decay
         name = param.name
-        mode = self.modes[name]
         counters = self._counters(param, mode)
         dl = lambda t: None if t is None else t.detach()  # noqa: E731 (DLPack refuses tensors needing grad)
         ms, mom, mg = (dl(t) for t in accumulators)
@@ -114,13 +119,13 @@ class SparseRows:
         kwargs = dict(
             lr=lr, lr_mult=lr_mult, rho=float(rho), epsilon=float(epsilon), momentum=float(momentum),
             centered=bool(centered), mode=mode, moment=mom, mean_grad=mg, master_param=master, last_step=None if counters is None else counters.last_step,
-            step=None if counters is None else counters.step, eps_in_sqrt=opt._eps_in_sqrt,
-            lr_in_momentum=opt._lr_in_momentum, weight_decay=float(coeff), weight_decay_mode=("l2", "l1")[wd_mode],
-            rescale_grad=1.0, clip_gradient=clip, clip_weights=None if opt._clip_weights < 0 else opt._clip_weights,
+            step=None if counters is None else counters.step, eps_in_sqrt=rule.eps_in_sqrt,
+            lr_in_momentum=rule.lr_in_momentum, weight_decay=float(coeff), weight_decay_mode=("l2", "l1")[wd_mode],
+            rescale_grad=1.0, clip_gradient=clip, clip_weights=rule.clip_weights,
             clip_after_weight_decay=False, skip_update=False if skip is None else skip)
         rows = np.asarray(grad.rows(), dtype=np.int64)
         values = grad._get_tensor_from_selected_rows()
-        self.pending.append(RowsCall(name, (param, rows, values, ms), kwargs))
+        return RowsCall(name, (param, rows, values, ms), kwargs)
 
     def _counters(self, param, mode):
         if mode == "dense":
@@ -130,10 +135,6 @@ class SparseRows:
             c = _Counters(paddle.zeros([int(param.shape[0])], dtype="int64"), paddle.zeros([1], dtype="int64"), mode)
             self.counters[param.name] = c
         return c
-
-    def take(self):
-        pending, self.pending = self.pending, []
-        return pending
 
     @staticmethod
     def check(calls):
@@ -160,7 +161,7 @@ class SparseRows:
             catch_up_rows_(t.param, t.mean_square, last_step=c.last_step, step=c.step, rho=t.rho, mode=c.mode,
                            momentum=t.momentum, moment=t.moment, centered=t.mean_grad is not None,
                            mean_grad=t.mean_grad, master_param=t.master, lr=lr, lr_mult=t.lr_mult,
-                           lr_in_momentum=opt._lr_in_momentum)
+                           lr_in_momentum=opt._rule.lr_in_momentum)
 
     def reset(self):
         """Loaded state is current for every row: counters start again."""

@@ -1,19 +1,22 @@
 // Hand-written half of the Paddle custom ops: turns paddle::Tensor arguments into the core's C ABI
 // structs and calls rmsprop_ops_update(). The other half (PD_BUILD_OP registrations and the kernel
-// signatures) is generated from the core registry by rmsprop_ops/paddle/_codegen.py, which fills the
-// Slots and Attrs below field by field, so a registry attribute without a field here fails to compile.
+// signatures) is generated from the core registry by rmsprop_ops/paddle/_codegen.py, which hands every
+// attribute and scalar input to a Call by its registry name; the core's filler (rmsprop_ops_set_attr)
+// puts each where it belongs, so no attribute is named here.
 //
 // No RMSProp arithmetic lives here: the core owns the rule.
 #pragma once
 
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "paddle/common/enforce.h"
 #include "paddle/extension.h"
 #include "rmsprop_ops/c_api.h"
 #include "rmsprop_ops/dtypes.h"  // load_scalar: the core's one reader of a scalar argument
+#include "rmsprop_ops/flat.h"    // the flat-state layout (offsets, slices)
 
 namespace rmsprop_ops_paddle {
 
@@ -32,20 +35,28 @@ inline void check_arg(bool cond, Args &&...args) {
   if (!cond) fail(RMSPROP_OPS_VALUE_ERROR, ::common::ErrorMessage(std::forward<Args>(args)...).to_string());
 }
 
-struct Slots {
+// One op call: the tensor lists by role, and the scalar inputs and attributes by registry name, in the
+// order the generated kernel lists them (the registry's).
+struct Call {
+  bool centered = false, multi = false, flat = false;
   std::vector<paddle::Tensor *> param, grad, mean_square, moment, mean_grad, master_param;
-  const paddle::Tensor *learning_rate = nullptr;
-  const paddle::Tensor *grad_scale = nullptr;
-  const paddle::Tensor *skip_update = nullptr;
-};
-
-struct Attrs {
-  float learning_rate = 0.01f, rho = 0.9f, epsilon = 1e-6f, momentum = 0.f, weight_decay = 0.f;
-  float rescale_grad = 1.f, clip_gradient = -1.f, clip_weights = -1.f;
-  bool eps_in_sqrt = true, lr_in_momentum = true, clip_after_weight_decay = true;
-  int weight_decay_mode = 0;
-  std::vector<float> lr_mults, weight_decays;
+  struct Scalar {
+    const char *name;        // the input ("LearningRate")
+    const char *attr;        // the attribute whose range a CPU value must satisfy, or nullptr
+    bool float_only;
+    const paddle::Tensor *tensor;
+  };
+  std::vector<Scalar> scalars;
+  std::vector<std::pair<const char *, double>> attrs;
+  std::vector<std::pair<const char *, std::vector<double>>> lists;
   std::vector<int64_t> offsets;  // flat-state ops only
+
+  void scalar(const char *name, const char *attr, bool float_only, const paddle::Tensor *t) {
+    scalars.push_back({name, attr, float_only, t});
+  }
+  void attr(const char *name, double v) { attrs.emplace_back(name, v); }
+  void attr(const char *name, const std::vector<float> &v) { lists.emplace_back(name, std::vector<double>(v.begin(), v.end())); }
+  void attr(const char *, const std::vector<int64_t> &v) { offsets = v; }  // the flat ops' offsets
 };
 
 inline int32_t dtype_code(paddle::DataType t) {
@@ -118,34 +129,33 @@ inline rmsprop_ops_tensor tensor_arg(const paddle::Tensor *t, const Slot &slot) 
 }
 
 // A scalar input tensor, on the params' `device`: the kernel (and, on the CPU, the core's range check)
-// reads it there. `range_attr`, when given, is the registry attribute whose range a CPU tensor's value
-// must satisfy. The core checks the same range; checking here first lets the message name Paddle's input
-// ("LearningRate") rather than the core's argument ("lr"). A GPU tensor is read only by the kernel
-// (checking it would cost a host sync).
-inline rmsprop_ops_scalar scalar(const paddle::Tensor *t, double value, const std::string &name,
-                                 const char *expected, int32_t device, const char *range_attr = nullptr) {
-  rmsprop_ops_scalar s{value, nullptr, RMSPROP_OPS_FLOAT64};
-  if (t == nullptr) return s;
+// reads it there. A CPU tensor's value is range-checked here first, against the attribute it stands for,
+// so that the message names Paddle's input ("LearningRate") rather than the core's argument ("lr"). A
+// GPU tensor is read only by the kernel (checking it would cost a host sync).
+inline void set_scalar(rmsprop_ops_hparams &hp, const Call::Scalar &in, int32_t device) {
+  const paddle::Tensor *t = in.tensor;
+  const std::string name = in.name;
   check_arg(t->numel() == 1, name, ": expected a tensor holding exactly one element, got ", t->numel());
   check_arg(t->initialized(), name, ": expected a tensor holding memory, got an uninitialized one");
-  const Slot slot{name.c_str(), false, 0};
+  const Slot slot{in.name, false, 0};
   check_arg(device_code(*t, slot) == device, name, ": expected a tensor on the params' device (",
             device == RMSPROP_OPS_CUDA ? "GPU" : "CPU", "), got one on ", t->place().DebugString());
-  s.ptr = t->data();
-  s.dtype = checked_dtype_code(*t, slot, expected);
+  rmsprop_ops_scalar s{0.0, t->data(), 0};
+  s.dtype = checked_dtype_code(*t, slot, in.float_only ? "a floating-point dtype" : "a bool or numeric dtype");
   const bool is_float = s.dtype == RMSPROP_OPS_FLOAT32 || s.dtype == RMSPROP_OPS_FLOAT64 ||
                         s.dtype == RMSPROP_OPS_FLOAT16 || s.dtype == RMSPROP_OPS_BFLOAT16;
-  if (range_attr != nullptr && is_float && t->is_cpu()) {
-    char err[512];
+  char err[512];
+  if (in.attr != nullptr && is_float && t->is_cpu()) {
     const double v = rmsprop_ops::load_scalar(s);
-    if (rmsprop_ops_check_attr("rmsprop", range_attr, v, err, sizeof err) != RMSPROP_OPS_OK) {
+    if (rmsprop_ops_check_attr("rmsprop", in.attr, v, err, sizeof err) != RMSPROP_OPS_OK) {
       std::string msg(err);  // "learning_rate: expected ..., got ...": name the input instead
-      const std::string attr_prefix = std::string(range_attr) + ": ";
+      const std::string attr_prefix = std::string(in.attr) + ": ";
       if (msg.rfind(attr_prefix, 0) == 0) msg.erase(0, attr_prefix.size());
       fail(RMSPROP_OPS_VALUE_ERROR, name + ": " + msg);
     }
   }
-  return s;
+  const int rc = rmsprop_ops_set_scalar(&hp, in.name, s.ptr, s.dtype, err, sizeof err);
+  if (rc != RMSPROP_OPS_OK) fail(rc, err);
 }
 
 inline void check_list(const std::vector<paddle::Tensor *> &v, size_t n, const char *name, bool optional) {
@@ -154,23 +164,17 @@ inline void check_list(const std::vector<paddle::Tensor *> &v, size_t n, const c
             ", got ", v.size());
 }
 
-// rmsprop_ops._flat.FLAT_ALIGN: the optimizer lays its buffers out with flat_offsets() there, and passes
-// no offsets when a call covers a buffer whole, so the two must pack alike (tested bit for bit).
-constexpr int64_t kFlatAlign = 16;
-
 // The flat-state ops' offsets: as given, or, when none are, the tensors packed in order with every start
-// aligned to kFlatAlign elements.
-inline std::vector<int64_t> flat_offsets(const Slots &s, const Attrs &a) {
-  const size_t n = s.param.size();
-  check_arg(a.offsets.empty() || a.offsets.size() == n, "offsets: expected ", n, " values (one per Param) or "
-            "none, got ", a.offsets.size());
-  if (!a.offsets.empty()) return a.offsets;
-  std::vector<int64_t> out(n);
-  int64_t end = 0;
-  for (size_t i = 0; i < n; ++i) {
-    out[i] = (end + kFlatAlign - 1) / kFlatAlign * kFlatAlign;
-    end = out[i] + s.param[i]->numel();
-  }
+// aligned (rmsprop_ops/flat.h: the layout the optimizer's rmsprop_ops._toolkit.flat computes too).
+inline std::vector<int64_t> flat_offsets(const Call &c) {
+  const size_t n = c.param.size();
+  check_arg(c.offsets.empty() || c.offsets.size() == n, "offsets: expected ", n, " values (one per Param) or "
+            "none, got ", c.offsets.size());
+  if (!c.offsets.empty()) return c.offsets;
+  std::vector<int64_t> sizes(n), out(n);
+  for (size_t i = 0; i < n; ++i) sizes[i] = c.param[i]->numel();
+  check_arg(rmsprop_ops_flat_offsets(sizes.data(), static_cast<int64_t>(n), RMSPROP_OPS_FLAT_ALIGN, out.data()) >= 0,
+            "Param: expected sizes whose packed total fits in int64");
   return out;
 }
 
@@ -181,101 +185,93 @@ inline rmsprop_ops_tensor flat_buffer(const paddle::Tensor *buf, const char *nam
   return t;
 }
 
-// Tensor i's slice of a flat buffer, shaped like its Param. Whether slices overlap each other or anything
-// else, and the dtypes, are the core's checks, as for separate tensors.
-inline rmsprop_ops_tensor flat_slice(rmsprop_ops_tensor t, const char *name, int64_t offset,
+// Tensor i's slice of a flat buffer, shaped like its Param (rmsprop_ops::flat_slice checks it fits).
+inline rmsprop_ops_tensor flat_slice(const rmsprop_ops_tensor &buffer, const char *name, int64_t offset,
                                      const rmsprop_ops_tensor &param, size_t i) {
-  const int64_t size = t.numel;
-  check_arg(size >= param.numel, name, ": expected a flat buffer of at least ", param.numel, " elements for "
-            "Param[", i, "], got ", size);
-  check_arg(offset >= 0 && offset <= size - param.numel, "offsets[", i, "]: expected an integer in [0, ",
-            size - param.numel, "] so that Param[", i, "]'s ", param.numel, " elements fit in ", name, " (",
-            size, " elements), got ", offset);
-  if (size != 0) t.data = static_cast<char *>(t.data) + offset * rmsprop_ops::dtype_size(t.dtype);
-  t.numel = param.numel;
-  t.shape = param.shape;
-  t.ndim = param.ndim;
-  return t;
+  rmsprop_ops_tensor out{};
+  const std::string idx = "[" + std::to_string(i) + "]";
+  const std::string e = rmsprop_ops::flat_slice(buffer, name, static_cast<double>(offset), "offsets" + idx, param,
+                                                "Param" + idx, &out);
+  if (!e.empty()) fail(RMSPROP_OPS_VALUE_ERROR, e);
+  return out;
 }
 
-// One call of the core for every tensor in `s`. With `flat`, MeanSquare, Moment and MeanGrad each hold one
-// flat buffer for all of them (the *_flat ops).
-inline void run_update(Slots &s, const Attrs &a, bool centered, bool multi, bool flat = false) {
-  const size_t n = s.param.size();
-  const size_t per_state = flat ? 1 : n;
-  check_list(s.grad, n, "Grad", false);
-  check_list(s.mean_square, per_state, "MeanSquare", false);
-  check_list(s.moment, per_state, "Moment", true);
-  check_list(s.master_param, n, "MasterParam", true);
-  if (centered) check_list(s.mean_grad, per_state, "MeanGrad", false);
-  check_arg(a.lr_mults.empty() || a.lr_mults.size() == n, "lr_mults: expected ", n, " values (one per Param) "
-            "or none, got ", a.lr_mults.size());
-  check_arg(a.weight_decays.empty() || a.weight_decays.size() == n, "weight_decays: expected ", n,
-            " values (one per Param) or none, got ", a.weight_decays.size());
-  const std::vector<int64_t> offsets = flat ? flat_offsets(s, a) : std::vector<int64_t>{};
+// One call of the core for every tensor of the call. With `flat`, MeanSquare, Moment and MeanGrad each hold
+// one flat buffer for all of them (the *_flat ops).
+inline void run_update(Call &c) {
+  const size_t n = c.param.size();
+  const size_t per_state = c.flat ? 1 : n;
+  check_list(c.grad, n, "Grad", false);
+  check_list(c.mean_square, per_state, "MeanSquare", false);
+  check_list(c.moment, per_state, "Moment", true);
+  check_list(c.master_param, n, "MasterParam", true);
+  if (c.centered) check_list(c.mean_grad, per_state, "MeanGrad", false);
+  for (const auto &l : c.lists)
+    check_arg(l.second.empty() || l.second.size() == n, l.first, ": expected ", n, " values (one per Param) "
+              "or none, got ", l.second.size());
+  const std::vector<int64_t> offsets = c.flat ? flat_offsets(c) : std::vector<int64_t>{};
   if (n == 0) return;
   rmsprop_ops_tensor flat_ms{}, flat_mom{}, flat_mg{};
-  if (flat) {
-    flat_ms = flat_buffer(s.mean_square[0], "MeanSquare");
-    if (!s.moment.empty()) flat_mom = flat_buffer(s.moment[0], "Moment");
-    if (centered) flat_mg = flat_buffer(s.mean_grad[0], "MeanGrad");
+  if (c.flat) {
+    flat_ms = flat_buffer(c.mean_square[0], "MeanSquare");
+    if (!c.moment.empty()) flat_mom = flat_buffer(c.moment[0], "Moment");
+    if (c.centered) flat_mg = flat_buffer(c.mean_grad[0], "MeanGrad");
   }
 
   std::vector<rmsprop_ops_tensor_set> sets(n);
   for (size_t i = 0; i < n; ++i) {
     rmsprop_ops_tensor_set &t = sets[i];
-    t.param = tensor_arg(s.param[i], {"Param", multi, i});
-    t.grad = tensor_arg(s.grad[i], {"Grad", multi, i});
+    rmsprop_ops_default_tensor_set(&t);
+    t.param = tensor_arg(c.param[i], {"Param", c.multi, i});
+    t.grad = tensor_arg(c.grad[i], {"Grad", c.multi, i});
     t.grad.writable = 0;
-    if (flat) {
+    if (c.flat) {
       t.mean_square = flat_slice(flat_ms, "MeanSquare", offsets[i], t.param, i);
-      t.moment = s.moment.empty() ? rmsprop_ops_tensor{} : flat_slice(flat_mom, "Moment", offsets[i], t.param, i);
-      t.mean_grad = centered ? flat_slice(flat_mg, "MeanGrad", offsets[i], t.param, i) : rmsprop_ops_tensor{};
+      t.moment = c.moment.empty() ? rmsprop_ops_tensor{} : flat_slice(flat_mom, "Moment", offsets[i], t.param, i);
+      t.mean_grad = c.centered ? flat_slice(flat_mg, "MeanGrad", offsets[i], t.param, i) : rmsprop_ops_tensor{};
     } else {
-      t.mean_square = tensor_arg(s.mean_square[i], {"MeanSquare", multi, i});
-      t.moment = s.moment.empty() ? rmsprop_ops_tensor{} : tensor_arg(s.moment[i], {"Moment", multi, i});
-      t.mean_grad = centered ? tensor_arg(s.mean_grad[i], {"MeanGrad", multi, i}) : rmsprop_ops_tensor{};
+      t.mean_square = tensor_arg(c.mean_square[i], {"MeanSquare", c.multi, i});
+      t.moment = c.moment.empty() ? rmsprop_ops_tensor{} : tensor_arg(c.moment[i], {"Moment", c.multi, i});
+      t.mean_grad = c.centered ? tensor_arg(c.mean_grad[i], {"MeanGrad", c.multi, i}) : rmsprop_ops_tensor{};
     }
     t.master_param =
-        s.master_param.empty() ? rmsprop_ops_tensor{} : tensor_arg(s.master_param[i], {"MasterParam", multi, i});
-    t.lr_mult = a.lr_mults.empty() ? 1.0 : static_cast<double>(a.lr_mults[i]);
-    t.weight_decay = a.weight_decays.empty() ? static_cast<double>(a.weight_decay)
-                                             : static_cast<double>(a.weight_decays[i]);
-    t.weight_decay_mode = a.weight_decay_mode;
+        c.master_param.empty() ? rmsprop_ops_tensor{} : tensor_arg(c.master_param[i], {"MasterParam", c.multi, i});
   }
 
   rmsprop_ops_hparams hp;
   rmsprop_ops_default_hparams(&hp);
+  hp.centered = c.centered ? 1 : 0;
+  char err[1024];
+  const auto ns = static_cast<int64_t>(n);
+  for (const auto &a : c.attrs) {
+    const int rc = rmsprop_ops_set_attr(&hp, sets.data(), ns, a.first, a.second, err, sizeof err);
+    if (rc != RMSPROP_OPS_OK) fail(rc, err);
+  }
+  for (const auto &l : c.lists) {
+    const int rc = rmsprop_ops_set_attr_list(sets.data(), ns, l.first, l.second.data(),
+                                             static_cast<int64_t>(l.second.size()), err, sizeof err);
+    if (rc != RMSPROP_OPS_OK) fail(rc, err);
+  }
   const int32_t device = sets[0].param.device;
-  hp.lr = scalar(s.learning_rate, a.learning_rate, "LearningRate", "a floating-point dtype", device,
-                 "learning_rate");
-  hp.rescale_grad = scalar(s.grad_scale, 1.0, "GradScale", "a floating-point dtype", device, "rescale_grad");
-  // GradScale multiplies rescale_grad; the core has one rescale scalar, so a GradScale tensor is only
-  // accepted with the default rescale_grad attribute.
-  if (hp.rescale_grad.ptr != nullptr)
-    check_arg(a.rescale_grad == 1.f, "rescale_grad: expected the default 1 when a GradScale tensor is given "
-              "(the two would multiply), got ", a.rescale_grad);
-  else
-    hp.rescale_grad.value = a.rescale_grad;
-  hp.skip_update = scalar(s.skip_update, 0.0, "SkipUpdate", "a bool or numeric dtype", device);
-  hp.rho = a.rho;
-  hp.epsilon = a.epsilon;
-  hp.momentum = a.momentum;
-  hp.clip_gradient = a.clip_gradient;
-  hp.clip_weights = a.clip_weights;
-  hp.centered = centered ? 1 : 0;
-  hp.eps_in_sqrt = a.eps_in_sqrt ? 1 : 0;
-  hp.lr_in_momentum = a.lr_in_momentum ? 1 : 0;
-  hp.clip_after_weight_decay = a.clip_after_weight_decay ? 1 : 0;
+  for (const Call::Scalar &in : c.scalars) {
+    if (in.tensor == nullptr) continue;
+    // GradScale multiplies rescale_grad; the core has one rescale scalar, so a GradScale tensor is only
+    // accepted with the default rescale_grad attribute.
+    if (std::string(in.name) == "GradScale")
+      for (const auto &a : c.attrs)
+        if (std::string(a.first) == "rescale_grad")
+          check_arg(a.second == 1.0, "rescale_grad: expected the default 1 when a GradScale tensor is given "
+                    "(the two would multiply), got ", a.second);
+    set_scalar(hp, in, device);
+  }
 
   void *stream = nullptr;
 #if defined(PADDLE_WITH_CUDA)
   // The core launches on the stream Paddle computes the param on, so no synchronisation is needed.
-  if (s.param[0]->is_gpu()) stream = reinterpret_cast<void *>(s.param[0]->stream());
+  if (c.param[0]->is_gpu()) stream = reinterpret_cast<void *>(c.param[0]->stream());
 #endif
-  char err[1024];
-  const int rc = rmsprop_ops_update(sets.data(), static_cast<int64_t>(n), &hp, stream,
-                                    multi ? RMSPROP_OPS_FLAG_LIST_NAMES : 0u, err, sizeof err);
+  const int rc = rmsprop_ops_update(sets.data(), ns, &hp, stream, c.multi ? RMSPROP_OPS_FLAG_LIST_NAMES : 0u, err,
+                                    sizeof err);
   if (rc != RMSPROP_OPS_OK) fail(rc, err);
 }
 
