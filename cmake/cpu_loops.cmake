@@ -3,9 +3,10 @@
 # any x86-64 machine whatever machine built it, and whatever RMSPROP_OPS_NATIVE says, which the loops
 # ignore.
 #
-# `scalar` (vectorisation off, the compiler's default target) is the reference
-# the tests compare every other variant with, bit for bit. The floating-point flags are the core's (see
-# CMakeLists.txt): no errno, no trapping, no contraction.
+# `scalar` (vectorisation off, the compiler's default target, every coefficient read at run time: no
+# per-option variants, RMSPROP_OPS_LOOPS_REFERENCE) is the reference the tests compare every other variant
+# with, bit for bit. The floating-point flags are the core's (see CMakeLists.txt): no errno, no trapping,
+# no contraction.
 include(CheckCXXSourceCompiles)
 set(rmsprop_ops_loop_variants scalar)
 set(rmsprop_ops_loop_flags_scalar -fno-tree-vectorize -fno-tree-slp-vectorize)
@@ -47,7 +48,9 @@ foreach(name IN LISTS rmsprop_ops_loop_variants)
                                           -fno-sanitize-recover=undefined)
   endif()
   target_sources(rmsprop_ops_core PRIVATE $<TARGET_OBJECTS:${obj}>)
-  if(NOT name STREQUAL "scalar")
+  if(name STREQUAL "scalar")
+    target_compile_definitions(${obj} PRIVATE RMSPROP_OPS_LOOPS_REFERENCE)
+  else()
     target_compile_definitions(rmsprop_ops_core PRIVATE RMSPROP_OPS_LOOPS_${upper})
   endif()
 endforeach()

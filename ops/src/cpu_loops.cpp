@@ -28,22 +28,47 @@
 namespace rmsprop_ops {
 namespace {
 
-// True when every option that only changes arithmetic is off for this set: no gradient rescaling, no
-// clipping, no weight decay. Such sets (most steps of most users) run a loop in which those options are
-// compile-time identities, so the vectorised body is the plain update. Results are bitwise the same as
-// the general loop's: a disabled option is an exact identity in the rule (x * 1, a clip at +inf, a skipped
-// decay term), which the compiler folds away here instead of evaluating.
+// The loops resolve a set's choices before its element loop, so that each runs a body without the
+// choices it does not make (most steps of most users make none: the body is the plain update).
+//
+// A set is "plain" when every option that only changes arithmetic is off or a plain gradient scale: no
+// clipping, no weight decay. Its loop is compiled once per combination of the choices below, each fixed in
+// a local copy of the coefficients, so that the compiler sees a constant and folds the option away:
+//  - kRescaled: the gradient is scaled (rescale_grad != 1, or maximize: rescale -1); off, rescale is 1;
+//  - kNesterov: Nesterov momentum (the rule's select on it disappears either way);
+//  - kMgScaled: bias correction of the centered mean gradient (mg_scale != 1); off, mg_scale is 1.
+// Other sets run the general loop, which evaluates every coefficient at run time. Results are bitwise the
+// same in both: a folded option is an exact identity in the rule (x * 1, a clip at +inf, a skipped decay
+// term, a select on a constant), and a kept one is the same operation on the same value. The reference
+// loops (scalar, RMSPROP_OPS_LOOPS_REFERENCE) run the general loop for every set, so that the tests that
+// compare every instruction set with them compare the folded variants with the rule as written.
+#ifdef RMSPROP_OPS_LOOPS_REFERENCE
+constexpr bool kVariants = false;
+#else
+constexpr bool kVariants = true;
+#endif
+enum Choice : unsigned { kRescaled = 1, kNesterov = 2, kMgScaled = 4 };
+
 template <typename M>
-bool options_off(const Coeffs<M> &c) {
+bool is_plain(const Coeffs<M> &c) {
   const M inf = static_cast<M>(INFINITY);
-  return c.rescale == M(1) && c.clip_pre == inf && c.clip_post == inf && c.clip_w == inf && c.l2 == M(0) &&
-         c.l1 == M(0) && c.decoupled == M(0);
+  return c.clip_pre == inf && c.clip_post == inf && c.clip_w == inf && c.l2 == M(0) && c.l1 == M(0) &&
+         c.decoupled == M(0);
 }
 
 template <typename M>
-Coeffs<M> with_options_off(Coeffs<M> c) {
+unsigned choices_of(const Coeffs<M> &c) {
+  return (c.rescale != M(1) ? kRescaled : 0u) | (c.nesterov != M(0) ? kNesterov : 0u) |
+         (c.mg_scale != M(1) ? kMgScaled : 0u);
+}
+
+// The coefficients a plain loop with choices F computes with: everything F and plainness fix is a constant.
+template <unsigned F, typename M>
+Coeffs<M> plain_coeffs(Coeffs<M> c) {
   const M inf = static_cast<M>(INFINITY);
-  c.rescale = M(1);
+  if (!(F & kRescaled)) c.rescale = M(1);
+  if (!(F & kMgScaled)) c.mg_scale = M(1);
+  c.nesterov = (F & kNesterov) ? M(1) : M(0);
   c.clip_pre = inf;
   c.clip_post = inf;
   c.clip_w = inf;
@@ -135,12 +160,15 @@ RMSPROP_HD void prefetch_ahead(const SetPtrs<P> &cur, int64_t end, const SetPtrs
 
 // ---- The update ----------------------------------------------------------------------------------------
 
-template <bool CENTERED, bool MOMENTUM, bool MASTER, bool PLAIN, typename P>
-void update_piece(const SetPtrs<P> &s, const Piece &piece, const Coeffs<math_t<P>> &given, const SetPtrs<P> *next,
+// PLAIN: a plain set (is_plain) whose choices are F; otherwise the general loop (F unused). Never inlined:
+// with every variant inlined into its caller, the one function's register allocation spills the loops'
+// pointers and coefficients to the stack, and each loop reloads them.
+template <bool CENTERED, bool MOMENTUM, bool MASTER, bool PLAIN, unsigned F, typename P>
+__attribute__((noinline)) void update_piece(const SetPtrs<P> &s, const Piece &piece, const Coeffs<math_t<P>> &given, const SetPtrs<P> *next,
                   const Piece &np, int64_t ahead) {
   using M = math_t<P>;
-  // A local copy whose disabled options are constants the compiler sees.
-  const Coeffs<M> c = PLAIN ? with_options_off(given) : given;
+  // A local copy in which what the variant fixes is a constant the compiler sees.
+  const Coeffs<M> c = PLAIN ? plain_coeffs<F>(given) : given;
   // Validation guarantees these buffers do not overlap; restrict lets the compiler vectorise.
   P *__restrict param = s.param;
   const P *__restrict grad = s.grad;
@@ -163,15 +191,35 @@ void update_piece(const SetPtrs<P> &s, const Piece &piece, const Coeffs<math_t<P
 template <typename P, bool CENTERED, bool MOMENTUM, bool MASTER>
 void update_typed(const CpuJob &job, int64_t lo, int64_t hi) {
   using M = math_t<P>;
+  // Choices that cannot matter under this rule are dropped, so that their variants are not compiled.
+  constexpr unsigned kMatter = kRescaled | (MOMENTUM ? kNesterov : 0u) | (CENTERED ? kMgScaled : 0u);
   const SetPtrs<P> *ptrs = static_cast<const SetPtrs<P> *>(job.ptrs);
   const Coeffs<M> *coeffs = static_cast<const Coeffs<M> *>(job.coeffs);
   const int64_t ahead = job.prefetch_bytes / static_cast<int64_t>(sizeof(M));
   for_each_piece(job, lo, hi, [&](const Piece &p, const Piece &np) {
+    const SetPtrs<P> &s = ptrs[p.set];
+    const Coeffs<M> &c = coeffs[p.set];
     const SetPtrs<P> *next = np.set >= 0 ? &ptrs[np.set] : nullptr;
-    if (options_off(coeffs[p.set]))
-      update_piece<CENTERED, MOMENTUM, MASTER, true, P>(ptrs[p.set], p, coeffs[p.set], next, np, ahead);
-    else
-      update_piece<CENTERED, MOMENTUM, MASTER, false, P>(ptrs[p.set], p, coeffs[p.set], next, np, ahead);
+    if constexpr (kVariants) {
+      if (is_plain(c)) {
+        switch (choices_of(c) & kMatter) {
+#define RMSPROP_OPS_PLAIN_CASE(F)                                                                     \
+  case F: update_piece<CENTERED, MOMENTUM, MASTER, true, (F) & kMatter, P>(s, p, c, next, np, ahead); \
+    return;
+          RMSPROP_OPS_PLAIN_CASE(0)
+          RMSPROP_OPS_PLAIN_CASE(1)
+          RMSPROP_OPS_PLAIN_CASE(2)
+          RMSPROP_OPS_PLAIN_CASE(3)
+          RMSPROP_OPS_PLAIN_CASE(4)
+          RMSPROP_OPS_PLAIN_CASE(5)
+          RMSPROP_OPS_PLAIN_CASE(6)
+          RMSPROP_OPS_PLAIN_CASE(7)
+#undef RMSPROP_OPS_PLAIN_CASE
+          default: break;  // every choice mask is a case
+        }
+      }
+    }
+    update_piece<CENTERED, MOMENTUM, MASTER, false, 0, P>(s, p, c, next, np, ahead);
   });
 }
 

@@ -5,8 +5,8 @@
 The CPU loops are picked once per process (RMSPROP_OPS_CPU_ISA or cpuid), so tests/core/test_cpu_loops.py
 runs this once per instruction set and compares the files bit for bit. Prints the loops that ran.
 The table covers every dtype (with and without master weights), every combination of state buffers, every
-arithmetic option (each on its own, where the general loop runs, and all off, where the plain loop runs,
-also mixed within one call), odd sizes and misaligned starts, thread counts, and non-finite, signed-zero
+arithmetic option (each on its own and together, in the plain loop's variants and in the general loop,
+also mixed within one call; the reference runs the general loop for all), odd sizes and misaligned starts, thread counts, and non-finite, signed-zero
 and subnormal inputs.
 """
 
@@ -40,6 +40,13 @@ OPTIONS = {
     "decoupled": dict(weight_decay=0.05, weight_decay_mode="decoupled"),
     "eps_outside": dict(eps_in_sqrt=False),
     "lr_outside_momentum": dict(lr_in_momentum=False),
+    "maximize": dict(maximize=True),
+    "nesterov": dict(nesterov=True),
+    "bias_correction": dict(bias_correction=True, step=3),
+    # The plain loop's choices together (rescale, maximize, Nesterov, bias correction), and with an option
+    # that sends the same choices through the general loop.
+    "choices": dict(rescale_grad=0.5, maximize=True, nesterov=True, bias_correction=True, step=7),
+    "choices_clipped": dict(nesterov=True, bias_correction=True, step=2, maximize=True, clip_gradient=0.3),
     "mixed": dict(weight_decay="mixed"),
 }
 SIZES = {
@@ -116,7 +123,7 @@ def all_cases():
                 for option_name in OPTIONS:
                     # Threads and set boundaries inside a thread's range do not depend on the option: the
                     # large sizes run with the plain loop, one general option and a mixed call.
-                    large = option_name in ("off", "l1", "mixed")
+                    large = option_name in ("off", "l1", "choices", "mixed")
                     for size_name, threads in (("odd", 1), ("large", 3))[:2 if large else 1]:
                         s = next(seed)
                         name = f"{dtype_name}{'+master' if master else ''}/{rule_name}/{option_name}/{size_name}/t{threads}"
