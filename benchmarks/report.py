@@ -133,6 +133,7 @@ def text_table(results):
     out += [line(c) + "  " + v for c, v in rows]
     met = verdicts(results)
     out.append(f"targets met: {sum(m for _, _, m in met)} of {len(met)}")
+    out.append(f"measured on: {caption(results)}")
     return "\n".join(out)
 
 
@@ -144,18 +145,26 @@ def markdown_table(results):
 
 
 def caption(results):
-    """Machine, threads, date, repetitions and load of the run, from the first part's record."""
+    """Machine (CPU, ISA flags, caches), threads, compilers, date, repetitions and load of the run, from the
+    first part's record."""
     for part in PARTS:
         if part in results and "machine" in results[part]:
             res = results[part]
             m = res["machine"]
-            core = results.get("core", {})
-            loops = core.get("core", {}).get("cpu_loops")
+            core = results.get("core", {}).get("core", {})
+            loops = core.get("cpu_loops")
+            cloop = next((results[p]["cloop"] for p in PARTS if p in results and "cloop" in results[p]), {})
+            built = []
+            if core.get("compiler"):
+                built.append(f"core built with {core['compiler']}")
+            if cloop.get("compiler_version") or cloop.get("compiler"):
+                built.append(f"C loop: {cloop.get('compiler_version') or cloop.get('compiler')} {cloop.get('flags', '')}".rstrip())
             return (f"{m['cpu']} ({m.get('vendor')}, family {m.get('family')} model {m.get('model')}; "
                     f"{' '.join(m.get('isa', []))}), {m['cores']} logical CPUs, L3 {m.get('llc_bytes', 0) >> 20} MiB; "
-                    f"{res.get('threads')} threads{f', core loops {loops}' if loops else ''}; {m.get('date', '')}; "
-                    f"medians of {res.get('reps')} interleaved repetitions from cold caches; load average "
-                    f"{m['load'][0]:.1f} at the start")
+                    f"{res.get('threads')} threads{f', core loops {loops}' if loops else ''}; "
+                    + "".join(f"{b}; " for b in built)
+                    + f"{m.get('date', '')}; medians of {res.get('reps')} interleaved repetitions from cold caches; "
+                    f"load average {m['load'][0]:.1f} at the start")
     return ""
 
 
@@ -272,7 +281,7 @@ def update_docs(results, md_path, chart_path):
 
 def write_outputs(results, out_dir):
     with open(os.path.join(out_dir, "table.md"), "w") as f:
-        f.write(markdown_table(results))
+        f.write(f"Measured on: {caption(results)}.\n\n" + markdown_table(results))
     png = os.path.join(out_dir, "ratios.png")
     return png if chart(results, png) else None
 
