@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ._values import core_attr, flag, real_in
+from ._toolkit.checks import core_attr, flag, real_in
 
 __all__ = ["Convention", "CONVENTIONS", "Rule", "RULE_FIELDS", "get_convention", "resolve", "canonical_name"]
 
@@ -126,8 +126,7 @@ class Rule:
 
     ``learning_rate`` is a number, a schedule or a callable (None only where the convention has no
     default and none was given: the optimizer refuses that). ``nesterov`` and ``bias_correction``
-    (optax's options) are rule fields that need the core's arithmetic: they stay False until the
-    core's registry has them. ``maximize`` (torch) ascends the objective.
+    (optax's options) are rule fields that the core's kernel applies. ``maximize`` (torch) ascends the objective.
     """
 
     convention: str

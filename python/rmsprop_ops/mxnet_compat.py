@@ -41,7 +41,7 @@ import numpy as np
 
 from ._functional import rmsprop_multi_
 from ._optimizer.arrays import as_view, math_dtype
-from ._values import core_attr, flag, real
+from ._toolkit.checks import core_attr, flag, real
 
 __all__ = ["RMSProp", "RELEASES"]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ._toolkit.ema import EMA, make_ema
-from ._values import integer, real_in
+from ._toolkit.checks import integer, real_in
 from .schedules import CosineDecay, ExponentialDecay, LinearWarmup, Schedule, StepDecay
 
 __all__ = ["LRSchedule", "Recipe", "RECIPES", "get_recipe"]

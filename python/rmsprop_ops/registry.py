@@ -16,17 +16,14 @@ Example:
 from __future__ import annotations
 
 import copy
-import functools
-import json
 
-from . import _core
+from ._toolkit import checks
 
 __all__ = ["list_ops", "schema", "check_attr"]
 
 
-@functools.cache
 def _document() -> dict:
-    return json.loads(_core.registry_json())
+    return checks.registry_document()
 
 
 def list_ops() -> list[str]:
@@ -45,11 +42,5 @@ def schema(name: str) -> dict:
 def check_attr(op: str, attr: str, value, *, name: str | None = None) -> None:
     """Raise ValueError unless ``value`` is valid for the attribute of ``op``; the message names ``name``
     (default ``attr``), e.g. ``check_attr("rmsprop", "learning_rate", x, name="set_lr: value")``."""
-    from ._checks import as_float
-
     name = name or attr
-    try:
-        _core.check_attr(op, attr, as_float(name, value))
-    except ValueError as e:
-        text = str(e)
-        raise ValueError(name + text[len(attr):] if text.startswith(attr) else text) from None
+    checks.check_attr(op, attr, checks.as_float(name, value), name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from ._values import flag, integer, real_in
+from ._toolkit.checks import flag, integer, real_in
 
 __all__ = ["Schedule", "Constant", "PiecewiseConstant", "ExponentialDecay", "StepDecay", "CosineDecay",
            "LinearWarmup", "as_schedule"]

@@ -276,18 +276,6 @@ def test_swap_ema_weights_exchanges_bitwise_and_refuses_training_inside():
             pass
 
 
-# ------------------------------------------------------------------------------ core-only rule fields
-@pytest.mark.parametrize("name", ["nesterov", "bias_correction"])
-def test_rule_fields_the_core_lacks_are_refused_by_name(name):
-    from rmsprop_ops import registry
-
-    if name in {a["name"] for a in registry.schema("rmsprop_multi")["attrs"]}:
-        pytest.skip(f"the core has {name}")
-    with pytest.raises(ValueError, match=rf"^{name}: expected False"):
-        rmsprop_ops.RMSProp([np.ones(2)], **{name: True})
-    rmsprop_ops.RMSProp([np.ones(2)], **{name: False})
-
-
 # ------------------------------------------------------------------------------ grouping records
 def test_split_groups_names_members_and_refuses_bad_specs():
     a, b, c = object(), object(), object()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._values import flag, integer, optional_positive
+from .._toolkit.checks import flag, integer, optional_positive
 from .arrays import math_dtype
 
 __all__ = ["GradientOptions", "gradient_options", "Prepared", "prepare"]
@@ -55,7 +55,7 @@ def gradient_options(*, clipnorm=None, clipvalue=None, global_clipnorm=None, los
                      gradient_accumulation_steps=None, skip_nonfinite=False, maximize=False,
                      rescale_grad=1.0) -> GradientOptions:
     """Validate the options (errors name the argument) and return the record."""
-    from .._values import core_attr
+    from .._toolkit.checks import core_attr
 
     opts = GradientOptions(
         clipnorm=optional_positive("clipnorm", clipnorm), clipvalue=optional_positive("clipvalue", clipvalue),

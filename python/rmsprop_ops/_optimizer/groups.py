@@ -10,7 +10,7 @@ import inspect
 
 from .._conventions import canonical_name
 from .._rows_optimizer import check_sparse_mode
-from .._values import core_attr, flag, real_in
+from .._toolkit.checks import core_attr, flag, real_in
 from ..schedules import as_schedule
 
 __all__ = ["GROUP_KEYS", "group_canonical", "group_hyper", "lr_function"]

@@ -6,12 +6,11 @@ import contextlib
 
 import numpy as np
 
-from .. import registry
 from .._conventions import canonical_name, get_convention, resolve
 from .._rows_optimizer import RowsBook
 from .._toolkit import ema as ema_rules
-from .._toolkit.grouping import split_groups
-from .._values import flag
+from .._toolkit.grouping import split_groups, without_1d_decay
+from .._toolkit.checks import flag
 from . import averages, checkpoint
 from .arrays import MemoryMap, as_view, check_overlaps, check_param, grad_list, read_grads
 from .gradients import gradient_options, prepare
@@ -23,24 +22,8 @@ __all__ = ["RMSProp"]
 _RULE_KEYWORDS = ("learning_rate", "rho", "momentum", "epsilon", "centered", "weight_decay", "eps_in_sqrt",
                   "initial_accumulator_value", "lr_in_momentum", "weight_decay_mode", "clip_after_weight_decay",
                   "maximize", "nesterov", "bias_correction")
-# Rule fields whose arithmetic only the core can do: usable once its registry has the attribute.
+# Rule fields whose arithmetic only the core does (registry attributes of the dense ops).
 _CORE_ONLY = ("nesterov", "bias_correction")
-
-
-def _without_1d_decay(params):
-    """A flat list of params as groups of consecutive runs, 1-D runs with weight_decay 0 (timm's and
-    PaddleClas' exemption of biases and norm scales); groups given by the caller stay as they are."""
-    params = list(params)
-    if not params or isinstance(params[0], dict):
-        return params
-    runs = []
-    for p in params:
-        flat = len(getattr(p, "shape", ())) <= 1
-        if runs and runs[-1][0] == flat:
-            runs[-1][1].append(p)
-        else:
-            runs.append((flat, [p]))
-    return [{"params": ps, "weight_decay": 0.0} if flat else {"params": ps} for flat, ps in runs]
 
 
 class RMSProp:
@@ -91,9 +74,10 @@ class RMSProp:
             every row otherwise; "dense" always steps every row; "exact" and "lazy" always catch up ("lazy"
             also with momentum, its parameters lagging between touches). See ``docs/sparse.md``. When the
             gradient options work on gradients in NumPy (clipping, accumulation, skip_nonfinite, maximize),
-            a row-sparse gradient is made dense first.
-        nesterov, bias_correction: optax's options; they need the core's rule and are refused until
-            its registry has them.
+            or with ``nesterov`` / ``bias_correction`` (which the rows' catch-up does not model), a
+            row-sparse gradient is made dense first.
+        nesterov, bias_correction: optax's options (``optax.rmsprop``), applied by the core's rule;
+            ``bias_correction`` counts the updates applied, as optax does.
 
     Example:
         >>> import numpy as np, rmsprop_ops
@@ -164,18 +148,12 @@ class RMSProp:
             kw.pop(conv.aliases.get(key, key), None)
         kw.update(overrides)
         if r.no_decay_1d:
-            params = _without_1d_decay(params)
+            params = without_1d_decay(params)
         return cls(params, **kw)
 
     def _core_only_fields(self) -> dict:
-        wanted = {name: True for name in _CORE_ONLY if getattr(self.rule, name)}
-        if wanted:
-            known = {a["name"] for a in registry.schema("rmsprop_multi")["attrs"]}
-            for name in wanted:
-                if name not in known:
-                    raise ValueError(f"{name}: expected False; True needs the core's update rule, and this "
-                                     f"build's op registry has no {name!r} attribute")
-        return wanted
+        """The rule fields only the core's kernel applies (each a registry attribute), where set."""
+        return {name: True for name in _CORE_ONLY if getattr(self.rule, name)}
 
     def _build(self, params, clip_gradient, clip_weights):
         groups, members = split_groups(params, accepted=GROUP_KEYS, canonical=group_canonical(self.convention))
@@ -248,7 +226,9 @@ class RMSProp:
             True if the step was applied (or accumulated), False if skipped for inf/NaN gradients.
         """
         ema_rules.check_not_swapped(self._swap, "step")
-        gs = self._read(self._rows.normalize(self, grads, densify=self._gradient.python_side))
+        # the rows' catch-up models neither nesterov nor bias correction: such steps take dense gradients
+        densify = self._gradient.python_side or bool(self._core_extra)
+        gs = self._read(self._rows.normalize(self, grads, densify=densify))
         prepared = prepare(self._gradient, gs, self._acc, self._iterations)
         if prepared.skip:
             self.skipped_steps += 1
@@ -268,8 +248,10 @@ class RMSProp:
         # every check has passed: from here on the step only writes
         if rows is not None:
             rows.before_dense(self, rates)
-        run_calls(calls, self._views, applied, self._slots, self.rule, self._gradient.core_rescale,
-                  self._core_extra)
+        extra = self._core_extra
+        if extra.get("bias_correction"):
+            extra = dict(extra, step=self.iterations + 1)  # optax's count: updates applied, this one included
+        run_calls(calls, self._views, applied, self._slots, self.rule, self._gradient.core_rescale, extra)
         if rows is not None:
             rows.after_dense(self)
         if prepared.accumulators == "reset":
@@ -390,6 +372,7 @@ class RMSProp:
         for name in ("skip_nonfinite", "maximize"):
             if getattr(g, name):
                 parts.append(f"{name}=True")
+        parts += [f"{name}=True" for name in self._core_extra]
         if self.use_ema:
             parts.append(f"use_ema=True, ema_momentum={self._ema.decay!r}, ema_schedule={self._ema.schedule!r}")
         n = len(self._views)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["registry_document", "list_form", "scalar_inputs", "describe", "is_real", "as_float", "as_bool", "as_optional_clip", "as_tuple", "weight_decay_modes",
+__all__ = ["real", "real_in", "integer", "flag", "core_attr", "optional_positive", "registry_document", "list_form", "scalar_inputs", "describe", "is_real", "as_float", "as_bool", "as_optional_clip", "as_tuple", "weight_decay_modes",
            "weight_decay_mode_code", "enum_code", "check_attr", "attr_spec", "attr_value"]
 
 
@@ -167,3 +167,52 @@ def attr_value(attr: str, value, name: str | None = None, op: str = "rmsprop") -
     if not (spec["negative_disables"] and math.isfinite(v) and v < 0):
         check_attr(op, spec["name"], v, name)
     return v
+
+
+# ---- numbers of the framework-neutral layer (optimizer, schedules, conventions, EMA, recipes) ----------
+# The same families as above, with the range forms the neutral layer needs; NaN / inf are refused wherever
+# a finite value is required, and a core attribute's range is the registry's.
+
+def real(name: str, value, *, finite: bool = True) -> float:
+    """``value`` as a float (``as_float``); a ValueError for NaN / inf when ``finite``."""
+    out = as_float(name, value)
+    if finite and not math.isfinite(out):
+        raise ValueError(f"{name}: expected a finite float, got {describe(value)}")
+    return out
+
+
+def real_in(name: str, value, *, low=None, high=None, low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real number within ``[low, high]`` (ends excluded when ``*_open``; None is unbounded)."""
+    out = real(name, value)
+    below = low is not None and (out <= low if low_open else out < low)
+    above = high is not None and (out >= high if high_open else out > high)
+    if below or above:
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + repr(low)
+        hi = "inf)" if high is None else repr(high) + (")" if high_open else "]")
+        raise ValueError(f"{name}: expected a float in {lo}, {hi}, got {describe(value)}")
+    return out
+
+
+def integer(name: str, value, *, minimum: int | None = None) -> int:
+    """An integer (Python or NumPy, not bool) that is at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} ({describe(value)})")
+    out = int(value)
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {describe(value)}")
+    return out
+
+
+flag = as_bool
+
+
+def core_attr(name: str, value, attr: str | None = None) -> float:
+    """A finite real number that the registry accepts for ``attr`` (default ``name``) of the dense op."""
+    out = real(name, value)
+    check_attr("rmsprop", attr or name, out, name=name)
+    return out
+
+
+def optional_positive(name: str, value) -> float | None:
+    """None, or a finite float > 0."""
+    return None if value is None else real_in(name, value, low=0.0, low_open=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._values import flag, integer, real_in
+from .._toolkit.checks import flag, integer, real_in
 
 __all__ = ["SCHEDULES", "EMA", "make_ema", "decay_at", "subtracts", "should_overwrite", "Swap", "begin_swap",
            "end_swap", "check_not_swapped"]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["Member", "Group", "Launch", "split_groups", "plan_launches"]
+__all__ = ["Member", "Group", "Launch", "split_groups", "plan_launches", "without_1d_decay"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +128,21 @@ def plan_launches(keys: Iterable[Hashable]) -> tuple[Launch, ...]:
     for i, key in enumerate(keys):
         order.setdefault(key, []).append(i)
     return tuple(Launch(key=key, members=tuple(idx)) for key, idx in order.items())
+
+
+def without_1d_decay(params) -> list:
+    """A flat list of parameters as groups of consecutive runs, the runs of 1-D (and 0-D) parameters with
+    ``weight_decay`` 0: timm's, PaddleClas' and mindcv's exemption of biases and norm scales. Order is
+    kept, so gradients given in the parameters' order still line up; a list of groups is returned as
+    given (the caller chose its groups)."""
+    params = list(params)
+    if not params or isinstance(params[0], dict):
+        return params
+    runs: list = []
+    for p in params:
+        flat = len(getattr(p, "shape", ())) <= 1
+        if runs and runs[-1][0] == flat:
+            runs[-1][1].append(p)
+        else:
+            runs.append((flat, [p]))
+    return [{"params": ps, "weight_decay": 0.0} if flat else {"params": ps} for flat, ps in runs]

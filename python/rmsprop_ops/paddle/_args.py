@@ -18,7 +18,7 @@ from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L1Decay, L2Decay
 
 from .. import registry
-from .._values import real
+from .._toolkit.checks import real
 
 __all__ = ["Rule", "Layout", "GROUP_RULE_KEYS", "check_lr", "check_parameters", "check_grad_clip", "check_name",
            "check_bool", "check_rule_value", "check_weight_decay", "check_group", "check_set_lr"]
