@@ -28,7 +28,7 @@ import sys
 import numpy as np
 import paddle
 
-from _common import SHAPES, VARIANTS, interleaved, machine, write_json
+from _common import SHAPES, VARIANTS, interleaved, machine, machine_line, write_json
 
 import bench_paddle
 from rmsprop_ops.paddle._build import _cache_root
@@ -71,16 +71,16 @@ def load_noop():
 def noop_step(mod, in_place_sizes, input_sizes):
     """An interpreter step of one no-op over in-place tensors of ``in_place_sizes`` and inputs of
     ``input_sizes`` elements."""
-    main, startup = paddle.static.Program(), paddle.static.Program()
-    with paddle.static.program_guard(main, startup):
-        xs = [paddle.create_parameter([n], "float32") for n in in_place_sizes]
-        ys = [paddle.create_parameter([n], "float32", attr=paddle.ParamAttr(trainable=False))
-              for n in input_sizes]
+    main = paddle.static.Program()
+    xs, startups = bench_paddle.create_parameters(main, in_place_sizes)
+    ys, more = bench_paddle.create_parameters(main, input_sizes, trainable=False)
+    with paddle.static.program_guard(main, paddle.static.Program()):
         mod.rmsprop_ops_bench_noop_(xs, ys)
     scope = paddle.static.Scope()
-    exe = paddle.static.Executor(bench_paddle.CPU)
+    exe = paddle.static.Executor(paddle.CPUPlace())
     with paddle.static.scope_guard(scope):
-        exe.run(startup)
+        for startup in startups + more:
+            exe.run(startup)
     interp = bench_paddle.cached_interpreter(exe, main, scope)
     return lambda: interp.run([], True, False)
 
@@ -94,7 +94,7 @@ def main():
     mod = load_noop()
     rng = np.random.default_rng(0)
     rows = []
-    print(f"paddle {paddle.__version__}  {machine()['cpu']}  cores={machine()['cores']}  "
+    print(f"paddle {paddle.__version__}  {machine_line(machine())}  "
           f"{N_PARAMS} x {NUMEL} float32", flush=True)
     for vname, v in VARIANTS.items():
         kinds = 3 + v["centered"]  # Param, MeanSquare, Moment (+ MeanGrad)
@@ -103,7 +103,7 @@ def main():
             "no-op, packed state": noop_step(mod, [NUMEL] * N_PARAMS + [NUMEL * N_PARAMS] * (kinds - 1),
                                              [NUMEL] * N_PARAMS),
         }
-        fns["ours (fused)"] = bench_paddle.setup_optimizer_only("ours", [NUMEL] * N_PARAMS, v, rng)[1]
+        fns["ours (fused)"] = bench_paddle.setup_optimizer_only("ours_fused", [NUMEL] * N_PARAMS, v, rng)[1]
         fns["paddle.optimizer.RMSProp"] = bench_paddle.setup_optimizer_only("builtin", [NUMEL] * N_PARAMS, v,
                                                                             rng)[1]
         med, _ = interleaved(fns, args.reps)

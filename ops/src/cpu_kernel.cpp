@@ -1,12 +1,19 @@
-// The CPU kernel: the rule of rule.h over every set of a call, in one parallel region.
+// The CPU kernel's driver: the rule of rule.h over every set of a call, in one parallel region.
 //
 // The flat element space of all sets is cut into one contiguous range per thread (partition() in
-// kernels.h). Every element is computed by the same scalar code whichever thread runs it, so results are
-// bitwise identical for any thread count and equal to the per-tensor path.
+// kernels.h); each thread runs the loops of the instruction set chosen for this CPU (cpu_loops.cpp, one
+// object per instruction set) over its range. Every element is computed by the same rule whichever thread
+// and whichever instruction set runs it (IEEE sqrt and division, no contraction), so results are bitwise
+// identical for any thread count, any instruction set, and equal to the per-tensor path.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "cpu_loops.h"
 #include "kernels.h"
 #include "rmsprop_ops/rule.h"
 #include "thread_pool.h"
@@ -20,28 +27,126 @@ constexpr int64_t kMinParallelElements = 1 << 15;
 // aligned fp16/fp32 buffer.
 constexpr int64_t kAlign = 64;
 
-template <bool CENTERED, bool MOMENTUM, bool MASTER, typename P>
-void update_range(const SetPtrs<P> s, int64_t begin, int64_t end, const Coeffs<math_t<P>> c) {
-  using M = math_t<P>;
-  // Validation guarantees these buffers do not overlap; restrict lets the compiler vectorise.
-  P *__restrict param = s.param;
-  const P *__restrict grad = s.grad;
-  M *__restrict ms = s.ms;
-  M *__restrict mom = s.mom;
-  M *__restrict mg = s.mg;
-  M *__restrict master = s.master;
-  const SetPtrs<P> r{param, grad, ms, mom, mg, master};
-  for (int64_t i = begin; i < end; ++i) rmsprop_apply<CENTERED, MOMENTUM, MASTER, P>(r, i, c);
+// ---- Choosing the loops ------------------------------------------------------------------------------
+
+// Every instruction set this build has loops for, best first; `scalar` (the reference) always last.
+const CpuLoops *const kAllLoops[] = {
+#ifdef RMSPROP_OPS_LOOPS_AVX512
+    &kLoopsAvx512,
+#endif
+#ifdef RMSPROP_OPS_LOOPS_AVX2
+    &kLoopsAvx2,
+#endif
+#ifdef RMSPROP_OPS_LOOPS_SSE2
+    &kLoopsSse2,
+#endif
+#ifdef RMSPROP_OPS_LOOPS_GENERIC
+    &kLoopsGeneric,
+#endif
+    &kLoopsScalar,
+};
+
+bool cpu_runs(const CpuLoops *loops) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+#ifdef RMSPROP_OPS_LOOPS_AVX512
+  // The flags the avx512 object is compiled with (cmake/cpu_loops.cmake); the check includes the OS's support
+  // for the vector state.
+  if (loops == &kLoopsAvx512)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+           __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+#endif
+#ifdef RMSPROP_OPS_LOOPS_AVX2
+  if (loops == &kLoopsAvx2)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+           __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+#endif
+#endif
+  (void)loops;
+  return true;  // sse2 is part of x86-64; generic and scalar take the compiler's defaults
 }
 
-// Splits the flat element space of all sets into one contiguous range per thread and calls
-// fn(set, begin, end) for each piece, in parallel. The only place the CPU work is partitioned: the
-// kernel and the bandwidth probe both go through it.
-template <typename Fn>
-void for_each_range(const rmsprop_ops_tensor_set *sets, int64_t nsets, const Fn &fn) {
+// The 512-bit loops run automatically on AMD CPUs only. From memory the update costs the same at either
+// width; from cache (small models, large L3s) the 512-bit loops were faster on the AMD machine measured
+// (docs/performance.md), and AMD cores run 512-bit instructions at full clock. On Intel cores, 512-bit
+// instructions can lower the clock, and GCC and Clang choose 256-bit vectors themselves for every Intel
+// AVX-512 core (-mprefer-vector-width=256 in their tuning): the avx2 loops run there.
+bool auto_512() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd");
+#else
+  return false;
+#endif
+}
+
+// The best loops this CPU runs (see auto_512), or those named by RMSPROP_OPS_CPU_ISA (for tests and
+// benchmarks: "avx512", "avx2", "sse2", "generic", "scalar"; a set the CPU cannot run, or a name this build
+// does not have, falls back to the automatic choice). Read once per process: the environment is not read
+// again, so changing it later has no effect and no call races with it.
+const CpuLoops *choose_loops() {
+  if (const char *want = std::getenv("RMSPROP_OPS_CPU_ISA")) {
+    for (const CpuLoops *l : kAllLoops)
+      if (std::strcmp(want, l->name) == 0 && cpu_runs(l)) return l;
+  }
+  for (const CpuLoops *l : kAllLoops) {
+#ifdef RMSPROP_OPS_LOOPS_AVX512
+    if (l == &kLoopsAvx512 && !auto_512()) continue;
+#endif
+    if (cpu_runs(l)) return l;
+  }
+  return &kLoopsScalar;
+}
+
+const CpuLoops &loops() {
+  static const CpuLoops *const chosen = choose_loops();
+  return *chosen;
+}
+
+// The loops' software prefetch distance in bytes (cpu_loops.cpp): by default kPrefetchBytes, except on
+// AMD CPUs, or RMSPROP_OPS_CPU_PREFETCH (read once; 0 turns it off), or what rmsprop_ops_cpu_set_prefetch
+// set last (the benchmark's A/B rows). Four pages of state ahead: far enough that the page's first line
+// arrives before the loop does, near enough to stay in L2. On the AMD machine measured the hardware
+// prefetchers crossed pages well enough that the software prefetch helped some rules and cost others
+// (docs/performance.md), so it is off there; elsewhere it guards against demand misses at every page.
+constexpr int64_t kPrefetchBytes = 4 * 4096;
+constexpr int64_t kMaxPrefetchBytes = 1 << 20;
+
+int64_t clamp_prefetch(long long bytes) {
+  return bytes < 0 ? 0 : (bytes > kMaxPrefetchBytes ? kMaxPrefetchBytes : static_cast<int64_t>(bytes));
+}
+
+int64_t default_prefetch() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_is("amd")) return 0;
+#endif
+  return kPrefetchBytes;
+}
+
+std::atomic<int64_t> &prefetch_setting() {
+  static std::atomic<int64_t> bytes{[] {
+    const char *env = std::getenv("RMSPROP_OPS_CPU_PREFETCH");
+    return env != nullptr ? clamp_prefetch(std::atoll(env)) : default_prefetch();
+  }()};
+  return bytes;
+}
+
+// ---- Partition and threads ---------------------------------------------------------------------------
+
+// Prefix sums of the sets' sizes: the flat element space the partition cuts.
+std::vector<int64_t> flat_offsets(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
   std::vector<int64_t> offsets(static_cast<size_t>(nsets) + 1, 0);
   for (int64_t k = 0; k < nsets; ++k) offsets[k + 1] = offsets[k] + sets[k].param.numel;
-  const int64_t total = offsets.back();
+  return offsets;
+}
+
+// Runs fn(job, lo, hi) over one contiguous range of the flat element space per thread, in parallel. The
+// only place the CPU work is partitioned: the kernel and the bandwidth probe both go through it.
+void run_partitioned(const CpuJob &job, void (*fn)(const CpuJob &, int64_t, int64_t)) {
+  const int64_t total = job.offsets[job.nsets];
   if (total == 0) return;
   int nthreads = get_num_threads();
   const int64_t max_useful = std::max<int64_t>(1, total / kMinParallelElements);
@@ -49,17 +154,11 @@ void for_each_range(const rmsprop_ops_tensor_set *sets, int64_t nsets, const Fn 
   parallel_run(nthreads, [&](int tid) {
     int64_t lo, hi;
     partition(total, nthreads, tid, kAlign, &lo, &hi);
-    if (lo >= hi) return;
-    int64_t k = std::upper_bound(offsets.begin(), offsets.end(), lo) - offsets.begin() - 1;
-    for (; k < nsets && offsets[k] < hi; ++k) {
-      const int64_t b = std::max(lo, offsets[k]) - offsets[k];
-      const int64_t e = std::min(hi, offsets[k + 1]) - offsets[k];
-      if (b < e) fn(k, b, e);
-    }
+    if (lo < hi) fn(job, lo, hi);
   });
 }
 
-template <typename P, bool CENTERED, bool MOMENTUM, bool MASTER>
+template <typename P>
 void run_typed(const Launch &l) {
   using M = math_t<P>;
   const rmsprop_ops_hparams &hp = *l.hp;
@@ -74,68 +173,60 @@ void run_typed(const Launch &l) {
                          static_cast<M *>(s.mean_grad.data), static_cast<M *>(s.master_param.data)};
     coeffs[k] = make_coeffs<M>(hp, lr * s.lr_mult, rescale, s.weight_decay, s.weight_decay_mode);
   }
-  for_each_range(l.sets, l.nsets, [&](int64_t k, int64_t b, int64_t e) {
-    update_range<CENTERED, MOMENTUM, MASTER, P>(ptrs[k], b, e, coeffs[k]);
-  });
-}
-
-template <typename P>
-void run_flags(const Launch &l) {
-  // The 16-bit storage types are the only ones a master weight may accompany (validated in api.cpp).
-  constexpr bool kMasterPossible = sizeof(P) == 2;
-  const int key = (l.centered ? 4 : 0) | (l.momentum ? 2 : 0) | (l.master && kMasterPossible ? 1 : 0);
-  switch (key) {
-    case 0: run_typed<P, false, false, false>(l); break;
-    case 1: run_typed<P, false, false, kMasterPossible>(l); break;
-    case 2: run_typed<P, false, true, false>(l); break;
-    case 3: run_typed<P, false, true, kMasterPossible>(l); break;
-    case 4: run_typed<P, true, false, false>(l); break;
-    case 5: run_typed<P, true, false, kMasterPossible>(l); break;
-    case 6: run_typed<P, true, true, false>(l); break;
-    default: run_typed<P, true, true, kMasterPossible>(l); break;
-  }
+  const std::vector<int64_t> offsets = flat_offsets(l.sets, l.nsets);
+  const CpuJob job{l.param_dtype, l.centered, l.momentum, l.master, ptrs.data(), coeffs.data(), offsets.data(),
+                   l.nsets, prefetch_setting().load(std::memory_order_relaxed)};
+  run_partitioned(job, loops().update);
 }
 
 [[noreturn]] void throw_not_implemented(const std::string &msg) { throw std::invalid_argument(msg); }
-
-template <int NBUF>
-void probe_range(const float *__restrict g, float *const *bufs, int64_t b, int64_t e) {
-  float *__restrict x0 = bufs[0];
-  float *__restrict x1 = bufs[1];
-  float *__restrict x2 = bufs[NBUF > 2 ? 2 : 0];
-  float *__restrict x3 = bufs[NBUF > 3 ? 3 : 0];
-  for (int64_t i = b; i < e; ++i) {
-    const float gi = g[i];
-    x0[i] += gi;
-    x1[i] += gi;
-    if (NBUF > 2) x2[i] += gi;
-    if (NBUF > 3) x3[i] += gi;
-  }
-}
 
 }  // namespace
 
 // Reads and read-modify-writes exactly the float32 buffers an update of these sets would (grad read;
 // param, mean_square and, when present, moment and mean_grad updated) with one add each, through the
-// same partition and threads: the memory roofline of an update, for the benchmarks.
+// same partition, threads and instruction set: the memory roofline of an update, for the benchmarks.
 void bandwidth_probe_cpu(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
-  for_each_range(sets, nsets, [&](int64_t k, int64_t b, int64_t e) {
+  std::vector<SetPtrs<float>> ptrs(static_cast<size_t>(nsets));
+  for (int64_t k = 0; k < nsets; ++k) {
     const rmsprop_ops_tensor_set &s = sets[k];
-    float *bufs[4] = {static_cast<float *>(s.param.data), static_cast<float *>(s.mean_square.data), nullptr,
-                      nullptr};
-    int n = 2;
-    if (s.moment.data != nullptr) bufs[n++] = static_cast<float *>(s.moment.data);
-    if (s.mean_grad.data != nullptr) bufs[n++] = static_cast<float *>(s.mean_grad.data);
-    const float *g = static_cast<const float *>(s.grad.data);
-    if (n == 2) probe_range<2>(g, bufs, b, e);
-    else if (n == 3) probe_range<3>(g, bufs, b, e);
-    else probe_range<4>(g, bufs, b, e);
-  });
+    ptrs[k] = SetPtrs<float>{static_cast<float *>(s.param.data), static_cast<const float *>(s.grad.data),
+                             static_cast<float *>(s.mean_square.data), static_cast<float *>(s.moment.data),
+                             static_cast<float *>(s.mean_grad.data), nullptr};
+  }
+  const std::vector<int64_t> offsets = flat_offsets(sets, nsets);
+  // Optional buffers are present in every set or in none (validated).
+  const bool has_mg = nsets > 0 && sets[0].mean_grad.data != nullptr;
+  const bool has_mom = nsets > 0 && sets[0].moment.data != nullptr;
+  const CpuJob job{RMSPROP_OPS_FLOAT32, has_mg, has_mom, false, ptrs.data(), nullptr, offsets.data(), nsets,
+                   prefetch_setting().load(std::memory_order_relaxed)};
+  run_partitioned(job, loops().probe);
 }
 
 void run_cpu(const Launch &l) {
   if (load_scalar(l.hp->skip_update) != 0.0) return;
-  RMSPROP_OPS_DISPATCH_PARAM_DTYPE(l.param_dtype, P, throw_not_implemented, run_flags<P>(l));
+  RMSPROP_OPS_DISPATCH_PARAM_DTYPE(l.param_dtype, P, throw_not_implemented, run_typed<P>(l));
 }
 
+const char *cpu_isa() { return loops().name; }
+
+int64_t cpu_prefetch() { return prefetch_setting().load(std::memory_order_relaxed); }
+
+void set_cpu_prefetch(int64_t bytes) { prefetch_setting().store(clamp_prefetch(bytes), std::memory_order_relaxed); }
+
 }  // namespace rmsprop_ops
+
+// Which loops this process runs (see choose_loops), the compiler that built them, and the loops' software
+// prefetch distance: for the tests and the benchmarks, through ctypes (not part of c_api.h).
+extern "C" RMSPROP_OPS_API const char *rmsprop_ops_cpu_isa(void) { return rmsprop_ops::cpu_isa(); }
+extern "C" RMSPROP_OPS_API int64_t rmsprop_ops_cpu_prefetch(void) { return rmsprop_ops::cpu_prefetch(); }
+extern "C" RMSPROP_OPS_API void rmsprop_ops_cpu_set_prefetch(int64_t bytes) { rmsprop_ops::set_cpu_prefetch(bytes); }
+extern "C" RMSPROP_OPS_API const char *rmsprop_ops_cpu_compiler(void) {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#else
+  return "unknown";
+#endif
+}

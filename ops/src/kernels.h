@@ -22,6 +22,14 @@ struct Launch {
 
 void run_cpu(const Launch &l);
 void bandwidth_probe_cpu(const rmsprop_ops_tensor_set *sets, int64_t nsets);
+// The name of the instruction set whose loops the CPU kernel runs in this process ("avx512", "avx2",
+// "sse2", "generic" or "scalar"). Exported, with rmsprop_ops_cpu_compiler(), for the tests and the
+// benchmarks (through ctypes; not part of c_api.h).
+const char *cpu_isa();
+// The CPU loops' software prefetch distance in bytes (0: none; the default depends on the CPU), settable
+// for benchmarks that time both; results do not depend on it. Exported as rmsprop_ops_cpu_prefetch / rmsprop_ops_cpu_set_prefetch.
+int64_t cpu_prefetch();
+void set_cpu_prefetch(int64_t bytes);
 
 // Throws std::runtime_error on a CUDA error; defined as a stub raising "built without CUDA" when the
 // library has no CUDA objects.
@@ -55,8 +63,8 @@ constexpr int64_t kCudaChunk = 1 << 16;    // most elements per block
 constexpr int64_t kCudaMinChunk = 2048;     // one pass of a 512-thread block over 4-element packs
 constexpr int kCudaBlocksPerSm = 4;         // 512-thread blocks an SM holds at 2048 resident threads
 // Sets and blocks per launch. The batch travels in the kernel's parameters, which may take 32764 bytes
-// from CUDA 12.1 on for Volta and newer, 4096 otherwise. 20 sets per launch made 1000 small tensors 50
-// launches of 20 blocks each on an H100: 0.23 of the copy bandwidth, against 0.83 for one large tensor.
+// from CUDA 12.1 on for Volta and newer, 4096 otherwise. With 20 sets per launch, 1000 small tensors took
+// 50 launches of 20 blocks each, far from filling a large GPU (docs/performance.md, GPU).
 // CMake defines RMSPROP_OPS_CUDA_LARGE_PARAMS for the whole core (this plan and the kernel must agree)
 // when nvcc and every target architecture allow it.
 #ifdef RMSPROP_OPS_CUDA_LARGE_PARAMS

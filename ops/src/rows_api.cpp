@@ -122,11 +122,28 @@ void check_closed_form(const rmsprop_ops_rows &r, const rmsprop_ops_hparams &hp)
                                       num(hp.momentum));
 }
 
+// Options of the dense rule the rows update does not model, in every mode: its catch-up of skipped rows
+// follows neither Nesterov momentum nor bias correction, and its step counter is rows.step, not hp.step
+// (the registry's rows ops leave these attributes out; a C caller's hparams still carry them).
+void check_unmodelled(const rmsprop_ops_hparams &hp) {
+  const char *why = " for a row-sparse update (its catch-up of skipped rows does not model it; use the dense "
+                    "update), got True";
+  if (hp.nesterov != 0) fail(RMSPROP_OPS_VALUE_ERROR, std::string("nesterov: expected False") + why);
+  if (hp.bias_correction != 0) fail(RMSPROP_OPS_VALUE_ERROR, std::string("bias_correction: expected False") + why);
+  if (hp.step.ptr != nullptr)
+    fail(RMSPROP_OPS_VALUE_ERROR, "step: expected the default 1 for a row-sparse update (its step counter is "
+                                  "rows.step), got a scalar in memory");
+  if (hp.step.value != 1.0)
+    fail(RMSPROP_OPS_VALUE_ERROR, "step: expected the default 1 for a row-sparse update (its step counter is "
+                                  "rows.step), got " + num(hp.step.value));
+}
+
 RowsLaunch validate(const rmsprop_ops_rows *rp, const rmsprop_ops_hparams *hp, bool catch_up) {
   if (rp == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "rows: expected a pointer, got NULL");
   if (hp == nullptr) fail(RMSPROP_OPS_VALUE_ERROR, "hparams: expected a pointer, got NULL");
   const rmsprop_ops_rows &r = *rp;
   validate_hparams(*hp);
+  check_unmodelled(*hp);
   check_scalar_dtype(hp->lr, "lr", true);
   check_scalar_dtype(hp->rescale_grad, "rescale_grad", true);
   check_scalar_dtype(hp->skip_update, "skip_update", false);

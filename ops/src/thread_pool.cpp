@@ -4,27 +4,74 @@
 #include <sched.h>
 
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "rmsprop_ops/c_api.h"
+
 namespace rmsprop_ops {
 namespace {
 
-int default_threads() {
-  if (const char *env = std::getenv("RMSPROP_OPS_NUM_THREADS")) {
-    const int n = std::atoi(env);
-    if (n > 0) return n;
-  }
+// The CPUs this process may run on (its affinity mask), at most RMSPROP_OPS_MAX_THREADS.
+int cpu_threads() {
+  int n = 0;
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return n;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  if (n <= 0) n = 1;
+  return n < RMSPROP_OPS_MAX_THREADS ? n : RMSPROP_OPS_MAX_THREADS;
+}
+
+// $RMSPROP_OPS_NUM_THREADS read like set_num_threads reads its argument: a whole decimal integer in
+// [1, RMSPROP_OPS_MAX_THREADS] (surrounding blanks allowed; unset or blank: the CPU count). A larger one is
+// capped, anything else ("0", "-3", "abc", "1e9", "4.0") gives the CPU count; either way with a line on
+// stderr that names the variable, what it holds and what is used. An environment variable cannot raise an
+// error at the call that reads it (the first update, in any front end), and the library must not start a
+// million threads or none because of one: it says so and carries on.
+int env_threads() {
+  const char *env = std::getenv("RMSPROP_OPS_NUM_THREADS");
+  if (env == nullptr) return 0;
+  const char *p = env;
+  while (std::isspace(static_cast<unsigned char>(*p))) ++p;
+  if (*p == '\0') return 0;
+  const bool negative = *p == '-';
+  if (*p == '+' || *p == '-') ++p;
+  long long value = 0;
+  bool digits = false, big = false;
+  for (; std::isdigit(static_cast<unsigned char>(*p)); ++p) {
+    digits = true;
+    value = value * 10 + (*p - '0');
+    if (value > RMSPROP_OPS_MAX_THREADS) {
+      big = true;
+      value = RMSPROP_OPS_MAX_THREADS;
+    }
   }
-  const unsigned n = std::thread::hardware_concurrency();
-  return n > 0 ? static_cast<int>(n) : 1;
+  while (std::isspace(static_cast<unsigned char>(*p))) ++p;
+  if (digits && *p == '\0' && !negative && (big || value >= 1)) {
+    if (big)
+      std::fprintf(stderr,
+                   "rmsprop_ops: RMSPROP_OPS_NUM_THREADS=%s is above the maximum of %d threads; using %d\n",
+                   env, RMSPROP_OPS_MAX_THREADS, RMSPROP_OPS_MAX_THREADS);
+    return static_cast<int>(value);
+  }
+  const int n = cpu_threads();
+  std::fprintf(stderr,
+               "rmsprop_ops: RMSPROP_OPS_NUM_THREADS='%s' is not an integer in [1, %d]; using %d (the CPUs this "
+               "process may run on)\n",
+               env, RMSPROP_OPS_MAX_THREADS, n);
+  return n;
+}
+
+// $RMSPROP_OPS_NUM_THREADS, else the CPU count; the environment is read once per process (so its message
+// shows once, and a later change of the variable has no effect, as for the CPU loops' variables).
+int default_threads() {
+  static const int from_env = env_threads();
+  return from_env > 0 ? from_env : cpu_threads();
 }
 
 class Pool {
@@ -107,7 +154,9 @@ Pool &pool() {
 
 }  // namespace
 
-void set_num_threads(int n) { g_threads.store(n > 0 ? n : default_threads()); }
+void set_num_threads(int n) {
+  g_threads.store(n > 0 ? (n < RMSPROP_OPS_MAX_THREADS ? n : RMSPROP_OPS_MAX_THREADS) : default_threads());
+}
 
 int get_num_threads() {
   int n = g_threads.load();

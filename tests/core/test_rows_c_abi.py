@@ -1,7 +1,9 @@
 """The rows C ABI (rows_api.h) from plain C: one update compared with the Python front end, then hostile
 descriptors a C caller can build (shapes that do not match numel, products past 2^63, NULL pointers, an
-unknown mode, float indices, counters ahead of the step), each refused with a message and nothing
-written. The program runs in a subprocess: a descriptor the validation missed would crash it."""
+unknown mode, float indices, counters ahead of the step) and rule options of the hparams the rows update
+does not model (nesterov, bias_correction, a step other than the default, in every mode, update and
+catch-up), each refused with a message and nothing written; maximize, which it does model, is compared
+with the dense update. The program runs in a subprocess: a descriptor the validation missed would crash it."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ C_PROGRAM = r"""
 #include <string.h>
 #include "rmsprop_ops/rows_api.h"
 
-static float p[8], ms[8], vals[6];
+static float p[8], ms[8], mom[8], vals[6];
 static int64_t idx[3] = {3, 0, 3}, last[4], step[1], shape[2] = {4, 2}, vshape[2] = {3, 2}, ishape[1] = {3};
 static double fidx[3] = {3, 0, 3};
 
@@ -47,10 +49,10 @@ static rmsprop_ops_rows valid(void) {
 
 static unsigned checksum(void) {
   unsigned h = 0;
-  const unsigned char *b[4] = {(const unsigned char *)p, (const unsigned char *)ms, (const unsigned char *)last,
-                               (const unsigned char *)step};
-  const size_t n[4] = {sizeof p, sizeof ms, sizeof last, sizeof step};
-  for (int k = 0; k < 4; ++k)
+  const unsigned char *b[5] = {(const unsigned char *)p, (const unsigned char *)ms, (const unsigned char *)last,
+                               (const unsigned char *)step, (const unsigned char *)mom};
+  const size_t n[5] = {sizeof p, sizeof ms, sizeof last, sizeof step, sizeof mom};
+  for (int k = 0; k < 5; ++k)
     for (size_t i = 0; i < n[k]; ++i) h = h * 31u + b[k][i];
   return h;
 }
@@ -71,8 +73,29 @@ int main(void) {
 
   const unsigned before = checksum();
   int64_t bad_shape[2] = {4, 3}, huge[2] = {(int64_t)1 << 40, (int64_t)1 << 40};
-  for (int c = 0; c < 9; ++c) {
+  static const int32_t modes[3] = {RMSPROP_OPS_ROWS_DENSE, RMSPROP_OPS_ROWS_EXACT, RMSPROP_OPS_ROWS_LAZY};
+  int64_t step_mem[1] = {3};
+  for (int c = 0; c < 9 + 4 * 3 * 2; ++c) {
     r = valid();
+    rmsprop_ops_hparams h = hp;
+    const int u = c - 9, option = u / 6, mode = (u % 6) / 2, catch_up = u % 2;
+    if (c >= 9) {  /* an option the rows update does not model, in every mode, update and catch-up */
+      r.mode = modes[mode];
+      if (r.mode == RMSPROP_OPS_ROWS_DENSE) { r.last_step.data = NULL; r.step.data = NULL; }
+      if (r.mode == RMSPROP_OPS_ROWS_LAZY) h.momentum = 0.9, r.moment = tensor(mom, 8, shape, 2, RMSPROP_OPS_FLOAT32);
+      switch (option) {
+        case 0: h.nesterov = 1; break;
+        case 1: h.bias_correction = 1; break;
+        case 2: h.step.value = 3; break;
+        case 3: h.step.ptr = step_mem; h.step.dtype = RMSPROP_OPS_INT64; break;
+      }
+      rc = catch_up && r.mode != RMSPROP_OPS_ROWS_DENSE ? rmsprop_ops_rows_catch_up(&r, &h, NULL, 0, err, sizeof err)
+                                                         : rmsprop_ops_rows_update(&r, &h, NULL, 0, err, sizeof err);
+      printf("case %d: %d %s\n", c, rc, err);
+      if (rc == RMSPROP_OPS_OK) return 5;
+      if (checksum() != before) { printf("case %d wrote\n", c); return 6; }
+      continue;
+    }
     switch (c) {
       case 0: r.param.shape = bad_shape; break;                     /* 12 elements said, 8 given */
       case 1: r.param.shape = huge; break;                          /* rows x width past 2^63 */
@@ -92,6 +115,15 @@ int main(void) {
     if (rc == RMSPROP_OPS_OK) return 5;
     if (checksum() != before) { printf("case %d wrote\n", c); return 6; }
   }
+
+  /* maximize: modelled (the gradient is negated; a skipped row's zero gradient moves nothing either way) */
+  r = valid();
+  hp.maximize = 1;
+  rc = rmsprop_ops_rows_update(&r, &hp, NULL, 0, err, sizeof err);
+  if (rc != RMSPROP_OPS_OK) { printf("maximize: error %d %s\n", rc, err); return 7; }
+  printf("maximize:");
+  for (int i = 0; i < 8; ++i) printf(" %.9g", p[i]);
+  printf("\n");
   return 0;
 }
 """
@@ -123,7 +155,14 @@ def test_rows_c_abi_from_plain_c(tmp_path):
     np.testing.assert_array_equal(np.array(lines[0].split(), np.float32), p.ravel())
     assert lines[1].split() == ["1", "0", "0", "1", "1"]
 
-    cases = dict(line.split(": ", 1) for line in lines[2:])
+    cases = dict(line.split(": ", 1) for line in lines[2:-1])
+    # maximize after the first update: the dense update with maximize, the gradient's rows summed.
+    g = np.zeros_like(p)
+    np.add.at(g, np.array([3, 0, 3]), vals)
+    ms_dense = ms.copy()
+    rmsprop_ops.rmsprop_(p, g, ms_dense, lr=0.1, rho=0.9, epsilon=1e-6, maximize=True)
+    assert lines[-1].startswith("maximize:"), lines[-1]
+    np.testing.assert_array_equal(np.array(lines[-1].split()[1:], np.float32), p.ravel())
     expect = {
         "case 0": "2 param: expected numel 12 (shape (4, 3)), got 8",
         "case 1": "2 param: expected a shape of at most 2^63 elements, got (1099511627776, 1099511627776)",
@@ -135,6 +174,12 @@ def test_rows_c_abi_from_plain_c(tmp_path):
         "case 7": "2 indices[1]: expected a row in [0, 4), got 4",
         "case 8": "2 values: expected shape (3, 2) (one row of param per index), got (4611686018427387904 elements)",
     }
+    unmodelled = ["2 nesterov: expected False for a row-sparse update (its catch-up of skipped rows does not model it",
+                  "2 bias_correction: expected False for a row-sparse update",
+                  "2 step: expected the default 1 for a row-sparse update (its step counter is rows.step), got 3",
+                  "2 step: expected the default 1 for a row-sparse update (its step counter is rows.step), got a scalar"]
+    for c in range(9, 9 + 4 * 3 * 2):
+        expect[f"case {c}"] = unmodelled[(c - 9) // 6]
     for case, message in expect.items():
         code, text = message.split(" ", 1)
         assert cases[case].startswith(code + " "), (case, cases[case])

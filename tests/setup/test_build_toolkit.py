@@ -251,3 +251,19 @@ def test_build_info_round_trip(tmp_path):
     info.write()
     assert build.BuildInfo.read(str(tmp_path)) == info
     assert "directory" not in json.loads((tmp_path / build.INFO_FILE).read_text())
+
+
+@pytest.mark.parametrize("framework", ["paddle", "mindspore"])
+@pytest.mark.parametrize("command", [["info"], ["build"], ["--help"]])
+def test_adapter_cli_without_its_framework_answers_without_a_traceback(framework, command):
+    """``python -m rmsprop_ops.<framework> info`` says the framework is missing (exit 0); build and --help
+    say what to install (exit 1); neither prints a traceback."""
+    code = (f"import runpy, sys; sys.modules[{framework!r}] = None; sys.orig_argv = [sys.executable, '-m', "
+            f"'rmsprop_ops.{framework}', *{command!r}]; sys.argv = ['-m', *{command!r}]; "
+            f"runpy.run_module('rmsprop_ops.{framework}', run_name='__main__', alter_sys=True)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in out.stderr
+    if command == ["info"]:
+        assert out.returncode == 0 and out.stdout.startswith(framework) and "not installed" in out.stdout
+    else:
+        assert out.returncode == 1 and f'pip install ".[{framework}]"' in out.stderr

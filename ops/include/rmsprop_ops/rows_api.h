@@ -50,7 +50,9 @@ typedef struct {
 } rmsprop_ops_rows;
 
 /* Validates everything (every index in range, every touched row's counter <= step) and then applies
- * the gradient; on error writes a message naming the argument into err and modifies nothing. */
+ * the gradient; on error writes a message naming the argument into err and modifies nothing. hp's
+ * nesterov and bias_correction must be 0 and hp->step the default (1 by value): the catch-up of skipped
+ * rows does not model them, and the table's step counter is rows->step (the same for catch_up below). */
 RMSPROP_OPS_API int rmsprop_ops_rows_update(const rmsprop_ops_rows *rows, const rmsprop_ops_hparams *hp,
                                             void *stream, uint32_t flags, char *err, size_t errlen);
 

@@ -263,5 +263,24 @@ def require_framework(module: str, extra: str, who: str):
     except ModuleNotFoundError as exc:
         if exc.name != module:
             raise
-        raise ModuleNotFoundError(f"{who} needs {module}, which is not installed: {install_hint(extra)}",
-                                  name=module) from None
+        message = f"{who} needs {module}, which is not installed: {install_hint(extra)}"
+        if _cli_target() == who:
+            # ``python -m rmsprop_ops.paddle info`` (or build, --help): the answer, not a traceback
+            import sys
+
+            asked_info = "info" in sys.orig_argv[sys.orig_argv.index("-m") + 2:]
+            print(f"{module:12} not installed; to add it: {install_hint(extra)}" if asked_info else message,
+                  file=sys.stdout if asked_info else sys.stderr)
+            raise SystemExit(0 if asked_info else 1)
+        raise ModuleNotFoundError(message, name=module) from None
+
+
+def _cli_target() -> str | None:
+    """The module of ``python -m MODULE ...``, if this process was started that way."""
+    import sys
+
+    argv = list(getattr(sys, "orig_argv", ()))
+    if "-m" not in argv:
+        return None
+    i = argv.index("-m")
+    return argv[i + 1] if i + 1 < len(argv) else None

@@ -22,7 +22,10 @@ require_framework("paddle", "paddle", __name__)  # a clear "pip install ..." ins
 
 from ._build import CompilerNotFoundError, cache_dir, load_ops
 from ._codegen import OP_PREFIX, paddle_op_name
+from ._decay import DecoupledDecay
 from ._optimizer import RMSProp
+from ._schedule import ScheduleLR
 
-__all__ = ["RMSProp", "load_ops", "cache_dir", "CompilerNotFoundError", "paddle_op_name", "OP_PREFIX"]
+__all__ = ["RMSProp", "ScheduleLR", "DecoupledDecay", "load_ops", "cache_dir", "CompilerNotFoundError",
+           "paddle_op_name", "OP_PREFIX"]
 

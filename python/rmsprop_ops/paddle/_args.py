@@ -17,29 +17,45 @@ from paddle.nn.clip import ClipGradBase
 from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L1Decay, L2Decay
 
+from .. import _conventions as conventions
 from .. import registry
 from .._toolkit.checks import real
 
-__all__ = ["Rule", "Layout", "GROUP_RULE_KEYS", "check_lr", "check_parameters", "check_grad_clip", "check_name",
+__all__ = ["PADDLE_RULE", "Rule", "Layout", "GROUP_RULE_KEYS", "check_lr", "check_parameters", "check_grad_clip",
+           "check_name",
            "check_bool", "check_rule_value", "check_weight_decay", "check_group", "check_set_lr"]
 
 # The rule fields a parameter group may override (as in paddle.optimizer.RMSProp).
 GROUP_RULE_KEYS = ("rho", "epsilon", "momentum", "centered")
 
 
+# Paddle's own rule (the 'paddle' row of rmsprop_ops.CONVENTIONS), the default of every record below.
+PADDLE_RULE = conventions.resolve("paddle")
+
+
 @dataclasses.dataclass(frozen=True)
 class Rule:
     """Every field of the update rule that one launch of the op shares. Defaults are Paddle's rule.
 
-    ``clip_weights`` None leaves the weights unclipped."""
+    ``rho``, ``epsilon``, ``momentum``, ``centered`` are the launch's (a parameter group may override them);
+    the convention's fields (eps placement, lr placement, the accumulator's start value, what a float
+    ``weight_decay`` means, ...) are the optimizer's, in ``resolved``: the ``rmsprop_ops._conventions.Rule``
+    record the neutral optimizer resolves the same way. It takes no part in comparisons (one optimizer's
+    launches all share it). ``core_attrs``: registry options the convention turned on, as (name, value)
+    pairs. ``clip_weights`` None leaves the weights unclipped."""
 
     rho: float = 0.95
     epsilon: float = 1e-6
     momentum: float = 0.0
     centered: bool = False
-    eps_in_sqrt: bool = True
-    lr_in_momentum: bool = True
     clip_weights: float | None = None
+    core_attrs: tuple = ()
+    resolved: conventions.Rule = dataclasses.field(default=PADDLE_RULE, compare=False, repr=False)
+
+    eps_in_sqrt = property(lambda self: self.resolved.eps_in_sqrt, doc="eps inside the root (the optimizer's).")
+    lr_in_momentum = property(lambda self: self.resolved.lr_in_momentum, doc="lr inside the momentum buffer.")
+    initial_accumulator_value = property(lambda self: self.resolved.initial_accumulator_value,
+                                         doc="The value the mean square starts at.")
 
     @classmethod
     def checked(cls, **fields) -> Rule:
@@ -50,27 +66,48 @@ class Rule:
             value = fields.pop(f.name, f.default)
             if f.type == "bool":
                 out[f.name] = check_bool(f.name, value)
-            else:
+            elif f.type in ("float", "float | None"):
                 out[f.name] = None if value is None and f.default is None else check_rule_value(f.name, value)
+            else:  # the records resolved before (core_attrs, resolved)
+                out[f.name] = value
         if fields:
             raise TypeError(f"unknown rule fields {sorted(fields)}")
         return cls(**out)
 
     @property
     def convention(self) -> str:
-        """The name of the convention these fields make (``rmsprop_ops.CONVENTIONS``), or "custom"."""
-        return "paddle" if self.eps_in_sqrt and self.lr_in_momentum else "custom"
+        """The name of the convention the rule fields make (``rmsprop_ops.CONVENTIONS``), or "custom" when
+        some were set apart from the convention's row (``base`` names that row)."""
+        row = conventions.CONVENTIONS[self.resolved.convention]
+        same = all(getattr(row, f) == getattr(self.resolved, f) for f in conventions._CONVENTION_FIELDS)
+        return self.resolved.convention if same else "custom"
+
+    @property
+    def base(self) -> str:
+        """The convention the rule was resolved from."""
+        return self.resolved.convention
 
     def for_group(self, group) -> Rule:
         """This rule with a parameter group's overrides (a group dict; the keys it lacks keep ours)."""
         changes = {k: group[k] for k in GROUP_RULE_KEYS if k in group and group[k] != getattr(self, k)}
         return dataclasses.replace(self, **changes) if changes else self
 
+    def initial_value(self, kind: str) -> float:
+        """The value an accumulator of ``kind`` (Paddle's names) starts at."""
+        return self.resolved.initial_accumulator_value if kind == "mean_square" else 0.0
+
     def op_attrs(self) -> dict:
-        """The rule's attributes of the registry op (``centered`` selects the op instead)."""
-        return {"rho": float(self.rho), "epsilon": float(self.epsilon), "momentum": float(self.momentum),
-                "eps_in_sqrt": self.eps_in_sqrt, "lr_in_momentum": self.lr_in_momentum,
-                "clip_weights": -1.0 if self.clip_weights is None else float(self.clip_weights)}
+        """The rule's attributes of the registry op (``centered`` selects the op instead). The momentum
+        and eps placement are the ones the convention gives this launch (MXNet ignores momentum unless
+        centered; TF 2.0-2.10 Keras moves eps out of the root without momentum)."""
+        r = self.resolved
+        momentum = r.effective_momentum(self.momentum, self.centered)
+        attrs = {"rho": float(self.rho), "epsilon": float(self.epsilon), "momentum": momentum,
+                 "eps_in_sqrt": r.eps_in_sqrt_for(momentum), "lr_in_momentum": r.lr_in_momentum,
+                 "clip_after_weight_decay": r.clip_after_weight_decay,
+                 "clip_weights": -1.0 if self.clip_weights is None else float(self.clip_weights)}
+        attrs.update(self.core_attrs)
+        return attrs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """``set_state_dict``: a checkpoint is paired with the parameters, checked whole, then written.
 
 Entries are ``paddle.optimizer.RMSProp``'s: ``<param>_<kind>_<n>`` accumulators (``<param>_fp32_master_<n>``
-for a master weight's), ``master_weights`` (parameter name -> float32 tensor) and ``LR_Scheduler``. Each is
+for a master weight's), ``master_weights`` (parameter name -> float32 tensor) and ``LR_Scheduler``; with
+``use_ema`` also the averages (``<param>_ema_<n>``, kind ``ema``, kept for the parameter itself), and with
+``use_ema`` or ``bias_correction`` ``iterations`` (the updates so far, which the averages' decay and the
+bias correction depend on). Each is
 paired with a parameter by name (``_names.match``), and checked (a floating-point value, the parameter's full
 shape, no value that overflows the state's dtype, a master weight only for a parameter that has one)
 before anything is written. State for parameters whose accumulators do not exist yet (a checkpoint loaded
@@ -17,7 +20,7 @@ import numpy as np
 import paddle
 from paddle.optimizer.lr import LRScheduler
 
-from . import _names
+from . import _ema, _names
 from ._state import KINDS, state_dtype
 
 __all__ = ["Pending", "load", "parse", "base_param_name", "to_state"]
@@ -42,13 +45,14 @@ class Pending:
     def __init__(self):
         self.values = {}
 
-    def apply(self, opt, targets):
-        """Write the pending state of the just-created ``targets`` (parameters or master weights)."""
+    def apply(self, opt, targets, kinds=KINDS):
+        """Write the pending state of ``kinds`` of the just-created ``targets`` (parameters or master weights;
+        parameters for the averages)."""
         if not self.values:
             return
         for target in targets:
             pname = base_param_name(target.name)
-            for kind in KINDS:
+            for kind in kinds:
                 value = self.values.pop((pname, kind), None)
                 if value is not None:
                     var = opt._accumulators[opt._acc_name(kind)][target.name]
@@ -105,12 +109,17 @@ def to_state(value, dtype, shape, what):
     return out.reshape(shape)
 
 
+def kinds_of(opt):
+    """The accumulator kinds ``opt`` keeps: Paddle's three, and the averages with ``use_ema``."""
+    return KINDS + ((_ema.KIND,) if opt._use_ema else ())
+
+
 def parse(opt, state, others_ok=False):
     """The accumulator entries of ``state`` (their values checked to be floating-point); another key raises
     ValueError unless ``others_ok``."""
-    accs = "|".join(re.escape(opt._acc_name(kind)) for kind in KINDS)
+    accs = "|".join(re.escape(opt._acc_name(kind)) for kind in kinds_of(opt))
     pattern = re.compile(rf"^(?P<target>.+)_(?P<acc>{accs})_\d+$")
-    kind_of = {opt._acc_name(kind): kind for kind in KINDS}
+    kind_of = {opt._acc_name(kind): kind for kind in kinds_of(opt)}
     entries = []
     for key, value in state.items():
         m = pattern.match(key)
@@ -118,7 +127,7 @@ def parse(opt, state, others_ok=False):
             if others_ok:
                 continue
             raise ValueError(f"state_dict: unexpected entry {key!r} (expected accumulators named "
-                             f"<param>_<{accs}>_<n>, 'master_weights' and 'LR_Scheduler')")
+                             f"<param>_<{accs}>_<n>, 'master_weights', 'LR_Scheduler' and 'iterations')")
         _check_value(value, f"state_dict: {key}")
         entries.append(Entry(key, base_param_name(m["target"]), kind_of[m["acc"]], value))
     return entries
@@ -136,6 +145,7 @@ def load(opt, state_dict, pending):
     and the master weights included, unless every entry passes."""
     state = dict(state_dict)
     lr_state = state.pop("LR_Scheduler", None)
+    iterations = _iterations(state.pop("iterations", None))
     masters = state.pop("master_weights", None) or {}
     if not isinstance(masters, dict):
         raise TypeError(f"state_dict: master_weights: expected a dict of parameter name -> tensor, got "
@@ -152,16 +162,20 @@ def load(opt, state_dict, pending):
     for e in entries:
         pname = ours[e.param]
         param = params[pname]
-        target = opt._master_weights.get(pname, param)
+        target = param if e.kind == _ema.KIND else opt._master_weights.get(pname, param)
         var = opt._accumulators.get(opt._acc_name(e.kind), {}).get(target.name)
         what = f"state_dict: {opt._acc_name(e.kind)!r} accumulator for parameter {pname!r}" + (
             f" (saved for {e.param!r})" if e.param != pname else "")
         if var is not None:
             writes.append((var, to_state(e.value, var.dtype, var.shape, what)))
         else:
-            waiting[(pname, e.kind)] = to_state(e.value, _expected_dtype(opt, param), param.shape, what)
+            dtype = _ema.average_dtype(param) if e.kind == _ema.KIND else _expected_dtype(opt, param)
+            waiting[(pname, e.kind)] = to_state(e.value, dtype, param.shape, what)
         loaded.add((pname, e.kind))
-    for kind in KINDS:
+    if any(e.kind == _ema.KIND for e in entries) and iterations is None:
+        raise ValueError("state_dict: expected an 'iterations' entry with the averages (use_ema: their decay "
+                         "depends on the number of updates so far)")
+    for kind in kinds_of(opt):
         for tname in opt._accumulators.get(opt._acc_name(kind), {}):
             pname = base_param_name(tname)
             if (pname, kind) not in loaded:
@@ -185,12 +199,26 @@ def load(opt, state_dict, pending):
         opt._learning_rate.set_state_dict(lr_state)
     for var, value in writes:
         var.set_value(value)
+    if iterations is not None:
+        opt._iterations = iterations
     for pname, value in new_masters:
         master = paddle.to_tensor(value, dtype="float32")
         # Named like _create_master_weight's, so its accumulators map back to the parameter.
         master.name = paddle.utils.unique_name.generate(pname + "_fp32_master")
         opt._master_weights[pname] = master
     pending.values = waiting
+
+
+def _iterations(value):
+    """The ``iterations`` entry: None (absent) or an int >= 0 (a Python or NumPy int, or a 0-d integer tensor)."""
+    if value is None:
+        return None
+    if isinstance(value, paddle.Tensor):
+        value = value.numpy()
+    array = np.asarray(value)
+    if array.shape not in ((), (1,)) or array.dtype.kind not in "iu" or int(array.reshape(())) < 0:
+        raise ValueError(f"state_dict: iterations: expected an int >= 0, got {value!r}")
+    return int(array.reshape(()))
 
 
 def _expected_dtype(opt, param):

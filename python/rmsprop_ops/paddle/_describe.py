@@ -6,6 +6,8 @@ from paddle.nn.clip import ClipGradByGlobalNorm, ClipGradByNorm, ClipGradByValue
 from paddle.optimizer.lr import LRScheduler
 from paddle.regularizer import L1Decay, L2Decay
 
+from ._decay import DecoupledDecay
+
 __all__ = ["describe"]
 
 
@@ -16,7 +18,7 @@ def _lr(lr):
 
 
 def _regularizer(reg):
-    if isinstance(reg, (L1Decay, L2Decay)):
+    if isinstance(reg, (L1Decay, L2Decay, DecoupledDecay)):
         return f"{type(reg).__name__}({reg._coeff!r})"
     return "None" if reg is None else type(reg).__name__
 
@@ -39,14 +41,24 @@ def _parameters(groups):
 
 
 def describe(opt):
-    """``RMSProp(learning_rate=..., rho=..., ..., convention='paddle', fused=True, flat_state='auto', ...)``."""
+    """``RMSProp(learning_rate=..., rho=..., ..., convention='paddle', fused=True, flat_state='auto', ...)``; the
+    convention's fields are listed when it is not Paddle's, and a rule whose fields were set apart from its
+    convention's row shows as ``convention='custom' (from '<row>')``."""
     rule, layout = opt._rule, opt._layout
     parts = [f"learning_rate={_lr(opt._learning_rate)}", f"rho={rule.rho!r}", f"epsilon={rule.epsilon!r}",
              f"momentum={rule.momentum!r}", f"centered={rule.centered!r}",
              f"weight_decay={_regularizer(opt.regularization)}", f"grad_clip={_clip(opt._grad_clip)}",
-             f"convention={rule.convention!r}"]
-    if rule.convention == "custom":
-        parts += [f"eps_in_sqrt={rule.eps_in_sqrt!r}", f"lr_in_momentum={rule.lr_in_momentum!r}"]
+             f"convention={rule.convention!r}" + (f" (from {rule.base!r})" if rule.convention == "custom" else "")]
+    r = rule.resolved
+    if rule.convention != "paddle":
+        parts += [f"eps_in_sqrt={r.eps_in_sqrt!r}", f"lr_in_momentum={r.lr_in_momentum!r}",
+                  f"initial_accumulator_value={r.initial_accumulator_value!r}",
+                  f"weight_decay_mode={r.weight_decay_mode!r}"]
+    parts += [f"{name}=True" for name in ("maximize", "nesterov", "bias_correction") if getattr(r, name)]
+    if opt._use_ema:
+        e = opt._ema
+        parts.append(f"use_ema=True, ema_momentum={e.decay!r}, ema_schedule={e.schedule!r}"
+                     + (f", ema_overwrite_frequency={e.overwrite_frequency}" if e.overwrite_frequency else ""))
     if rule.clip_weights is not None:
         parts.append(f"clip_weights={rule.clip_weights!r}")
     flat = "'auto' (flat in dynamic mode)" if layout.flat_state is None else repr(layout.flat_state)

@@ -23,11 +23,14 @@ from paddle.optimizer import optimizer as paddle_optimizer
 from paddle.regularizer import L1Decay, L2Decay
 
 from ._clip import FusedValueClip
+from ._decay import DecoupledDecay
 from ._launch import check_grad, invoke
+from ._step_count import dynamic_input
 
 __all__ = ["Plan", "record", "try_step"]
 
 _MISSING = object()
+_PER_STEP = ("Grad", "LearningRate", "SkipUpdate", "CurrentStep")
 
 
 class PlannedLaunch(NamedTuple):
@@ -35,7 +38,7 @@ class PlannedLaunch(NamedTuple):
 
     core_op: str
     indices: tuple | None  # its parameters' places in the plan; None: all of them, in order
-    tensors: dict  # every input but Grad and LearningRate (SkipUpdate is set per step)
+    tensors: dict  # every input but those set per step (_PER_STEP)
     attrs: dict
     flat: bool
 
@@ -60,7 +63,7 @@ def eligible(opt):
         return False
     if opt._grad_clip is not None and type(opt._grad_clip) is not FusedValueClip:
         return False
-    if opt.regularization is not None and type(opt.regularization) not in (L1Decay, L2Decay):
+    if opt.regularization is not None and type(opt.regularization) not in (L1Decay, L2Decay, DecoupledDecay):
         return False
     return not (paddle_optimizer.g_shard_bypass_dygraph_optimizer or in_auto_dp_mode()
                 or get_fsdp_context() is not None)
@@ -86,7 +89,7 @@ def record(opt, ran):
             if getattr(p, "_need_shard_auto", False) or p.is_dist() or not p.is_contiguous() \
                     or row.grad.is_selected_rows():
                 return None
-        fixed = {k: v for k, v in call.tensors.items() if k not in ("Grad", "LearningRate", "SkipUpdate")}
+        fixed = {k: v for k, v in call.tensors.items() if k not in _PER_STEP}
         indices = tuple(place[id(row.param)] for row in launch.rows)
         if indices == tuple(range(len(params))):
             indices = None
@@ -126,8 +129,9 @@ def _run(opt, plan):
     lr = opt._global_learning_rate()
     found_inf = opt._get_auxiliary_var("found_inf")
     skip = found_inf if isinstance(found_inf, paddle.Tensor) else None
+    current_step = dynamic_input(opt)
     for launch in plan.launches:
-        tensors = dict(launch.tensors, LearningRate=lr, SkipUpdate=skip,
+        tensors = dict(launch.tensors, LearningRate=lr, SkipUpdate=skip, CurrentStep=current_step,
                        Grad=grads if launch.indices is None else [grads[i] for i in launch.indices])
         invoke(launch.core_op, tensors, launch.attrs, checked=False, dygraph=True, flat=launch.flat)
     for p in params:

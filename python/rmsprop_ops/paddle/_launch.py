@@ -61,10 +61,15 @@ class Step:
     key share a launch (always in dynamic mode, where no program records the calls). ``rule`` and ``clip``:
     the pass's parameter group's rule (``_args.Rule``) and gradient clip. ``sparse_modes`` (parameter name
     -> rows mode) and ``sparse_calls``: the pass's SelectedRows gradients that take the row-sparse update
-    (``_sparse``), checked before the first launch and run after the last."""
+    (``_sparse``), checked before the first launch and run after the last. ``declare_state``: a static
+    program's op declares the state it writes too (the public op rather than the ``_static`` twin), for
+    ops appended after it that read that state (the averages of master weights, ``_ema``). ``count``: the
+    update count ``bias_correction`` reads (``_step_count.StepCount``), or None."""
 
-    def __init__(self, skip, fused, rule, clip):
+    def __init__(self, skip, fused, rule, clip, declare_state=False, count=None):
         self.skip = skip
+        self.count = count
+        self.declare_state = declare_state
         self.fused = fused
         self.rule = rule
         self.clip = clip
@@ -102,7 +107,8 @@ class Step:
             for launch in launches:
                 _check_rows(launch.rows)
         for launch, lr in zip(launches, lrs):
-            call = _call(launch, lr, self.skip, dygraph)
+            call = _call(launch, lr, self.skip, dygraph, self.declare_state,
+                         None if self.count is None else self.count.current)
             call.run()
             self.ran.append((launch, call))
 
@@ -152,7 +158,7 @@ class Call(NamedTuple):
                 p._bump_inplace_version()
 
 
-def _call(launch, lr, skip, dygraph):
+def _call(launch, lr, skip, dygraph, declare_state=False, current_step=None):
     rows = launch.rows
     key = rows[0].key
     rule, flat = key.rule, key.chunk is not None
@@ -161,7 +167,7 @@ def _call(launch, lr, skip, dygraph):
     coeffs = [row.decay.coeff for row in rows]
     attrs = rule.op_attrs()
     attrs.update(weight_decay_mode=key.decay_mode, clip_gradient=-1.0 if key.clip is None else key.clip,
-                 clip_after_weight_decay=False, weight_decay=coeffs[0])
+                 weight_decay=coeffs[0])
     params = [row.param for row in rows]
     pick = list if multi else (lambda ts: ts[0])
     if flat:
@@ -170,7 +176,7 @@ def _call(launch, lr, skip, dygraph):
         state = {"MeanSquare": pick([r.slot.mean_square for r in rows]), "Moment": pick([r.slot.momentum for r in rows]),
                  "MeanGrad": pick([r.slot.mean_grad for r in rows])}
     tensors = {"Param": pick(params), "Grad": pick([r.grad for r in rows]), "MeanSquare": state["MeanSquare"],
-               "Moment": state["Moment"], "LearningRate": lr, "SkipUpdate": skip}
+               "Moment": state["Moment"], "LearningRate": lr, "SkipUpdate": skip, "CurrentStep": current_step}
     if rule.centered:
         tensors["MeanGrad"] = state["MeanGrad"]
     if key.master:
@@ -186,8 +192,8 @@ def _call(launch, lr, skip, dygraph):
         offsets = [r.slot.offset for r in rows]
         attrs["offsets"] = [] if offsets == key.chunk.offsets else offsets
     # Dynamic mode: the twin declaring nothing in place. A static program's per-parameter state: the twin
-    # declaring only the parameters; flat state: the public op (its three buffers are declared).
-    return Call(core_op, tensors, attrs, flat, dygraph, "" if dygraph or flat else STATIC_SUFFIX)
+    # declaring only the parameters; flat state, or state read after the op: the public op (all declared).
+    return Call(core_op, tensors, attrs, flat, dygraph, "" if dygraph or flat or declare_state else STATIC_SUFFIX)
 
 
 def _default(attr):

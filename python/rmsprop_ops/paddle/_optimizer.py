@@ -3,10 +3,16 @@
 The class holds Paddle's hooks only; each delegates to a module: ``_args`` (constructor checks, the rule
 record), ``_clip`` (value clipping in the op), ``_param_attrs`` (ParamAttr scales and regularizers),
 ``_densify`` (sparse gradients), ``_state`` (accumulators, flat buffers), ``_checkpoint``
-(``set_state_dict``), ``_launch`` (one pass's updates, grouped into op launches).
+(``set_state_dict``), ``_launch`` (one pass's updates, grouped into op launches); the conventions:
+``_convention`` (the constructor's arguments resolved into the rule), ``_decay`` (what a float weight decay
+means), ``_ema`` (moving averages of the weights), and ``_extras`` (the methods beyond Paddle's: rule,
+averages, checkpoint translation, recipes).
 """
 
 from __future__ import annotations
+
+import contextlib
+import dataclasses
 
 import paddle
 from paddle.base import framework
@@ -15,9 +21,12 @@ from paddle.optimizer import Optimizer
 from paddle.optimizer.lr import LRScheduler
 
 from .. import registry
-from . import _args, _checkpoint, _clip, _fastpath, _static_state
+from .._toolkit import ema as ema_rules
+from . import _args, _checkpoint, _clip, _decay, _ema, _fastpath, _step_count
 from ._build import load_ops
-from ._densify import densify_grads
+from ._convention import explicit_arguments, resolve_arguments
+from ._densify import densify_grads, pairs
+from ._extras import ConventionMethods
 from ._describe import describe
 from ._launch import LaunchKey, Row, Step, check_grad
 from ._launch import invoke as _invoke  # noqa: F401 (the op-call helper, importable here as before the split)
@@ -28,8 +37,9 @@ from ._state import StateStore
 __all__ = ["RMSProp"]
 
 
-class RMSProp(Optimizer):
-    r"""RMSProp with the signature, defaults and results of ``paddle.optimizer.RMSProp``, run by our custom op.
+class RMSProp(ConventionMethods, Optimizer):
+    r"""RMSProp with the signature, defaults and results of ``paddle.optimizer.RMSProp``, run by our custom op,
+    and any other framework's rule on request (``convention=``).
 
     The update for each parameter (Paddle's rule; ``g`` has been clipped, then regularized)::
 
@@ -75,8 +85,21 @@ class RMSProp(Optimizer):
             ``<first param>_mean_square_flat_0``, ...). False: one tensor per parameter and kind. Master
             weights stay one tensor per parameter, and so does the state of auto-parallel (dist)
             parameters, which Paddle shards per parameter.
-        eps_in_sqrt, lr_in_momentum, clip_weights: the core's rule options (defaults give Paddle's rule):
-            see ``rmsprop_ops.rmsprop_``.
+        convention: a key of ``rmsprop_ops.CONVENTIONS`` (default ``"paddle"``: Paddle's rule). It decides
+            eps placement, the mean square's start value, lr placement and what a float ``weight_decay``
+            means, and gives the defaults of ``learning_rate``, ``rho``, ``epsilon`` and ``momentum`` (the
+            signature shows Paddle's); arguments passed keep their values, and the framework's own names
+            are accepted under its convention (torch's ``lr``, ``alpha``, ``eps``; TF1's ``decay``; ...).
+        eps_in_sqrt, initial_accumulator_value, lr_in_momentum, weight_decay_mode, clip_after_weight_decay:
+            each field of the convention on its own (see ``docs/paddle.md``, Conventions).
+        maximize: ascend the objective (torch). nesterov, bias_correction: optax's options (the update
+            count bias_correction reads: ``iterations`` + 1 in dynamic mode, a persistable counter in a
+            static program; see ``_step_count``). All three are the core's rule options. A SelectedRows
+            gradient under nesterov or bias_correction is made dense for the dense op ("exact" and
+            "lazy" refuse them).
+        clip_weights: clip the weights to [-c, c] after the update (see ``rmsprop_ops.rmsprop_``).
+        use_ema, ema_momentum, ema_overwrite_frequency, ema_schedule: moving averages of the weights with
+            Keras' / TF's semantics (``_ema``), evaluated with ``swap_ema_weights()``.
         sparse_mode: "auto", "dense", "exact" or "lazy": what a SelectedRows gradient does to the rows it
             leaves out (below). An option a parameter's rule cannot follow ("exact" with momentum, "exact"
             or "lazy" with weight decay or clip_weights) raises ValueError at its first such step.
@@ -114,31 +137,48 @@ class RMSProp(Optimizer):
     _mean_square_acc_str = "mean_square"
     _mean_grad_acc_str = "mean_grad"
 
+    @explicit_arguments("learning_rate", "rho", "epsilon", "momentum", "eps_in_sqrt", "lr_in_momentum")
     def __init__(self, learning_rate, rho=0.95, epsilon=1.0e-6, momentum=0.0, centered=False, parameters=None,
-                 weight_decay=None, grad_clip=None, name=None, *, fused=True, multi_precision=False,
-                 eps_in_sqrt=True, lr_in_momentum=True, clip_weights=None, flat_state=None, sparse_mode="auto"):
-        learning_rate = _args.check_lr(learning_rate)
-        parameters = _args.check_parameters(parameters)
+                 weight_decay=None, grad_clip=None, name=None, *, convention="paddle", fused=True,
+                 multi_precision=False, flat_state=None, eps_in_sqrt=True, lr_in_momentum=True,
+                 initial_accumulator_value=None, weight_decay_mode=None, clip_after_weight_decay=None,
+                 clip_weights=None, maximize=False, nesterov=False, bias_correction=False, use_ema=False,
+                 ema_momentum=0.99, ema_overwrite_frequency=None, ema_schedule="keras", sparse_mode="auto",
+                 **aliases):
+        settings = resolve_arguments(convention, dict(
+            learning_rate=learning_rate, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
+            eps_in_sqrt=eps_in_sqrt, initial_accumulator_value=initial_accumulator_value,
+            lr_in_momentum=lr_in_momentum, weight_decay_mode=weight_decay_mode,
+            clip_after_weight_decay=clip_after_weight_decay, maximize=maximize, nesterov=nesterov,
+            bias_correction=bias_correction), aliases, weight_decay=weight_decay, use_ema=use_ema,
+            ema_momentum=ema_momentum, ema_schedule=ema_schedule, ema_overwrite_frequency=ema_overwrite_frequency)
+        r = settings.rule
+        parameters = _decay.for_groups(_args.check_parameters(parameters), r.weight_decay_mode,
+                                       settings.explicit_mode)
         _args.check_grad_clip(grad_clip)
         _args.check_name(name)
-        rule = _args.Rule.checked(rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
-                                  eps_in_sqrt=eps_in_sqrt, lr_in_momentum=lr_in_momentum, clip_weights=clip_weights)
+        rule = _args.Rule.checked(rho=r.rho, epsilon=r.epsilon, momentum=r.momentum, centered=r.centered,
+                                  clip_weights=clip_weights, core_attrs=settings.core_attrs,
+                                  resolved=dataclasses.replace(r, learning_rate=None))
         if flat_state is not None:
             _args.check_bool("flat_state", flat_state)
         layout = _args.Layout(fused=_args.check_bool("fused", fused),
                               multi_precision=_args.check_bool("multi_precision", multi_precision),
                               flat_state=flat_state)
-        _args.check_weight_decay("weight_decay", weight_decay)
         self._sparse = SparseRows(sparse_mode)
-        super().__init__(learning_rate=learning_rate, parameters=parameters, weight_decay=weight_decay,
-                         grad_clip=grad_clip, name=name)
+        super().__init__(learning_rate=settings.learning_rate, parameters=parameters,
+                         weight_decay=settings.weight_decay, grad_clip=grad_clip, name=name)
         self._grad_clip = _clip.wrap(self._grad_clip)
         self.type = "rmsprop_ops_rmsprop"
         self._rule, self._layout = rule, layout
         # paddle.optimizer.RMSProp's attributes, which Paddle code and users read.
-        self._rho, self._epsilon, self._momentum, self._centered = rho, epsilon, momentum, centered
+        self._rho, self._epsilon, self._momentum, self._centered = r.rho, r.epsilon, r.momentum, r.centered
         self._multi_precision = multi_precision
-        self._default_dict = {"rho": rho, "epsilon": epsilon, "momentum": momentum, "centered": centered}
+        self._default_dict = {"rho": r.rho, "epsilon": r.epsilon, "momentum": r.momentum, "centered": r.centered}
+        self._use_ema, self._ema = settings.use_ema, settings.ema
+        self._swap = ema_rules.Swap()
+        self._iterations = 0  # updates applied in dynamic mode (see the iterations property)
+        self._static_averages = []  # _ema.StaticAverages of the averages a static program keeps
         self._store = StateStore()
         self._pending = _checkpoint.Pending()
         self._step = None  # the pass being built (_launch.Step), between its two hooks
@@ -210,23 +250,6 @@ class RMSProp(Optimizer):
 
     load_state_dict = set_state_dict
 
-    @framework.static_only
-    def state_per_parameter(self, scope=None):
-        """A static program's state in ``paddle.optimizer.RMSProp``'s names (``<param>_mean_square_0``, ...),
-        one NumPy array per parameter and kind, read from ``scope`` (default: the global scope). With
-        ``flat_state=True`` the program's variables are flat buffers, which Paddle's RMSProp cannot load;
-        this is what a program built with it would hold. Without flat buffers: empty (the program's
-        variables already have those names)."""
-        return _static_state.per_parameter(self, scope)
-
-    @framework.static_only
-    def load_state_per_parameter(self, state, scope=None):
-        """Write ``state`` (``state_per_parameter``'s names, e.g. ``paddle.static.load_program_state`` of a
-        checkpoint taken with ``paddle.optimizer.RMSProp``; other keys ignored) into a static program's flat
-        buffers in ``scope``, paired and checked as ``set_state_dict`` does before anything is written.
-        Returns the keys loaded."""
-        return _static_state.load_per_parameter(self, state, scope)
-
     # ---- weight decay: L1/L2 are fused into the op (read off the parameter when its update is built)
     def _create_regularization_of_grad(self, param, grad, regularization=None):
         if grad is None or fused_decay(param, regularization) is not None:
@@ -237,26 +260,56 @@ class RMSProp(Optimizer):
         """``paddle.optimizer.Optimizer.step``. In dynamic mode a step that repeats the last one's launches
         skips Paddle's per-parameter machinery (``_fastpath``). With parameter groups Paddle runs one pass
         per group; every group's parameters and gradients are checked before the first pass writes."""
-        if _fastpath.try_step(self, self._plan):
+        with self._update():
+            if _fastpath.try_step(self, self._plan):
+                return
+            self._plan = None
+            groups = self._param_groups
+            if groups and isinstance(groups[0], dict) and framework.in_dygraph_mode() \
+                    and not paddle.base.dygraph.base.in_to_static_mode():
+                grads = [(p, p._grad_ivar()) for g in groups for p in g["params"] if not p.stop_gradient]
+                grads = [(p, g) for p, g in grads if g is not None]
+                check_param_attrs(grads)
+                for p, g in grads:
+                    if not g.is_selected_rows():
+                        check_grad(p, g)
+            super().step()
+
+    def minimize(self, loss, startup_program=None, parameters=None, no_grad_set=None):
+        """``paddle.optimizer.Optimizer.minimize``; in dynamic mode also moves the averages (``use_ema``)."""
+        if not framework.in_dygraph_mode():
+            return super().minimize(loss, startup_program, parameters, no_grad_set)
+        with self._update():
+            return super().minimize(loss, startup_program, parameters, no_grad_set)
+
+    @contextlib.contextmanager
+    def _update(self):
+        """Around one dynamic-mode update: refused while the averages are swapped in; the averages are
+        created before the first update and moved after each applied one, which is counted."""
+        if not framework.in_dygraph_mode() or paddle.base.dygraph.base.in_to_static_mode():
+            yield
             return
-        self._plan = None
-        groups = self._param_groups
-        if groups and isinstance(groups[0], dict) and framework.in_dygraph_mode() \
-                and not paddle.base.dygraph.base.in_to_static_mode():
-            pairs = [(p, p._grad_ivar()) for g in groups for p in g["params"] if not p.stop_gradient]
-            pairs = [(p, g) for p, g in pairs if g is not None]
-            check_param_attrs(pairs)
-            for p, g in pairs:
-                if not g.is_selected_rows():
-                    check_grad(p, g)
-        super().step()
+        ema_rules.check_not_swapped(self._swap, "step")
+        if self._use_ema:
+            self._pending.apply(self, _ema.ensure(self), kinds=(_ema.KIND,))
+        yield
+        found_inf = self._get_auxiliary_var("found_inf")
+        counted = self._use_ema or self._rule.resolved.bias_correction  # what reads the count
+        if counted and isinstance(found_inf, paddle.Tensor) and bool(found_inf):
+            return  # GradScaler: the op skipped this step (only the count's readers need to know, on the host)
+        if self._use_ema:
+            _ema.update(self, self._ema, self._iterations)
+        self._iterations += 1
 
     # ---- a pass: its context (_launch.Step) is made first; _append_optimize_op adds a row per parameter
     # and _finish_update checks and runs them all
     def _new_step(self, parameters_and_grads, skip):
         group = parameters_and_grads if isinstance(parameters_and_grads, dict) else {}
+        # a static program's averages of master weights read them after the op: it must declare them
         return Step(skip, fused=self._layout.fused or framework.in_dygraph_mode(), rule=self._rule.for_group(group),
-                    clip=group.get("grad_clip", self._grad_clip))
+                    clip=group.get("grad_clip", self._grad_clip),
+                    declare_state=self._use_ema and self._multi_precision and not framework.in_dygraph_mode(),
+                    count=_step_count.make(self, skip))
 
     def _create_optimization_pass(self, parameters_and_grads, param_group_idx=0):
         check_param_attrs(parameters_and_grads)
@@ -291,6 +344,9 @@ class RMSProp(Optimizer):
             # Rows run in _finish_update, which Paddle's auto-parallel fully_shard replaces on the optimizer
             # instance without calling it: run whatever is left (normally nothing).
             self._run_step(step)
+            _step_count.advance(step.count)
+            if self._use_ema and not framework.in_dygraph_mode():
+                _ema.append(self, self._ema, [p for p, _ in pairs(parameters_and_grads)], step.skip)
             if framework.in_dygraph_mode() and not isinstance(parameters_and_grads, dict):
                 self._plan = _fastpath.record(self, step.ran)
             return out
@@ -318,6 +374,7 @@ class RMSProp(Optimizer):
         step.add(Row(param, grad, slot, master, decay, fusable_lr_mult(param), key))
         if step is not self._step:
             self._run_step(step)
+            _step_count.advance(step.count)
 
     def _finish_update(self, block, parameters_and_grads):
         if self._step is not None:

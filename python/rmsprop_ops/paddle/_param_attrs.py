@@ -16,12 +16,14 @@ import paddle
 from paddle.regularizer import L1Decay, L2Decay
 
 from .. import registry
+from ._decay import DecoupledDecay
 from ._densify import pairs
 
 __all__ = ["Decay", "NO_DECAY", "fused_decay", "check_param_attrs", "fusable_lr_mult"]
 
-# The registry's weight_decay_mode codes for Paddle's regularizers.
-_MODE = {L2Decay: 0, L1Decay: 1}
+# The registry's weight_decay_mode codes for the regularizers the op applies (a DecoupledDecay is a float
+# weight_decay under a decoupled convention, see _decay).
+_MODE = {L2Decay: 0, L1Decay: 1, DecoupledDecay: 2}
 
 
 class Decay(NamedTuple):

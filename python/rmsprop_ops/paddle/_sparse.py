@@ -25,6 +25,9 @@ from ._param_attrs import NO_DECAY, fusable_lr_mult, fused_decay
 
 __all__ = ["SparseRows"]
 
+# Rule options the rows update does not model (its catch-up has no update count and no look-ahead).
+_NOT_IN_ROWS = ("nesterov", "bias_correction")
+
 
 class RowsCall(NamedTuple):
     """One parameter's row-sparse update of a step, ready to check and to run."""
@@ -89,9 +92,16 @@ class SparseRows:
     def _mode(self, opt, param, rule):
         if not param.place.is_cpu_place() or len(param.shape) < 1:
             return None
+        lacking = [name for name in _NOT_IN_ROWS if getattr(rule.resolved, name)]
+        if lacking:
+            if self.sparse_mode in ("exact", "lazy"):
+                raise ValueError(f"{param.name}: sparse_mode: expected 'auto' or 'dense' with {lacking[0]}=True "
+                                 f"(the rows update has no {lacking[0]}; those make the gradient dense for the "
+                                 f"dense op), got {self.sparse_mode!r}")
+            return None
         decay = fused_decay(param, opt.regularization) or NO_DECAY
         try:
-            return rows_mode(self.sparse_mode, momentum=float(rule.momentum), weight_decay=decay.coeff,
+            return rows_mode(self.sparse_mode, momentum=rule.op_attrs()["momentum"], weight_decay=decay.coeff,
                              clip_weights=rule.clip_weights)
         except ValueError as e:
             raise ValueError(f"{param.name}: {e}") from None
@@ -100,7 +110,8 @@ class SparseRows:
         """``param``'s update in rows ``mode`` (a RowsCall for :meth:`check` and :meth:`run`): ``rule``
         (``_args.Rule``), ``decay`` (``_param_attrs.Decay``) and the value-clip bound as the dense op would
         have them."""
-        rho, epsilon, momentum, centered = rule.rho, rule.epsilon, rule.momentum, rule.centered
+        attrs = rule.op_attrs()  # the convention's momentum and eps placement for this rule
+        rho, epsilon, momentum, centered = rule.rho, rule.epsilon, attrs["momentum"], rule.centered
         target = param if master is None else master
         accumulators = tuple(opt._accumulators[opt._acc_name(k)][target.name]
                              for k in ("mean_square", "momentum", "mean_grad"))
@@ -119,12 +130,15 @@ class SparseRows:
         kwargs = dict(
             lr=lr, lr_mult=lr_mult, rho=float(rho), epsilon=float(epsilon), momentum=float(momentum),
             centered=bool(centered), mode=mode, moment=mom, mean_grad=mg, master_param=master, last_step=None if counters is None else counters.last_step,
-            step=None if counters is None else counters.step, eps_in_sqrt=rule.eps_in_sqrt,
-            lr_in_momentum=rule.lr_in_momentum, weight_decay=float(coeff), weight_decay_mode=("l2", "l1")[wd_mode],
-            rescale_grad=1.0, clip_gradient=clip, clip_weights=rule.clip_weights,
-            clip_after_weight_decay=False, skip_update=False if skip is None else skip)
+            step=None if counters is None else counters.step, eps_in_sqrt=attrs["eps_in_sqrt"],
+            lr_in_momentum=attrs["lr_in_momentum"], weight_decay=float(coeff),
+            weight_decay_mode=("l2", "l1", "decoupled")[wd_mode], rescale_grad=1.0, clip_gradient=clip,
+            clip_weights=rule.clip_weights, clip_after_weight_decay=attrs["clip_after_weight_decay"],
+            skip_update=False if skip is None else skip)
         rows = np.asarray(grad.rows(), dtype=np.int64)
         values = grad._get_tensor_from_selected_rows()
+        if rule.resolved.maximize:  # the rows API takes no maximize; negating first is the same rule
+            values = paddle.scale(values, -1.0)
         return RowsCall(name, (param, rows, values, ms), kwargs)
 
     def _counters(self, param, mode):

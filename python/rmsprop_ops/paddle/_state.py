@@ -9,7 +9,8 @@ together (split by state dtype) lives in one 1-D buffer per kind, which the op t
   into the buffers;
 - a static program: the buffers are the program's persistable variables (``<first>_mean_square_flat_0``).
 
-A parameter's state is kept for its float32 master weight when it has one (the "target").
+A parameter's state is kept for its float32 master weight when it has one (the "target"). The mean square
+starts at the rule's ``initial_accumulator_value`` (0 in Paddle's rule, 1 in TF1's), the others at 0.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class StateStore:
             else:
                 dtype = state_dtype(opt, target)
                 for kind in KINDS:
-                    opt._add_accumulator(kind, target, dtype=dtype)
+                    opt._add_accumulator(kind, target, dtype=dtype, fill_value=opt._rule.initial_value(kind))
             opt._already_create_accumulator.add(p.name)
         if flat_targets:
             self._create_flat(opt, flat_targets)
@@ -113,8 +114,10 @@ class StateStore:
             offsets, total = flat_offsets(math.prod(shape) for shape in shapes)
             if dygraph:
                 # On the parameters' device, as _add_accumulator places per-parameter state.
-                zeros = np.zeros(max(total, 1), {paddle.float32: np.float32, paddle.float64: np.float64}[dtype])
-                buffers = tuple(paddle.to_tensor(zeros, place=members[0].place) for _ in FLAT_KINDS)
+                np_dtype = {paddle.float32: np.float32, paddle.float64: np.float64}[dtype]
+                buffers = tuple(paddle.to_tensor(np.full(max(total, 1), opt._rule.initial_value(kind), np_dtype),
+                                                 place=members[0].place)
+                                for kind in FLAT_KINDS)
                 for kind, buf in zip(FLAT_KINDS, buffers):
                     buf.name = unique_name.generate(f"{members[0].name}_{opt._acc_name(kind)}_flat")
                 for t, off, shape in zip(members, offsets, shapes):
@@ -122,7 +125,8 @@ class StateStore:
                         buf = buffers[FLAT_KINDS.index(kind)]
                         _register_view(opt, kind, t, buf[off:off + math.prod(shape)].reshape(list(shape)))
             else:
-                buffers = tuple(opt._add_accumulator(kind + "_flat", members[0], dtype=dtype, shape=[max(total, 1)])
+                buffers = tuple(opt._add_accumulator(kind + "_flat", members[0], dtype=dtype, shape=[max(total, 1)],
+                                                     fill_value=opt._rule.initial_value(kind))
                                 for kind in FLAT_KINDS)
             chunk = FlatChunk(buffers, [t.name for t in members], offsets, shapes)
             self.chunks.append(chunk)

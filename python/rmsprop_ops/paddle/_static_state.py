@@ -54,7 +54,8 @@ def load_per_parameter(opt, state, scope=None):
     if not isinstance(state, Mapping):
         raise TypeError(f"state: expected a mapping of names to arrays, got {type(state).__name__}")
     scope = scope or paddle.static.global_scope()
-    entries = parse(opt, state, others_ok=True)
+    # The averages of use_ema are variables of their own (<param>_ema_0), not in the flat buffers.
+    entries = [e for e in parse(opt, state, others_ok=True) if e.kind in FLAT_KINDS]
     chunks = list(_buffers(opt, scope))
     shapes = {base_param_name(name): shape for chunk, _, _ in chunks for name, shape in zip(chunk.names, chunk.shapes)}
     ours = _names.match({e.param: tuple(e.value.shape) for e in entries}, shapes)
