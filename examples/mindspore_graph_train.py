@@ -67,6 +67,7 @@ def main():
     schedule = nn.CosineDecayLR(min_lr=1e-4, max_lr=2e-2, decay_steps=total)
     opt = RMSProp(net.trainable_params(), learning_rate=schedule, momentum=0.9, centered=True, weight_decay=1e-4)
     model = Model(net, loss_fn=nn.MSELoss(), optimizer=opt, metrics={"mse": nn.MSE()})
+    print(opt)  # hyper-parameters, convention, kernel, launches per step, state layout
 
     train = dataset(args.steps_per_epoch * args.batch, args.batch, seed=1)
     test = dataset(256, 256, seed=2)

@@ -196,10 +196,6 @@ def test_docs_mindcv_blocks_run(tmp_path):
     assert not failures, "\n\n".join(failures)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "rmsprop_ops.mindspore.RMSProp has no eps_in_sqrt option (rmsprop_ops.paddle.RMSProp has): a mindcv "
-    "recipe on CPU cannot ask for the placement MindSpore's CPU kernel uses on full blocks of 8, "
-    "lr*g/(sqrt(ms)+eps), which is visible at mindcv's eps of 1e-3"))
 def test_eps_outside_the_root_option(mode):
     """With ``eps_in_sqrt=False`` one step equals the float64 reference's ``lr*g/(sqrt(ms)+eps)`` (mean square
     starting at ones, MindSpore's convention)."""

@@ -545,7 +545,7 @@ class _NegativeSchedule(LearningRateSchedule):
 
 # Stricter than nn.RMSProp (which accepts these and trains to NaN or diverges): ValueError naming the argument.
 STRICT_CTOR_CASES = [
-    ("decay-above-one", _net_params, {"decay": 1.5}, "the argument 'decay' is out of range: rho: expected a value "
+    ("decay-above-one", _net_params, {"decay": 1.5}, "the argument 'decay' is out of range: expected a value "
      "in [0, 1], got 1.5"),
     *[(f"learning_rate-Tensor-{v}", _net_params, {"learning_rate": Tensor(v, ms.float32)},
        f"'learning_rate' must hold finite values >= 0, but got {v} (value 0 of 1)") for v in (NAN, INF, -INF)],
@@ -690,7 +690,7 @@ def test_a_refused_group_schedule_leaves_every_group_unchanged(mode, schedule, g
     # One launch per group: a schedule's bad lr is passed to every launch, so the first one is refused.
     opt = rms.RMSProp([{"params": [P((3,))], "lr": 0.1}, {"params": [P((2, 2))], "lr": schedule()},
                        {"params": [P((4,), np.float64)]}], learning_rate=0.05, momentum=0.5)
-    assert len(opt._ops) == 3
+    assert len(opt._plan.launches) == 3
     snap = Snapshot(_parameters(list(opt.get_parameters())))
     _clear_last_error()
     with pytest.raises(RuntimeError, match=FUNC_NAME):

@@ -21,6 +21,8 @@ def test_graph_mode_example_trains_with_a_schedule():
     after = float(re.search(r"after training: \{'mse': ([0-9.e-]+)\}", out).group(1))
     assert after < 0.5 * before
     assert "optimizer steps: 100, kernel launches: 100" in out
+    assert "learning_rate=CosineDecayLR, decay=0.9, momentum=0.9, epsilon=1e-10, centered=True" in out
+    assert "kernel='rmsprop_ops', launches=1, flat_state=False" in out
     lrs = [float(v) for v in re.findall(r"epoch \d: lr ([0-9.]+)", out)]
     assert len(lrs) == 5 and all(a > b for a, b in zip(lrs, lrs[1:]))
 

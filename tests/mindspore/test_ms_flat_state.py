@@ -11,7 +11,7 @@ from mindspore import Parameter, ParameterTuple, Tensor, nn
 
 from ms_helpers import assert_states_close, batches, make_net, state
 from rmsprop_ops.mindspore import RMSProp, flat_offsets, kernel_stats
-from rmsprop_ops.mindspore import _optimizer
+from rmsprop_ops.mindspore import _fallback
 
 pytestmark = pytest.mark.mindspore
 
@@ -216,7 +216,7 @@ def test_flat_state_must_be_a_bool():
 
 def test_fallback_keeps_per_parameter_state_and_says_so(monkeypatch):
     monkeypatch.setenv("RMSPROP_OPS_MS_FALLBACK", "1")
-    monkeypatch.setattr(_optimizer, "_fallback_warned", True)
+    monkeypatch.setattr(_fallback, "_fallback_warned", True)
     net = _Many()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -13,7 +13,7 @@ from mindspore import Parameter, Tensor, nn
 
 import rmsprop_ops
 from rmsprop_ops import mindspore as rms
-from rmsprop_ops.mindspore import _build, _optimizer
+from rmsprop_ops.mindspore import _build, _fallback
 
 pytestmark = pytest.mark.mindspore
 
@@ -195,7 +195,7 @@ def test_graph_ir_holds_our_custom_op_and_no_builtin_rmsprop(tmp_path):
 def test_fallback_to_builtin_ops_warns_once_and_matches(monkeypatch):
     ms.set_context(mode=ms.GRAPH_MODE)
     monkeypatch.setenv("RMSPROP_OPS_MS_FALLBACK", "1")
-    monkeypatch.setattr(_optimizer, "_fallback_warned", False)
+    monkeypatch.setattr(_fallback, "_fallback_warned", False)
     nets = []
     for cls in (nn.RMSProp, rms.RMSProp, rms.RMSProp):
         ms.set_seed(3)

@@ -2,6 +2,8 @@
 
 * :class:`RMSProp` — ``mindspore.nn.RMSProp`` with the same contract, each parameter group updated by one
   launch of our kernel (GRAPH_MODE and PYNATIVE_MODE); falls back to MindSpore's own ops on Ascend.
+* :mod:`rmsprop_ops.mindspore.experimental` — ``RMSprop``, ``mindspore.experimental.optim.RMSprop`` (the
+  torch-style optimizer its ``lr_scheduler`` drives) on our kernel.
 * :func:`rmsprop_multi_` — the custom op as a function: one in-place step on lists of Parameters.
 * :func:`make_op` / :func:`make_config` / :func:`config_layout` / :func:`flat_offsets` — the
   ``ops.Custom(func_type="aot")`` primitive, its config tensor and that tensor's layout (from the core's
@@ -20,6 +22,7 @@ from ._build import cache_dir, kernel_library, mindspore_cxx11_abi
 from ._op import (config_layout, flat_offsets, kernel_available, kernel_stats, last_error, make_config, make_op,
                   rmsprop_multi_)
 from ._optimizer import RMSProp
+from . import experimental  # noqa: E402 - rmsprop_ops.mindspore.experimental.RMSprop after importing the package
 
 __all__ = [
     "RMSProp",

@@ -14,9 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import registry
+from .._runtime import built_with_cuda
 from .._toolkit.checks import attr_spec, enum_code, registry_document
 from .._toolkit.flat import flat_offsets
+from ..registry import check_attr, schema
 from ._build import FUNC_NAME, kernel_handle, kernel_library
 
 __all__ = ["kernel_available", "device_target", "make_op", "make_config", "config_layout", "flat_offsets",
@@ -60,13 +61,11 @@ def device_target() -> str:
 def kernel_available(target: str | None = None) -> bool:
     """True when this package has a kernel for ``target`` (default: MindSpore's current device target):
     always on CPU, on GPU when the core was built with CUDA, never on Ascend."""
-    import rmsprop_ops
-
     target = target or device_target()
     if target == "CPU":
         return True
     if target == "GPU":
-        return rmsprop_ops.built_with_cuda()
+        return built_with_cuda()
     return False
 
 
@@ -133,7 +132,7 @@ def tensor_blocks(centered: bool) -> list[str]:
     MindSpore always keeps a moment buffer (updated even with momentum 0), so the registry's optional
     ``Moment[]`` is always passed; float32 master weights are not used (MindSpore has none).
     """
-    op = registry.schema("rmsprop_centered_multi" if centered else "rmsprop_multi")
+    op = schema("rmsprop_centered_multi" if centered else "rmsprop_multi")
     names = [i["name"][:-2] for i in op["inputs"] if i["name"].endswith("[]") and i["name"] != "MasterParam[]"]
     return [re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower() + "s" for n in names]
 
@@ -250,11 +249,20 @@ def kernel_stats(target: str | None = None) -> dict:
     Waits for MindSpore's queued work first (PyNative launches asynchronously), so every op call made
     before is counted.
     """
-    import mindspore as ms
-
-    ms.runtime.synchronize()
+    _wait_for_queued_ops()
     lib = kernel_handle(target or device_target())
     return {"launches": int(lib.rmsprop_ops_ms_launches()), "tensors": int(lib.rmsprop_ops_ms_tensors_updated())}
+
+
+def _wait_for_queued_ops():
+    """Waits for the ops PyNative has queued, on every device. ``mindspore.runtime.synchronize()`` does not
+    wait on CPU (it logs "CPU device is not supported" and returns); the PyNative executor's sync, which
+    MindSpore's own ``Model`` and profiler call, waits everywhere."""
+    try:
+        from mindspore.graph.api import _pynative_executor  # MindSpore >= 2.9
+    except ImportError:
+        from mindspore.common.api import _pynative_executor
+    _pynative_executor.sync()
 
 
 def raise_from_kernel(exc: BaseException, target: str | None = None):
@@ -364,7 +372,7 @@ def rmsprop_multi_(params, grads, mean_squares, moments, lr, *, rho=0.9, epsilon
     else:
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
             raise TypeError(f"lr: expected a number or a scalar Tensor, got {type(lr).__name__}")
-        registry.check_attr("rmsprop", "learning_rate", float(lr), name="lr")
+        check_attr("rmsprop", "learning_rate", float(lr), name="lr")
         # A number is taken in the params' precision, as MindSpore casts lr to the gradient's dtype.
         wide = bool(params) and params[0].dtype == mstype.float64
         lr = Tensor(float(lr), mstype.float64 if wide else mstype.float32)
