@@ -9,13 +9,10 @@ the options existed, is unchanged. On, the kernels match the float64 reference, 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import os
-import subprocess
-import sys
 
 import numpy as np
+import optax_reference
 import pytest
 
 import rmsprop_ops
@@ -135,19 +132,12 @@ def test_multi_equals_per_tensor_with_options_on():
 
 # ---- against the real implementations -------------------------------------------------------------------
 
-_SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "optax_trajectories.py")
-_spec = importlib.util.spec_from_file_location("optax_trajectories", _SCRIPT)
-optax_trajectories = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(optax_trajectories)
+optax_trajectories = optax_reference.trajectories
 
 
 @pytest.fixture(scope="module")
 def optax_params(tmp_path_factory):
-    pytest.importorskip("optax")
-    out = tmp_path_factory.mktemp("optax") / "trajectories.npz"
-    subprocess.run([sys.executable, _SCRIPT, str(out)], check=True, timeout=600,
-                   env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    return dict(np.load(out))
+    return optax_reference.compute(tmp_path_factory)
 
 
 def _ours(case, dtype):
