@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "checks.h"
 #include "kernels.h"
 #include "registry.h"
 #include "rmsprop_ops/dtypes.h"
@@ -13,34 +14,6 @@
 
 namespace rmsprop_ops {
 namespace {
-
-[[noreturn]] void fail(int code, const std::string &msg) { throw ArgError{code, msg}; }
-
-void write_err(char *err, size_t errlen, const std::string &msg) {
-  if (err == nullptr || errlen == 0) return;
-  const size_t n = std::min(errlen - 1, msg.size());
-  std::memcpy(err, msg.data(), n);
-  err[n] = '\0';
-}
-
-// Runs fn, turning what it throws into a status and a message: nothing crosses the C ABI but those.
-template <typename Fn>
-int guarded(char *err, size_t errlen, const Fn &fn) {
-  write_err(err, errlen, "");
-  try {
-    fn();
-    return RMSPROP_OPS_OK;
-  } catch (const ArgError &e) {
-    write_err(err, errlen, e.message);
-    return e.code;
-  } catch (const std::exception &e) {
-    write_err(err, errlen, e.what());
-    return RMSPROP_OPS_RUNTIME_ERROR;
-  } catch (...) {
-    write_err(err, errlen, "rmsprop_ops: unknown C++ exception");
-    return RMSPROP_OPS_RUNTIME_ERROR;
-  }
-}
 
 // The op counters (rmsprop_ops_op_stats): relaxed, since they order nothing; one add each per call.
 struct DeviceCounters {
@@ -76,35 +49,21 @@ void rmsprop_ops_default_tensor_set(rmsprop_ops_tensor_set *set) {
 
 int rmsprop_ops_update(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop_ops_hparams *hp,
                        void *stream, uint32_t flags, char *err, size_t errlen) {
-  write_err(err, errlen, "");
-  try {
+  return guarded(err, errlen, [&] {
     const Launch l = validate(sets, nsets, hp, flags);
-    if ((flags & RMSPROP_OPS_FLAG_CHECK_ONLY) || nsets == 0) return RMSPROP_OPS_OK;
+    if ((flags & RMSPROP_OPS_FLAG_CHECK_ONLY) || nsets == 0) return;
     if (flags & RMSPROP_OPS_FLAG_BANDWIDTH_PROBE) {
       if (l.param_dtype != RMSPROP_OPS_FLOAT32 || sets[0].param.device != RMSPROP_OPS_CPU || l.master)
         fail(RMSPROP_OPS_VALUE_ERROR, "params: the bandwidth probe takes float32 CPU tensors without master weights");
       bandwidth_probe_cpu(sets, nsets);
-      return RMSPROP_OPS_OK;
+      return;
     }
     if (sets[0].param.device == RMSPROP_OPS_CUDA)
       run_cuda(l, stream);
     else
       run_cpu(l);
     count_call(sets, nsets);
-    return RMSPROP_OPS_OK;
-  } catch (const ArgError &e) {
-    write_err(err, errlen, e.message);
-    return e.code;
-  } catch (const std::invalid_argument &e) {
-    write_err(err, errlen, e.what());
-    return RMSPROP_OPS_NOT_IMPLEMENTED;
-  } catch (const std::exception &e) {
-    write_err(err, errlen, e.what());
-    return RMSPROP_OPS_RUNTIME_ERROR;
-  } catch (...) {
-    write_err(err, errlen, "rmsprop_ops: unknown C++ exception");
-    return RMSPROP_OPS_RUNTIME_ERROR;
-  }
+  });
 }
 
 const char *rmsprop_ops_registry_json(void) { return registry_json().c_str(); }

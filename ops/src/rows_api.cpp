@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "checks.h"
 #include "kernels.h"
 #include "registry.h"
 #include "rmsprop_ops/dtypes.h"
@@ -16,8 +17,6 @@
 
 namespace rmsprop_ops {
 namespace {
-
-[[noreturn]] void fail(int code, const std::string &msg) { throw ArgError{code, msg}; }
 
 const char *mode_name(int32_t mode) {
   switch (mode) {
@@ -34,13 +33,6 @@ std::string num(double v) {
   return buf;
 }
 
-std::string shape_str(const rmsprop_ops_tensor &t) {
-  if (t.shape == nullptr) return "(" + std::to_string(t.numel) + " elements)";
-  std::string s = "(";
-  for (int32_t d = 0; d < t.ndim; ++d) s += (d ? ", " : "") + std::to_string(t.shape[d]);
-  return s + (t.ndim == 1 ? ",)" : ")");
-}
-
 const char *where(int32_t device) { return device == RMSPROP_OPS_CUDA ? "cuda" : "cpu"; }
 
 struct Range {
@@ -49,9 +41,11 @@ struct Range {
   const char *name;
 };
 
-// The checks every tensor argument shares: dtype, device, writability, alignment; records its memory.
+// The checks every tensor argument shares: its structure (check_descriptor), dtype, device, writability,
+// alignment; records its memory.
 void check_tensor(const rmsprop_ops_tensor &t, const char *name, int32_t want_dtype, const char *dtype_why,
                   int32_t device, bool written, std::vector<Range> &ranges) {
+  check_descriptor(t, [&] { return std::string(name); });
   if (t.dtype != want_dtype)
     fail(RMSPROP_OPS_TYPE_ERROR, std::string(name) + ": expected dtype " + dtype_name(want_dtype) + dtype_why +
                                      ", got " + dtype_name(t.dtype));
@@ -67,16 +61,7 @@ void check_tensor(const rmsprop_ops_tensor &t, const char *name, int32_t want_dt
     fail(RMSPROP_OPS_VALUE_ERROR, std::string(name) + ": expected memory aligned to " + std::to_string(isz) +
                                       " bytes, got address % " + std::to_string(isz) + " = " +
                                       std::to_string(lo % isz));
-  if (t.numel > 0) ranges.push_back({lo, lo + static_cast<uintptr_t>(t.numel * isz), written, name});
-}
-
-bool same_shape(const rmsprop_ops_tensor &a, const rmsprop_ops_tensor &b) {
-  if (a.numel != b.numel) return false;
-  if (a.shape == nullptr || b.shape == nullptr) return true;
-  if (a.ndim != b.ndim) return false;
-  for (int32_t d = 0; d < a.ndim; ++d)
-    if (a.shape[d] != b.shape[d]) return false;
-  return true;
+  if (t.numel > 0) ranges.push_back({lo, end_address(lo, t.numel, isz), written, name});
 }
 
 void check_overlap(std::vector<Range> &ranges) {
@@ -321,37 +306,16 @@ RowsLaunch validate(const rmsprop_ops_rows *rp, const rmsprop_ops_hparams *hp, b
   return l;
 }
 
-void write_err(char *err, size_t errlen, const std::string &msg) {
-  if (err == nullptr || errlen == 0) return;
-  const size_t n = std::min(errlen - 1, msg.size());
-  std::memcpy(err, msg.data(), n);
-  err[n] = '\0';
-}
-
 int run(const rmsprop_ops_rows *rows, const rmsprop_ops_hparams *hp, void *stream, uint32_t flags, char *err,
         size_t errlen, bool catch_up) {
-  write_err(err, errlen, "");
-  try {
+  return guarded(err, errlen, [&] {
     const RowsLaunch l = validate(rows, hp, catch_up);
-    if (flags & RMSPROP_OPS_FLAG_CHECK_ONLY) return RMSPROP_OPS_OK;
+    if (flags & RMSPROP_OPS_FLAG_CHECK_ONLY) return;
     if (rows->param.device == RMSPROP_OPS_CUDA)
       run_rows_cuda(l, stream);
     else
       run_rows_cpu(l);
-    return RMSPROP_OPS_OK;
-  } catch (const ArgError &e) {
-    write_err(err, errlen, e.message);
-    return e.code;
-  } catch (const std::invalid_argument &e) {
-    write_err(err, errlen, e.what());
-    return RMSPROP_OPS_NOT_IMPLEMENTED;
-  } catch (const std::exception &e) {
-    write_err(err, errlen, e.what());
-    return RMSPROP_OPS_RUNTIME_ERROR;
-  } catch (...) {
-    write_err(err, errlen, "rmsprop_ops: unknown C++ exception");
-    return RMSPROP_OPS_RUNTIME_ERROR;
-  }
+  });
 }
 
 }  // namespace
