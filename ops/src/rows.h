@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "rmsprop_ops/dtypes.h"
 #include "rmsprop_ops/rows_api.h"
 
 namespace rmsprop_ops {
@@ -24,6 +25,27 @@ struct RowsLaunch {
   bool master;     // master weights present
   bool catch_up;   // rmsprop_ops_rows_catch_up: no gradient, no step increment
 };
+
+// A launch's buffers as typed pointers, as both rows kernels read them (absent buffers are null).
+template <typename P>
+struct Table {
+  using M = math_t<P>;
+  P *param;
+  M *ms, *mom, *mg, *master;
+  int64_t *last;
+  const P *values;
+  int64_t width;
+};
+
+template <typename P>
+Table<P> table(const RowsLaunch &l) {
+  using M = math_t<P>;
+  const rmsprop_ops_rows &r = *l.r;
+  return {static_cast<P *>(r.param.data),        static_cast<M *>(r.mean_square.data),
+          static_cast<M *>(r.moment.data),       static_cast<M *>(r.mean_grad.data),
+          static_cast<M *>(r.master_param.data), static_cast<int64_t *>(r.last_step.data),
+          static_cast<const P *>(r.values.data), l.width};
+}
 
 // Calls f(CENTERED, MOMENT, MASTER, MOVE) with each flag as a std::integral_constant, so that kernels can
 // take them as template arguments: the one place the 16 combinations are spelled out.

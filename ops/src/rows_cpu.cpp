@@ -76,15 +76,6 @@ MergedRows merged_indices(const RowsLaunch &l) {
   return merge_rows(static_cast<const int64_t *>(ix), l.n, l.nrows);
 }
 
-template <typename P>
-struct Table {
-  using M = math_t<P>;
-  P *param;
-  M *ms, *mom, *mg, *master;
-  int64_t *last;
-  const P *values;
-  int64_t width;
-};
 
 // Runs fn(begin, end) over [0, count) items of `per_item` elements each, one contiguous range per thread.
 template <typename Fn>
@@ -252,10 +243,7 @@ template <typename P>
 void run_flags(const RowsLaunch &l) {
   using M = math_t<P>;
   const rmsprop_ops_rows &r = *l.r;
-  const Table<P> s{static_cast<P *>(r.param.data),       static_cast<M *>(r.mean_square.data),
-                   static_cast<M *>(r.moment.data),      static_cast<M *>(r.mean_grad.data),
-                   static_cast<M *>(r.master_param.data), static_cast<int64_t *>(r.last_step.data),
-                   static_cast<const P *>(r.values.data), l.width};
+  const Table<P> s = table<P>(l);
   const int64_t t = r.step.data != nullptr ? *static_cast<const int64_t *>(r.step.data) : 0;
   // The 16-bit storage types are the only ones a master weight may accompany (validated in rows_api.cpp).
   constexpr bool kMasterPossible = sizeof(P) == 2;

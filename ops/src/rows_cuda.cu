@@ -213,15 +213,6 @@ Runs merge(const Idx *idx, int64_t n, int64_t nrows, cudaStream_t stream, Scratc
 }
 
 // ---- 3. the update
-template <typename P>
-struct Table {
-  using M = math_t<P>;
-  P *param;
-  M *ms, *mom, *mg, *master;
-  int64_t *last;
-  const P *values;
-  int64_t width;
-};
 
 struct Scalars {
   rmsprop_ops_hparams hp;
@@ -363,10 +354,7 @@ template <typename P>
 void run_typed(const RowsLaunch &l, cudaStream_t stream, Scratch &scratch) {
   using M = math_t<P>;
   const rmsprop_ops_rows &r = *l.r;
-  const Table<P> s{static_cast<P *>(r.param.data),       static_cast<M *>(r.mean_square.data),
-                   static_cast<M *>(r.moment.data),      static_cast<M *>(r.mean_grad.data),
-                   static_cast<M *>(r.master_param.data), static_cast<int64_t *>(r.last_step.data),
-                   static_cast<const P *>(r.values.data), l.width};
+  const Table<P> s = table<P>(l);
   Runs u{nullptr, nullptr, nullptr, nullptr};
   if (l.n > 0)
     u = l.index_dtype == RMSPROP_OPS_INT32 ? merge(static_cast<const int32_t *>(r.indices.data), l.n, l.nrows, stream, scratch)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import _core, registry
-from ._checks import as_bool, as_float, as_optional_clip, weight_decay_mode_code
+from ._toolkit.checks import as_bool, as_float, as_optional_clip, weight_decay_mode_code
 
 __all__ = ["ROWS_MODES", "rmsprop_rows_", "catch_up_rows_"]
 

@@ -22,7 +22,7 @@ from mindspore.ops import functional as F
 from mindspore.ops import operations as P
 
 from .._toolkit import ema as ema_rules
-from .._values import flag
+from .._toolkit.checks import flag
 
 __all__ = ["make_averages", "guard", "update", "swap", "overwrite"]
 

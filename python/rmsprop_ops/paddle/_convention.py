@@ -24,7 +24,7 @@ from typing import NamedTuple
 from .. import _conventions as conventions
 from .. import registry
 from .._toolkit import ema as ema_rules
-from .._values import flag
+from .._toolkit.checks import flag
 from . import _args, _decay
 
 __all__ = ["Default", "explicit_arguments", "Settings", "resolve_arguments", "RULE_ARGUMENTS"]
