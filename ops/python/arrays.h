@@ -203,6 +203,9 @@ inline void resolve(py::handle obj, Held &h, intptr_t stream) {
   h.owner = py::reinterpret_borrow<py::object>(obj);
   if (py::isinstance<py::array>(obj)) {
     h.numpy = true;
+    // describe() reads the dims and the dtype: their misses overlap with the next arguments' work.
+    __builtin_prefetch(py::detail::array_proxy(obj.ptr())->dimensions);
+    __builtin_prefetch(py::detail::array_proxy(obj.ptr())->descr);
   } else if (PyCapsule_CheckExact(obj.ptr())) {
     // A capsule made by the caller (the torch fast path of _dlpack.py): the producer's work is already
     // ordered before `stream`.

@@ -136,6 +136,37 @@ void check(int code, const char *err) {
   if (code != RMSPROP_OPS_OK) raise_status(code, err);
 }
 
+// The buffers of one update() call, kept per thread between calls: a step over thousands of tensors
+// needs about a MiB of them, which, allocated and freed on every call, went back to the system and was
+// faulted in again each time. A call made while this thread's buffers are in use (the caller's
+// __dlpack__ or __float__ calling update() again) gets buffers of its own.
+struct CallBuffers {
+  std::vector<Held> keep;
+  std::vector<int32_t> slot;
+  std::vector<rmsprop_ops_tensor_set> sets;
+  bool busy = false;
+};
+
+class Scratch {
+ public:
+  Scratch() : mine_(shared().busy ? nested_ : shared()) { mine_.busy = true; }
+  ~Scratch() {  // with the GIL held: the Helds release their exporters here
+    mine_.keep.clear();
+    mine_.busy = false;
+  }
+  Scratch(const Scratch &) = delete;
+  Scratch &operator=(const Scratch &) = delete;
+  CallBuffers *operator->() { return &mine_; }
+
+ private:
+  static CallBuffers &shared() {
+    thread_local CallBuffers buffers;
+    return buffers;
+  }
+  CallBuffers nested_;
+  CallBuffers &mine_;
+};
+
 // The update. The tensor lists are positional; everything else is a keyword: `centered`, `list_names`,
 // `stream`, `bandwidth_probe`, and any registry attribute or scalar input by name (rmsprop_ops_set_attr),
 // so that an attribute added to the registry is accepted here without being named.
@@ -153,14 +184,21 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   static const char *const kSingle[] = {"param", "grad", "mean_square", "moment", "mean_grad", "master_param"};
   static const char *const kList[] = {"params", "grads", "mean_squares", "moments", "mean_grads", "master_params"};
 
+  // A step usually follows a forward and backward pass that evicted these objects from the caches: ask
+  // for every object's header at once, so that the misses overlap instead of coming one by one below.
+  for (const py::tuple &t : lists)
+    for (size_t k = 0; k < t.size(); ++k) __builtin_prefetch(PyTuple_GET_ITEM(t.ptr(), k), 1);
+
   // Phase 1: resolve every argument (the caller's code may run: producers, __float__, list __iter__).
   // One allocation for every argument; reserved, so that the Helds never move once made.
-  std::vector<Held> keep;
+  Scratch scratch;
+  std::vector<Held> &keep = scratch->keep;
   keep.reserve(n * 6 + kwargs.size());
-  std::vector<int32_t> slot(n * 6, -1);
+  std::vector<int32_t> &slot = scratch->slot;
+  slot.assign(n * 6, -1);
   for (size_t k = 0; k < n; ++k) {
     for (int role = 0; role < 6; ++role) {
-      py::handle obj = lists[role][k];
+      py::handle obj = PyTuple_GET_ITEM(lists[role].ptr(), k);
       const ArgName name{kSingle[role], kList[role], k, list_names};
       if (obj.is_none()) {
         if (role < 3) type_error(name.str() + ": expected an array, got None");
@@ -187,7 +225,8 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   }
 
   // Phase 2: read the descriptors, in C only, right before the GIL is released.
-  std::vector<rmsprop_ops_tensor_set> sets(n);
+  std::vector<rmsprop_ops_tensor_set> &sets = scratch->sets;
+  sets.resize(n);
   for (size_t k = 0; k < n; ++k) {
     rmsprop_ops_tensor_set &s = sets[k];
     rmsprop_ops_default_tensor_set(&s);

@@ -16,6 +16,7 @@
 #include "cpu_loops.h"
 #include "kernels.h"
 #include "rmsprop_ops/rule.h"
+#include "scratch.h"
 #include "thread_pool.h"
 
 namespace rmsprop_ops {
@@ -137,8 +138,9 @@ std::atomic<int64_t> &prefetch_setting() {
 // ---- Partition and threads ---------------------------------------------------------------------------
 
 // Prefix sums of the sets' sizes: the flat element space the partition cuts.
-std::vector<int64_t> flat_offsets(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
-  std::vector<int64_t> offsets(static_cast<size_t>(nsets) + 1, 0);
+const std::vector<int64_t> &flat_offsets(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
+  std::vector<int64_t> &offsets = scratch<int64_t, 0>(static_cast<size_t>(nsets) + 1);
+  offsets[0] = 0;
   for (int64_t k = 0; k < nsets; ++k) offsets[k + 1] = offsets[k] + sets[k].param.numel;
   return offsets;
 }
@@ -164,8 +166,8 @@ void run_typed(const Launch &l) {
   const rmsprop_ops_hparams &hp = *l.hp;
   const double lr = load_scalar(hp.lr);
   const double rescale = load_scalar(hp.rescale_grad);
-  std::vector<SetPtrs<P>> ptrs(static_cast<size_t>(l.nsets));
-  std::vector<Coeffs<M>> coeffs(static_cast<size_t>(l.nsets));
+  std::vector<SetPtrs<P>> &ptrs = scratch<SetPtrs<P>, 0>(static_cast<size_t>(l.nsets));
+  std::vector<Coeffs<M>> &coeffs = scratch<Coeffs<M>, 0>(static_cast<size_t>(l.nsets));
   for (int64_t k = 0; k < l.nsets; ++k) {
     const rmsprop_ops_tensor_set &s = l.sets[k];
     ptrs[k] = SetPtrs<P>{static_cast<P *>(s.param.data), static_cast<const P *>(s.grad.data),
@@ -173,7 +175,7 @@ void run_typed(const Launch &l) {
                          static_cast<M *>(s.mean_grad.data), static_cast<M *>(s.master_param.data)};
     coeffs[k] = make_coeffs<M>(hp, lr * s.lr_mult, rescale, s.weight_decay, s.weight_decay_mode);
   }
-  const std::vector<int64_t> offsets = flat_offsets(l.sets, l.nsets);
+  const std::vector<int64_t> &offsets = flat_offsets(l.sets, l.nsets);
   const CpuJob job{l.param_dtype, l.centered, l.momentum, l.master, ptrs.data(), coeffs.data(), offsets.data(),
                    l.nsets, prefetch_setting().load(std::memory_order_relaxed)};
   run_partitioned(job, loops().update);
@@ -187,14 +189,14 @@ void run_typed(const Launch &l) {
 // param, mean_square and, when present, moment and mean_grad updated) with one add each, through the
 // same partition, threads and instruction set: the memory roofline of an update, for the benchmarks.
 void bandwidth_probe_cpu(const rmsprop_ops_tensor_set *sets, int64_t nsets) {
-  std::vector<SetPtrs<float>> ptrs(static_cast<size_t>(nsets));
+  std::vector<SetPtrs<float>> &ptrs = scratch<SetPtrs<float>, 0>(static_cast<size_t>(nsets));
   for (int64_t k = 0; k < nsets; ++k) {
     const rmsprop_ops_tensor_set &s = sets[k];
     ptrs[k] = SetPtrs<float>{static_cast<float *>(s.param.data), static_cast<const float *>(s.grad.data),
                              static_cast<float *>(s.mean_square.data), static_cast<float *>(s.moment.data),
                              static_cast<float *>(s.mean_grad.data), nullptr};
   }
-  const std::vector<int64_t> offsets = flat_offsets(sets, nsets);
+  const std::vector<int64_t> &offsets = flat_offsets(sets, nsets);
   // Optional buffers are present in every set or in none (validated).
   const bool has_mg = nsets > 0 && sets[0].mean_grad.data != nullptr;
   const bool has_mom = nsets > 0 && sets[0].moment.data != nullptr;

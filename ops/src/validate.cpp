@@ -10,6 +10,7 @@
 
 #include "checks.h"
 #include "registry.h"
+#include "scratch.h"
 #include "rmsprop_ops/dtypes.h"
 #include "rmsprop_ops/format.h"
 
@@ -49,6 +50,40 @@ struct Range {
   int role;
   int64_t set;
 };
+
+// The indices of `ranges` by start address, ties in the order they were pushed (which is call order: set,
+// then role). A stable LSD radix sort on the address bytes that differ between ranges: every call over
+// thousands of tensors is validated, and a comparison sort of their ranges cost more than reading them.
+const std::vector<uint32_t> &start_order(const std::vector<Range> &ranges) {
+  const size_t n = ranges.size();
+  std::vector<uint32_t> &idx = scratch<uint32_t, 0>(n);
+  for (size_t i = 0; i < n; ++i) idx[i] = static_cast<uint32_t>(i);
+  if (n < 64) {
+    std::stable_sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) { return ranges[a].lo < ranges[b].lo; });
+    return idx;
+  }
+  std::vector<uint64_t> &key = scratch<uint64_t, 0>(n), &key2 = scratch<uint64_t, 1>(n);
+  std::vector<uint32_t> &idx2 = scratch<uint32_t, 1>(n);
+  uint64_t differ = 0;
+  for (size_t i = 0; i < n; ++i) {
+    key[i] = ranges[i].lo;
+    differ |= key[i] ^ key[0];
+  }
+  for (int shift = 0; shift < 64 && (differ >> shift) != 0; shift += 8) {
+    if (((differ >> shift) & 0xff) == 0) continue;  // every key has the same byte here
+    size_t count[257] = {};
+    for (size_t i = 0; i < n; ++i) ++count[((key[i] >> shift) & 0xff) + 1];
+    for (int d = 0; d < 256; ++d) count[d + 1] += count[d];
+    for (size_t i = 0; i < n; ++i) {
+      const size_t to = count[(key[i] >> shift) & 0xff]++;
+      key2[to] = key[i];
+      idx2[to] = idx[i];
+    }
+    key.swap(key2);
+    idx.swap(idx2);
+  }
+  return idx;
+}
 
 void check_scalar(const rmsprop_ops_hparams &hp, const ScalarInputSpec &spec) {
   const auto &s = *reinterpret_cast<const rmsprop_ops_scalar *>(reinterpret_cast<const char *>(&hp) + spec.offset);
@@ -98,15 +133,18 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
     fail(RMSPROP_OPS_VALUE_ERROR, name(kParam, 0) + ": expected a cpu or cuda tensor, got device code " +
                                       std::to_string(device));
   if (device == RMSPROP_OPS_CPU) validate_host_scalars(*hp);  // scalars live where the tensors live
-  std::vector<Range> ranges;
-  ranges.reserve(static_cast<size_t>(nsets) * 4 + scalar_inputs().size());
-  for (size_t i = 0; i < scalar_inputs().size(); ++i) {
-    const auto &sc = *reinterpret_cast<const rmsprop_ops_scalar *>(reinterpret_cast<const char *>(hp) +
-                                                                     scalar_inputs()[i].offset);
-    if (sc.ptr == nullptr) continue;
-    const auto lo = reinterpret_cast<uintptr_t>(sc.ptr);
-    ranges.push_back({lo, lo + static_cast<uintptr_t>(dtype_size(sc.dtype)), false, kNumRoles + static_cast<int>(i), 0});
-  }
+  std::vector<Range> &ranges = scratch<Range, 0>(0);
+  ranges.reserve(static_cast<size_t>(nsets) * kNumRoles + scalar_inputs().size());
+  // The scalars go in after set 0's tensors: pushed in (set, role) order, as the overlap sweep's ties are.
+  auto push_scalars = [&] {
+    for (size_t i = 0; i < scalar_inputs().size(); ++i) {
+      const auto &sc = *reinterpret_cast<const rmsprop_ops_scalar *>(reinterpret_cast<const char *>(hp) +
+                                                                       scalar_inputs()[i].offset);
+      if (sc.ptr == nullptr) continue;
+      const auto lo = reinterpret_cast<uintptr_t>(sc.ptr);
+      ranges.push_back({lo, lo + static_cast<uintptr_t>(dtype_size(sc.dtype)), false, kNumRoles + static_cast<int>(i), 0});
+    }
+  };
 
   for (int64_t k = 0; k < nsets; ++k) {
     const rmsprop_ops_tensor_set &s = sets[k];
@@ -179,6 +217,7 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
                                           std::to_string(isz) + " = " + std::to_string(lo % isz));
       if (t.numel > 0) ranges.push_back({lo, end_address(lo, t.numel, isz), written, role, k});
     }
+    if (k == 0) push_scalars();
   }
   if (device == RMSPROP_OPS_CUDA && !built_with_cuda())
     fail(RMSPROP_OPS_NOT_IMPLEMENTED, name(kParam, 0) + ": got a CUDA tensor, but rmsprop_ops was built "
@@ -187,11 +226,10 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
   // Memory overlap: sweep the ranges by start address; a range overlaps an earlier one iff it starts
   // before the largest end seen so far. Only overlaps involving a written buffer are errors.
   // Ties broken by call order, so that the message names the later argument.
-  std::sort(ranges.begin(), ranges.end(), [](const Range &a, const Range &b) {
-    return a.lo != b.lo ? a.lo < b.lo : (a.set != b.set ? a.set < b.set : a.role < b.role);
-  });
+  if (ranges.size() > UINT32_MAX) fail(RMSPROP_OPS_VALUE_ERROR, "sets: expected fewer than 2^32 buffers in one call");
   const Range *far_any = nullptr, *far_written = nullptr;
-  for (const Range &r : ranges) {
+  for (const uint32_t i : start_order(ranges)) {
+    const Range &r = ranges[i];
     const Range *hit = nullptr;
     if (far_written != nullptr && r.lo < far_written->hi) hit = far_written;
     else if (r.written && far_any != nullptr && r.lo < far_any->hi) hit = far_any;
