@@ -253,19 +253,19 @@ inline int32_t numpy_dtype(const py::dtype &dt, const Held &h) {
   return code;
 }
 
-inline void describe_numpy(Held &h) {
+inline void describe_numpy(const Held &h, rmsprop_ops_tensor &out) {
   const auto a = py::reinterpret_borrow<py::array>(h.owner);
-  h.t.dtype = numpy_dtype(a.dtype(), h);
+  out.dtype = numpy_dtype(a.dtype(), h);
   if (!(a.flags() & py::array::c_style))
     value_error(h.name.str() + ": expected a C-contiguous array (the update is in place, so a contiguous copy " +
                 "would not update yours), got one with strides " + std::string(py::str(a.attr("strides"))));
   static_assert(sizeof(*a.shape()) == sizeof(int64_t), "NumPy dims are int64 on the platforms we build for");
-  h.t.shape = reinterpret_cast<const int64_t *>(a.shape());
-  h.t.ndim = static_cast<int32_t>(a.ndim());
-  h.t.data = const_cast<void *>(a.data());
-  h.t.numel = a.size();
-  h.t.writable = a.writeable() ? 1 : 0;
-  h.t.device = RMSPROP_OPS_CPU;
+  out.shape = reinterpret_cast<const int64_t *>(a.shape());
+  out.ndim = static_cast<int32_t>(a.ndim());
+  out.data = const_cast<void *>(a.data());
+  out.numel = a.size();
+  out.writable = a.writeable() ? 1 : 0;
+  out.device = RMSPROP_OPS_CPU;
 }
 
 inline int32_t dlpack_dtype(const DLDataType &dt, const Held &h) {
@@ -288,10 +288,10 @@ inline int32_t dlpack_dtype(const DLDataType &dt, const Held &h) {
 
 // A DLPack descriptor is the producer's claim: every field is checked before it is used, so a lying
 // producer gets a named error instead of a kernel running over memory it does not have.
-inline void describe_dlpack(Held &h) {
+inline void describe_dlpack(const Held &h, rmsprop_ops_tensor &out) {
   const DLTensor &t = *h.dlt();
   auto bad = [&](const std::string &what) { value_error(h.name.str() + ": " + what + " (DLPack descriptor)"); };
-  h.t.dtype = dlpack_dtype(t.dtype, h);
+  out.dtype = dlpack_dtype(t.dtype, h);
   if (t.ndim < 0) bad("expected ndim >= 0, got " + std::to_string(t.ndim));
   if (t.ndim > kMaxDims) bad("expected at most " + std::to_string(kMaxDims) + " dimensions, got " + std::to_string(t.ndim));
   if (t.ndim > 0 && t.shape == nullptr) bad("expected a shape array for " + std::to_string(t.ndim) + " dimensions, got NULL");
@@ -302,8 +302,8 @@ inline void describe_dlpack(Held &h) {
     overflow = overflow || __builtin_mul_overflow(numel, t.shape[d], &numel);
   }
   if (overflow) bad("expected a shape whose element count fits in int64, got one that overflows");
-  h.t.shape = t.shape;
-  h.t.ndim = t.ndim;
+  out.shape = t.shape;
+  out.ndim = t.ndim;
   if (t.strides != nullptr && numel > 1) {
     int64_t expect = 1;
     for (int32_t d = t.ndim - 1; d >= 0; --d) {
@@ -326,25 +326,29 @@ inline void describe_dlpack(Held &h) {
   }
   // The core reads "no data" as "argument absent"; a zero-size tensor exported without memory is neither.
   alignas(64) static char no_elements[64];
-  h.t.data = numel == 0 && start == 0 ? static_cast<void *>(no_elements) : reinterpret_cast<void *>(start);
-  h.t.numel = numel;
+  out.data = numel == 0 && start == 0 ? static_cast<void *>(no_elements) : reinterpret_cast<void *>(start);
+  out.numel = numel;
   const uint64_t flags = h.dlv != nullptr ? h.dlv->flags : 0;
-  h.t.writable = (flags & kDLFlagReadOnly) ? 0 : 1;  // the legacy protocol carries no read-only flag
+  out.writable = (flags & kDLFlagReadOnly) ? 0 : 1;  // the legacy protocol carries no read-only flag
   if (h.use.written && (flags & kDLFlagIsCopied))
     value_error(h.name.str() + ": expected an array exported without a copy (it is updated in place), but the " +
                 "producer flagged its DLPack tensor as a copy");
   if (t.device.device_type == kDLCPU || t.device.device_type == kDLCUDAHost)
-    h.t.device = RMSPROP_OPS_CPU;
+    out.device = RMSPROP_OPS_CPU;
   else if (t.device.device_type == kDLCUDA || t.device.device_type == kDLCUDAManaged)
-    h.t.device = RMSPROP_OPS_CUDA;
+    out.device = RMSPROP_OPS_CUDA;
   else
     value_error(h.name.str() + ": expected a cpu or cuda array, got DLPack device type " +
                 std::to_string(t.device.device_type));
 }
 
-inline void describe(Held &h) {
-  if (h.numpy) describe_numpy(h);
-  else describe_dlpack(h);
+// Into `out` directly: a descriptor written field by field and then copied whole stalls on store
+// forwarding, once per argument.
+inline void describe(const Held &h, rmsprop_ops_tensor &out) {
+  if (h.numpy) describe_numpy(h, out);
+  else describe_dlpack(h, out);
 }
+
+inline void describe(Held &h) { describe(h, h.t); }
 
 }  // namespace rmsprop_ops_py

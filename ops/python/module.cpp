@@ -234,8 +234,7 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
     for (int role = 0; role < 6; ++role) {
       if (slot[k * 6 + role] < 0) continue;
       Held &h = keep[static_cast<size_t>(slot[k * 6 + role])];
-      describe(h);
-      *dst[role] = h.t;
+      describe(h, *dst[role]);
     }
   }
   const int32_t dev = n > 0 ? sets[0].param.device : RMSPROP_OPS_CPU;

@@ -133,8 +133,19 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
     fail(RMSPROP_OPS_VALUE_ERROR, name(kParam, 0) + ": expected a cpu or cuda tensor, got device code " +
                                       std::to_string(device));
   if (device == RMSPROP_OPS_CPU) validate_host_scalars(*hp);  // scalars live where the tensors live
-  std::vector<Range> &ranges = scratch<Range, 0>(0);
-  ranges.reserve(static_cast<size_t>(nsets) * kNumRoles + scalar_inputs().size());
+  // Sized for every buffer up front and filled field by field through a plain pointer: pushing a Range
+  // built on the stack stalled on store forwarding, once per buffer.
+  std::vector<Range> &ranges = scratch<Range, 0>(static_cast<size_t>(nsets) * kNumRoles + scalar_inputs().size());
+  Range *const out = ranges.data();
+  size_t used = 0;
+  auto push = [&](uintptr_t lo, uintptr_t hi, bool written, int role, int64_t set) {
+    Range &r = out[used++];
+    r.lo = lo;
+    r.hi = hi;
+    r.written = written;
+    r.role = role;
+    r.set = set;
+  };
   // The scalars go in after set 0's tensors: pushed in (set, role) order, as the overlap sweep's ties are.
   auto push_scalars = [&] {
     for (size_t i = 0; i < scalar_inputs().size(); ++i) {
@@ -142,7 +153,7 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
                                                                        scalar_inputs()[i].offset);
       if (sc.ptr == nullptr) continue;
       const auto lo = reinterpret_cast<uintptr_t>(sc.ptr);
-      ranges.push_back({lo, lo + static_cast<uintptr_t>(dtype_size(sc.dtype)), false, kNumRoles + static_cast<int>(i), 0});
+      push(lo, lo + static_cast<uintptr_t>(dtype_size(sc.dtype)), false, kNumRoles + static_cast<int>(i), 0);
     }
   };
 
@@ -210,12 +221,12 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
         fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected a writable array (it is updated in place), "
                                                       "got a read-only one");
       const uintptr_t lo = reinterpret_cast<uintptr_t>(t.data);
-      const int64_t isz = dtype_size(t.dtype);
-      if (lo % static_cast<uintptr_t>(isz) != 0)
+      const int64_t isz = dtype_size(t.dtype);  // a power of two: every dtype here is 2, 4 or 8 bytes
+      if ((lo & static_cast<uintptr_t>(isz - 1)) != 0)
         fail(RMSPROP_OPS_VALUE_ERROR, name(role, k) + ": expected memory aligned to " + std::to_string(isz) +
                                           " bytes for " + dtype_name(t.dtype) + ", got address % " +
                                           std::to_string(isz) + " = " + std::to_string(lo % isz));
-      if (t.numel > 0) ranges.push_back({lo, end_address(lo, t.numel, isz), written, role, k});
+      if (t.numel > 0) push(lo, end_address(lo, t.numel, isz), written, role, k);
     }
     if (k == 0) push_scalars();
   }
@@ -226,6 +237,7 @@ Launch validate(const rmsprop_ops_tensor_set *sets, int64_t nsets, const rmsprop
   // Memory overlap: sweep the ranges by start address; a range overlaps an earlier one iff it starts
   // before the largest end seen so far. Only overlaps involving a written buffer are errors.
   // Ties broken by call order, so that the message names the later argument.
+  ranges.resize(used);
   if (ranges.size() > UINT32_MAX) fail(RMSPROP_OPS_VALUE_ERROR, "sets: expected fewer than 2^32 buffers in one call");
   const Range *far_any = nullptr, *far_written = nullptr;
   for (const uint32_t i : start_order(ranges)) {
