@@ -19,6 +19,12 @@ from __future__ import annotations
 import sys
 from typing import NamedTuple
 
+import numpy as np
+
+# isinstance(x, numpy.ndarray) as a C callable: a list of NumPy arrays is recognised in one C-level pass
+# (all(map(...))), where torch.Tensor's isinstance runs its metaclass's Python __instancecheck__ per entry.
+_is_ndarray = np.ndarray.__instancecheck__
+
 
 class Handover(NamedTuple):
     lists: dict      # name -> tuple of arrays (torch tensors replaced by capsules on the fast path) or None
@@ -44,7 +50,7 @@ def prepare(lists: dict, scalars: dict, written: tuple, single_names: dict, list
     is_neg = tensor.is_neg
     changed = []
     for name, xs in lists.items():
-        if not xs:
+        if not xs or all(map(_is_ndarray, xs)):  # NumPy arrays only: nothing of torch's to check
             continue
         try:  # a list of tensors only, the common case, is checked without filtering it first
             ts, neg = xs, any(map(is_neg, xs))
