@@ -1,8 +1,8 @@
 // The CPU kernel's driver: the rule of rule.h over every set of a call, in one parallel region.
 //
-// The flat element space of all sets is cut into one contiguous range per thread (partition() in
-// kernels.h); each thread runs the loops of the instruction set chosen for this CPU (cpu_loops.cpp, one
-// object per instruction set) over its range. Every element is computed by the same rule whichever thread
+// The flat element space of all sets is cut into chunks that the pool's threads claim as they become free
+// (run_partitioned); each thread runs the loops of the instruction set chosen for this CPU (cpu_loops.cpp,
+// one object per instruction set) over its chunks. Every element is computed by the same rule whichever thread
 // and whichever instruction set runs it (IEEE sqrt and division, no contraction), so results are bitwise
 // identical for any thread count, any instruction set, and equal to the per-tensor path.
 #include <algorithm>
@@ -24,9 +24,12 @@ namespace {
 
 // Below this many elements a call runs on the calling thread: waking the pool costs more than it saves.
 constexpr int64_t kMinParallelElements = 1 << 15;
-// Range boundaries fall on multiples of 64 elements, so no two threads write one cache line of an
+// Chunk boundaries fall on multiples of 64 elements, so no two threads write one cache line of an
 // aligned fp16/fp32 buffer.
 constexpr int64_t kAlign = 64;
+// Chunks per thread: enough for a thread that falls behind to hand most of its share to the others, few
+// enough that each chunk is a long stream for the hardware prefetchers.
+constexpr int64_t kChunksPerThread = 8;
 
 // ---- Choosing the loops ------------------------------------------------------------------------------
 
@@ -145,18 +148,31 @@ const std::vector<int64_t> &flat_offsets(const rmsprop_ops_tensor_set *sets, int
   return offsets;
 }
 
-// Runs fn(job, lo, hi) over one contiguous range of the flat element space per thread, in parallel. The
-// only place the CPU work is partitioned: the kernel and the bandwidth probe both go through it.
+// Runs fn(job, lo, hi) over the flat element space in parallel: the only place the CPU work is split (the
+// kernel and the bandwidth probe both go through it). The space is cut into chunks of at least
+// kMinParallelElements, a few per thread, that the threads claim in order as they become free. A fixed
+// half per thread made the whole call wait for the slowest thread: one woken late, or preempted by
+// another runtime's threads sharing the cores (MindSpore's, whose graph runner keeps a core busy while our
+// op runs), and the call took as long as on one thread. Every element's result depends only on its own
+// inputs, never on which thread or chunk ran it, so results stay the same for any thread count.
 void run_partitioned(const CpuJob &job, void (*fn)(const CpuJob &, int64_t, int64_t)) {
   const int64_t total = job.offsets[job.nsets];
   if (total == 0) return;
   int nthreads = get_num_threads();
   const int64_t max_useful = std::max<int64_t>(1, total / kMinParallelElements);
   if (nthreads > max_useful) nthreads = static_cast<int>(max_useful);
-  parallel_run(nthreads, [&](int tid) {
-    int64_t lo, hi;
-    partition(total, nthreads, tid, kAlign, &lo, &hi);
-    if (lo < hi) fn(job, lo, hi);
+  if (nthreads <= 1) {
+    fn(job, 0, total);
+    return;
+  }
+  const int64_t per_thread = (total + nthreads * kChunksPerThread - 1) / (nthreads * kChunksPerThread);
+  const int64_t chunk = (std::max(per_thread, kMinParallelElements) + kAlign - 1) / kAlign * kAlign;
+  const int64_t nchunks = (total + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  parallel_run(nthreads, [&](int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < nchunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      fn(job, c * chunk, std::min(total, (c + 1) * chunk));
   });
 }
 

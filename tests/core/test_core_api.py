@@ -49,9 +49,14 @@ def test_multi_tensor_equals_per_tensor_bitwise():
     assert_sets_equal(snapshot(a), snapshot(b))
 
 
+# Enough elements for dozens of chunks, whose boundaries then fall inside tensors at odd offsets.
+MANY_CHUNKS = [(1 << 20) + 13, 333_333, 7, 65_537, 1]
+
+
+@pytest.mark.parametrize("sizes", [SIZES, MANY_CHUNKS], ids=["small", "many-chunks"])
 @pytest.mark.parametrize("threads", [2, 3, 7])
-def test_thread_count_does_not_change_bits(threads):
-    a, b = make_sets(1, SIZES), make_sets(1, SIZES)
+def test_thread_count_does_not_change_bits(threads, sizes):
+    a, b = make_sets(1, sizes), make_sets(1, sizes)
     old = rmsprop_ops.get_num_threads()
     try:
         rmsprop_ops.set_num_threads(1)
