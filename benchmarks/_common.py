@@ -11,6 +11,11 @@ import statistics
 import sys
 import time
 
+# Idle OpenMP workers (the C loop's; Paddle loads both libgomp and Intel's libiomp5, whose workers spin for
+# 200 ms after a parallel region by default) would otherwise spin on the cores the next candidate runs on.
+# Read when an OpenMP runtime loads: import this module before torch or a framework.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 SHAPES = {"1x16M": [1 << 24], "1000x16K": [1 << 14] * 1000}
 # Both variants use momentum 0.9 (the setting); "centered" adds the mean-gradient state.
 VARIANTS = {"plain": dict(momentum=0.9, centered=False), "centered": dict(momentum=0.9, centered=True)}

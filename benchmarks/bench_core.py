@@ -19,8 +19,8 @@ Every candidate's process CPU time per call is recorded too (``*_cpu_ms``): on a
 also use, its ratios move far less between runs than wall-time ratios do.
 
 Every timed call starts from cold caches (``_common.interleaved``; ``--warm`` times back to back instead).
-OMP_WAIT_POLICY defaults to PASSIVE: idle OpenMP workers (the C loop's, torch's) would otherwise spin on
-the cores the next candidate runs on.
+OMP_WAIT_POLICY defaults to PASSIVE (``_common``): idle OpenMP workers (the C loop's, torch's) would
+otherwise spin on the cores the next candidate runs on.
 
     python benchmarks/bench_core.py [--reps 15] [--json bench_out/core.json] [--quick] [--warm]
 """
@@ -31,12 +31,10 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from _common import (Progress, add_progress_args, core_build, interleaved, machine, machine_line,  # noqa: E402
-                     print_plan, write_json)
+from _common import (Progress, add_progress_args, core_build, interleaved, machine, machine_line, print_plan,
+                     write_json)
 
 SHAPES = {"1x16M": [1 << 24], "1000x16K": [1 << 14] * 1000}
 VARIANTS = {

@@ -28,11 +28,12 @@ import argparse
 import sys
 
 import numpy as np
-import paddle
 
-import bench_paddle
-from _common import SHAPES, VARIANTS, interleaved, machine, machine_line, write_json
-from paddle_overhead import load_noop
+from _common import SHAPES, VARIANTS, interleaved, machine, machine_line, write_json  # before paddle: OpenMP
+
+import bench_paddle  # noqa: E402
+import paddle  # noqa: E402
+from paddle_overhead import load_noop  # noqa: E402
 
 N, NUMEL = len(SHAPES["1000x16K"]), SHAPES["1000x16K"][0]
 PER = [NUMEL] * N
