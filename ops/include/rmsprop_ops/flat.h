@@ -45,10 +45,21 @@ namespace rmsprop_ops {
  * config carries float64; an int64 offset converts exactly below 2^53, and one beyond can never fit).
  * Returns "" and fills *out, or the error message, which names the buffer, the offset and the param as
  * given. Whether slices overlap, and the dtypes, are the core's checks, as for separate tensors. */
+inline bool flat_slice_fits(const rmsprop_ops_tensor &buffer, double offset, const rmsprop_ops_tensor &param);
+
 inline std::string flat_slice(const rmsprop_ops_tensor &buffer, const std::string &buffer_name, double offset,
                               const std::string &offset_name, const rmsprop_ops_tensor &param,
                               const std::string &param_name, rmsprop_ops_tensor *out) {
   const int64_t size = buffer.numel, numel = param.numel;
+  if (flat_slice_fits(buffer, offset, param)) {
+    *out = buffer;
+    const int64_t isz = dtype_size(buffer.dtype);
+    if (size != 0 && isz > 0) out->data = static_cast<char *>(buffer.data) + static_cast<int64_t>(offset) * isz;
+    out->numel = numel;
+    out->shape = param.shape;
+    out->ndim = param.ndim;
+    return "";
+  }
   if (size < numel)
     return buffer_name + ": expected a flat buffer of at least " + std::to_string(numel) + " elements for " +
            param_name + ", got " + std::to_string(size);
@@ -57,13 +68,15 @@ inline std::string flat_slice(const rmsprop_ops_tensor &buffer, const std::strin
     return offset_name + ": expected an integer in [0, " + std::to_string(size - numel) + "] so that " + param_name +
            "'s " + std::to_string(numel) + " elements fit in " + buffer_name + " (" + std::to_string(size) +
            " elements), got " + short_repr(offset);
-  *out = buffer;
-  const int64_t isz = dtype_size(buffer.dtype);
-  if (size != 0 && isz > 0) out->data = static_cast<char *>(buffer.data) + static_cast<int64_t>(offset) * isz;
-  out->numel = numel;
-  out->shape = param.shape;
-  out->ndim = param.ndim;
-  return "";
+  return buffer_name + ": the slice does not fit";  // not reached: flat_slice_fits made the same checks
+}
+
+/* Whether flat_slice would cut `param`'s slice at `offset`: its checks without its messages, so that a
+ * caller slicing thousands of tensors per step builds their names only when one does not fit. */
+inline bool flat_slice_fits(const rmsprop_ops_tensor &buffer, double offset, const rmsprop_ops_tensor &param) {
+  const int64_t size = buffer.numel, numel = param.numel;
+  // Compared as a double before any cast, so that no offset can overflow past the check.
+  return size >= numel && offset >= 0 && std::floor(offset) == offset && offset <= static_cast<double>(size - numel);
 }
 
 }  // namespace rmsprop_ops

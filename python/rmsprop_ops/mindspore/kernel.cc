@@ -130,7 +130,7 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   if (dtype_code(dtypes[cfg_idx]) != RMSPROP_OPS_FLOAT64 || ndims[cfg_idx] != 1 || shapes[cfg_idx][0] < header)
     return fail(RMSPROP_OPS_TYPE_ERROR, "config: expected a float64 vector of at least " + std::to_string(header) +
                                             " values, got dtype " + dtypes[cfg_idx]);
-  std::vector<double> cfg;
+  thread_local std::vector<double> cfg;  // per thread between launches, like the sets below
   if (int rc = read_config(params[cfg_idx], shapes[cfg_idx][0], cfg, stream)) return rc;
   if (!(cfg[kCount] >= 0 && cfg[kCount] <= static_cast<double>(nparam)) ||
       cfg[kCount] != static_cast<double>(static_cast<int64_t>(cfg[kCount])))
@@ -170,7 +170,10 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
       buffers[b] = describe(params[i], ndims[i], shapes[i], dtypes[i]);
     }
   }
-  std::vector<rmsprop_ops_tensor_set> sets(static_cast<size_t>(n));
+  // Kept per thread between launches: a step over thousands of tensors would otherwise allocate and free
+  // (and in some heap states fault back in) a quarter of a megabyte of descriptors every step.
+  thread_local std::vector<rmsprop_ops_tensor_set> sets;
+  sets.resize(static_cast<size_t>(n));
   auto arg = [&](int64_t block, int64_t k) {
     const int64_t i = 2 + block * n + k;
     return describe(params[i], ndims[i], shapes[i], dtypes[i]);
@@ -188,10 +191,14 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
         *state[b] = arg(2 + b, k);
         continue;
       }
+      if (rmsprop_ops::flat_slice_fits(buffers[b], offsets[k], s.param)) {  // names only for a message
+        rmsprop_ops::flat_slice(buffers[b], std::string(), offsets[k], std::string(), s.param, std::string(), state[b]);
+        continue;
+      }
       const std::string idx = "[" + std::to_string(k) + "]";
-      const std::string e = rmsprop_ops::flat_slice(buffers[b], kStateNames[b], offsets[k], "config: offset" + idx,
-                                                    s.param, "params" + idx, state[b]);
-      if (!e.empty()) return fail(RMSPROP_OPS_VALUE_ERROR, e);
+      return fail(RMSPROP_OPS_VALUE_ERROR, rmsprop_ops::flat_slice(buffers[b], kStateNames[b], offsets[k],
+                                                                   "config: offset" + idx, s.param, "params" + idx,
+                                                                   state[b]));
     }
   }
 
