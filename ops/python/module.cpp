@@ -152,6 +152,12 @@ class Scratch {
   Scratch() : mine_(shared().busy ? nested_ : shared()) { mine_.busy = true; }
   ~Scratch() {  // with the GIL held: the Helds release their exporters here
     mine_.keep.clear();
+    // One call over a million tensors must not leave its hundreds of MiB to every later call.
+    if (mine_.keep.capacity() * sizeof(Held) + mine_.sets.capacity() * sizeof(rmsprop_ops_tensor_set) > kKeepBytes) {
+      std::vector<Held>().swap(mine_.keep);
+      std::vector<int32_t>().swap(mine_.slot);
+      std::vector<rmsprop_ops_tensor_set>().swap(mine_.sets);
+    }
     mine_.busy = false;
   }
   Scratch(const Scratch &) = delete;
@@ -159,6 +165,7 @@ class Scratch {
   CallBuffers *operator->() { return &mine_; }
 
  private:
+  static constexpr size_t kKeepBytes = size_t{16} << 20;
   static CallBuffers &shared() {
     thread_local CallBuffers buffers;
     return buffers;

@@ -199,3 +199,16 @@ def test_shrinking_and_growing_calls_on_one_thread():
         for role in ("params", "mean_squares", "moments"):
             for got, ref in zip(call[role], want[role]):
                 np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_a_huge_call_then_small_ones():
+    """A call over 150000 one-element tensors (its per-thread buffers past the size the library keeps
+    between calls, so they are given back), then small calls: every update still lands where it should."""
+    rng = np.random.default_rng(12)
+    for n in (150_000, 5, 2000):
+        call = {role: [rng.random(1).astype(np.float32) for _ in range(n)] for role in ROLES}
+        want = snapshot(call)
+        step(call)
+        reference_step(want)
+        got = np.concatenate(call["params"])
+        np.testing.assert_allclose(got, np.concatenate(want["params"]), rtol=1e-5, atol=1e-6)

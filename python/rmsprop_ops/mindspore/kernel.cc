@@ -131,6 +131,8 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
     return fail(RMSPROP_OPS_TYPE_ERROR, "config: expected a float64 vector of at least " + std::to_string(header) +
                                             " values, got dtype " + dtypes[cfg_idx]);
   thread_local std::vector<double> cfg;  // per thread between launches, like the sets below
+  if (cfg.capacity() > 2 * static_cast<size_t>(shapes[cfg_idx][0]) && cfg.capacity() * sizeof(double) > (size_t{16} << 20))
+    std::vector<double>().swap(cfg);
   if (int rc = read_config(params[cfg_idx], shapes[cfg_idx][0], cfg, stream)) return rc;
   if (!(cfg[kCount] >= 0 && cfg[kCount] <= static_cast<double>(nparam)) ||
       cfg[kCount] != static_cast<double>(static_cast<int64_t>(cfg[kCount])))
@@ -173,6 +175,9 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   // Kept per thread between launches: a step over thousands of tensors would otherwise allocate and free
   // (and in some heap states fault back in) a quarter of a megabyte of descriptors every step.
   thread_local std::vector<rmsprop_ops_tensor_set> sets;
+  if (sets.capacity() > 2 * static_cast<size_t>(n) &&
+      sets.capacity() * sizeof(rmsprop_ops_tensor_set) > (size_t{16} << 20))
+    std::vector<rmsprop_ops_tensor_set>().swap(sets);  // a huge launch's memory is not kept for small ones
   sets.resize(static_cast<size_t>(n));
   auto arg = [&](int64_t block, int64_t k) {
     const int64_t i = 2 + block * n + k;

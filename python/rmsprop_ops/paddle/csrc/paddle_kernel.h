@@ -223,6 +223,8 @@ inline void run_update(Call &c) {
   // Kept per thread between calls: a step over thousands of tensors would otherwise allocate and free
   // (and in some heap states fault back in) a quarter of a megabyte of descriptors every step.
   thread_local std::vector<rmsprop_ops_tensor_set> sets;
+  if (sets.capacity() > 2 * n && sets.capacity() * sizeof(rmsprop_ops_tensor_set) > (size_t{16} << 20))
+    std::vector<rmsprop_ops_tensor_set>().swap(sets);  // a huge call's memory is not kept for small ones
   sets.resize(n);
   for (size_t i = 0; i < n; ++i) {
     rmsprop_ops_tensor_set &t = sets[i];
