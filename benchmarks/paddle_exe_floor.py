@@ -33,7 +33,7 @@ from _common import SHAPES, VARIANTS, interleaved, machine, machine_line, write_
 
 import bench_paddle  # noqa: E402
 import paddle  # noqa: E402
-from paddle_overhead import load_noop  # noqa: E402
+from paddle_overhead import load_noop, noop_program  # noqa: E402
 
 N, NUMEL = len(SHAPES["1000x16K"]), SHAPES["1000x16K"][0]
 PER = [NUMEL] * N
@@ -48,16 +48,7 @@ LAYOUTS = {
 
 def noop_exe_run(mod, in_place_sizes, input_sizes):
     """``exe.run`` of a program whose only op is the no-op over variables of these sizes."""
-    main = paddle.static.Program()
-    xs, startups = bench_paddle.create_parameters(main, in_place_sizes)
-    ys, more = bench_paddle.create_parameters(main, input_sizes, trainable=False)
-    with paddle.static.program_guard(main, paddle.static.Program()):
-        mod.rmsprop_ops_bench_noop_(xs, ys)
-    scope = paddle.static.Scope()
-    exe = paddle.static.Executor(paddle.CPUPlace())
-    with paddle.static.scope_guard(scope):
-        for startup in startups + more:
-            exe.run(startup)
+    exe, main, scope = noop_program(mod, in_place_sizes, input_sizes)
 
     def step():
         with paddle.static.scope_guard(scope):

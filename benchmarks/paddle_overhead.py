@@ -68,9 +68,9 @@ def load_noop():
     return load(name="rmsprop_ops_bench_noop", sources=[src], build_directory=build, verbose=False)
 
 
-def noop_step(mod, in_place_sizes, input_sizes):
-    """An interpreter step of one no-op over in-place tensors of ``in_place_sizes`` and inputs of
-    ``input_sizes`` elements."""
+def noop_program(mod, in_place_sizes, input_sizes):
+    """(executor, program, scope) of a program whose only op is the no-op over in-place tensors of
+    ``in_place_sizes`` and inputs of ``input_sizes`` elements, its startup programs run."""
     main = paddle.static.Program()
     xs, startups = bench_paddle.create_parameters(main, in_place_sizes)
     ys, more = bench_paddle.create_parameters(main, input_sizes, trainable=False)
@@ -81,7 +81,12 @@ def noop_step(mod, in_place_sizes, input_sizes):
     with paddle.static.scope_guard(scope):
         for startup in startups + more:
             exe.run(startup)
-    interp = bench_paddle.cached_interpreter(exe, main, scope)
+    return exe, main, scope
+
+
+def noop_step(mod, in_place_sizes, input_sizes):
+    """An interpreter step of that program."""
+    interp = bench_paddle.cached_interpreter(*noop_program(mod, in_place_sizes, input_sizes))
     return lambda: interp.run([], True, False)
 
 
