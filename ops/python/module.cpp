@@ -11,6 +11,7 @@
 
 #include "arrays.h"
 #include "rmsprop_ops/c_api.h"
+#include "rmsprop_ops/scratch.h"
 
 namespace py = pybind11;
 using namespace rmsprop_ops_py;
@@ -149,15 +150,15 @@ struct CallBuffers {
 
 class Scratch {
  public:
-  Scratch() : mine_(shared().busy ? nested_ : shared()) { mine_.busy = true; }
+  // Buffers for a call over n tensor sets: this thread's, trimmed when a much larger call left them large.
+  explicit Scratch(size_t n) : mine_(shared().busy ? nested_ : shared()) {
+    mine_.busy = true;
+    rmsprop_ops::trim(mine_.keep, n * 6);
+    rmsprop_ops::trim(mine_.slot, n * 6);
+    rmsprop_ops::trim(mine_.sets, n);
+  }
   ~Scratch() {  // with the GIL held: the Helds release their exporters here
     mine_.keep.clear();
-    // One call over a million tensors must not leave its hundreds of MiB to every later call.
-    if (mine_.keep.capacity() * sizeof(Held) + mine_.sets.capacity() * sizeof(rmsprop_ops_tensor_set) > kKeepBytes) {
-      std::vector<Held>().swap(mine_.keep);
-      std::vector<int32_t>().swap(mine_.slot);
-      std::vector<rmsprop_ops_tensor_set>().swap(mine_.sets);
-    }
     mine_.busy = false;
   }
   Scratch(const Scratch &) = delete;
@@ -165,7 +166,6 @@ class Scratch {
   CallBuffers *operator->() { return &mine_; }
 
  private:
-  static constexpr size_t kKeepBytes = size_t{16} << 20;
   static CallBuffers &shared() {
     thread_local CallBuffers buffers;
     return buffers;
@@ -194,11 +194,11 @@ void update(py::object params, py::object grads, py::object mean_squares, py::ob
   // A step usually follows a forward and backward pass that evicted these objects from the caches: ask
   // for every object's header at once, so that the misses overlap instead of coming one by one below.
   for (const py::tuple &t : lists)
-    for (size_t k = 0; k < t.size(); ++k) __builtin_prefetch(PyTuple_GET_ITEM(t.ptr(), k), 1);
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(t.ptr()); ++k) __builtin_prefetch(PyTuple_GET_ITEM(t.ptr(), k), 1);
 
   // Phase 1: resolve every argument (the caller's code may run: producers, __float__, list __iter__).
   // One allocation for every argument; reserved, so that the Helds never move once made.
-  Scratch scratch;
+  Scratch scratch(n);
   std::vector<Held> &keep = scratch->keep;
   keep.reserve(n * 6 + kwargs.size());
   std::vector<int32_t> &slot = scratch->slot;

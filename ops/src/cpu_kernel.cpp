@@ -16,7 +16,7 @@
 #include "cpu_loops.h"
 #include "kernels.h"
 #include "rmsprop_ops/rule.h"
-#include "scratch.h"
+#include "rmsprop_ops/scratch.h"
 #include "thread_pool.h"
 
 namespace rmsprop_ops {
@@ -165,14 +165,17 @@ void run_partitioned(const CpuJob &job, void (*fn)(const CpuJob &, int64_t, int6
     fn(job, 0, total);
     return;
   }
-  const int64_t per_thread = (total + nthreads * kChunksPerThread - 1) / (nthreads * kChunksPerThread);
+  // Written so that nothing overflows for any total up to INT64_MAX.
+  const int64_t per_thread = (total - 1) / (nthreads * kChunksPerThread) + 1;
   const int64_t chunk = (std::max(per_thread, kMinParallelElements) + kAlign - 1) / kAlign * kAlign;
-  const int64_t nchunks = (total + chunk - 1) / chunk;
+  const int64_t nchunks = (total - 1) / chunk + 1;
   std::atomic<int64_t> next{0};
   parallel_run(nthreads, [&](int) {
     for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < nchunks;
-         c = next.fetch_add(1, std::memory_order_relaxed))
-      fn(job, c * chunk, std::min(total, (c + 1) * chunk));
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t lo = c * chunk;
+      fn(job, lo, lo + std::min(chunk, total - lo));
+    }
   });
 }
 

@@ -10,9 +10,9 @@
 
 #include "checks.h"
 #include "registry.h"
-#include "scratch.h"
 #include "rmsprop_ops/dtypes.h"
 #include "rmsprop_ops/format.h"
+#include "rmsprop_ops/scratch.h"
 
 namespace rmsprop_ops {
 namespace {

@@ -41,42 +41,43 @@ static inline int64_t rmsprop_ops_flat_offsets(const int64_t *sizes, int64_t n, 
 
 namespace rmsprop_ops {
 
-/* Tensor `param`'s slice of the 1-D flat buffer `buffer` at element `offset` (a double: the MindSpore
- * config carries float64; an int64 offset converts exactly below 2^53, and one beyond can never fit).
- * Returns "" and fills *out, or the error message, which names the buffer, the offset and the param as
- * given. Whether slices overlap, and the dtypes, are the core's checks, as for separate tensors. */
-inline bool flat_slice_fits(const rmsprop_ops_tensor &buffer, double offset, const rmsprop_ops_tensor &param);
+/* Whether `param`'s elements fit in the 1-D flat buffer `buffer` from element `offset` (a double: the
+ * MindSpore config carries float64; an int64 offset converts exactly below 2^53, and one beyond can never
+ * fit). Compared as a double before any cast, so that no offset can overflow past the check. */
+inline bool flat_slice_fits(const rmsprop_ops_tensor &buffer, double offset, const rmsprop_ops_tensor &param) {
+  const int64_t size = buffer.numel, numel = param.numel;
+  return size >= numel && offset >= 0 && std::floor(offset) == offset && offset <= static_cast<double>(size - numel);
+}
 
+/* The slice itself, shaped like `param`, for a slice flat_slice_fits accepted: a caller slicing thousands
+ * of tensors per step checks with flat_slice_fits and builds names only for flat_slice's message. */
+inline rmsprop_ops_tensor flat_slice_unchecked(const rmsprop_ops_tensor &buffer, double offset,
+                                               const rmsprop_ops_tensor &param) {
+  rmsprop_ops_tensor out = buffer;
+  const int64_t isz = dtype_size(buffer.dtype);
+  if (buffer.numel != 0 && isz > 0) out.data = static_cast<char *>(buffer.data) + static_cast<int64_t>(offset) * isz;
+  out.numel = param.numel;
+  out.shape = param.shape;
+  out.ndim = param.ndim;
+  return out;
+}
+
+/* Tensor `param`'s slice of `buffer` at element `offset`: returns "" and fills *out, or the error message,
+ * which names the buffer, the offset and the param as given. Whether slices overlap, and the dtypes, are
+ * the core's checks, as for separate tensors. */
 inline std::string flat_slice(const rmsprop_ops_tensor &buffer, const std::string &buffer_name, double offset,
                               const std::string &offset_name, const rmsprop_ops_tensor &param,
                               const std::string &param_name, rmsprop_ops_tensor *out) {
   const int64_t size = buffer.numel, numel = param.numel;
-  if (flat_slice_fits(buffer, offset, param)) {
-    *out = buffer;
-    const int64_t isz = dtype_size(buffer.dtype);
-    if (size != 0 && isz > 0) out->data = static_cast<char *>(buffer.data) + static_cast<int64_t>(offset) * isz;
-    out->numel = numel;
-    out->shape = param.shape;
-    out->ndim = param.ndim;
-    return "";
-  }
   if (size < numel)
     return buffer_name + ": expected a flat buffer of at least " + std::to_string(numel) + " elements for " +
            param_name + ", got " + std::to_string(size);
-  // Compared as a double before any cast, so that no offset can overflow past the check.
-  if (!(offset >= 0 && std::floor(offset) == offset && offset <= static_cast<double>(size - numel)))
+  if (!flat_slice_fits(buffer, offset, param))
     return offset_name + ": expected an integer in [0, " + std::to_string(size - numel) + "] so that " + param_name +
            "'s " + std::to_string(numel) + " elements fit in " + buffer_name + " (" + std::to_string(size) +
            " elements), got " + short_repr(offset);
-  return buffer_name + ": the slice does not fit";  // not reached: flat_slice_fits made the same checks
-}
-
-/* Whether flat_slice would cut `param`'s slice at `offset`: its checks without its messages, so that a
- * caller slicing thousands of tensors per step builds their names only when one does not fit. */
-inline bool flat_slice_fits(const rmsprop_ops_tensor &buffer, double offset, const rmsprop_ops_tensor &param) {
-  const int64_t size = buffer.numel, numel = param.numel;
-  // Compared as a double before any cast, so that no offset can overflow past the check.
-  return size >= numel && offset >= 0 && std::floor(offset) == offset && offset <= static_cast<double>(size - numel);
+  *out = flat_slice_unchecked(buffer, offset, param);
+  return "";
 }
 
 }  // namespace rmsprop_ops

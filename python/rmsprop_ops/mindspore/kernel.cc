@@ -33,6 +33,7 @@
 #include "rmsprop_ops/c_api.h"
 #include "rmsprop_ops/dtypes.h"
 #include "rmsprop_ops/flat.h"
+#include "rmsprop_ops/scratch.h"
 #include "rmsprop_ops/format.h"
 
 #ifdef RMSPROP_OPS_MS_CUDA
@@ -130,9 +131,7 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
   if (dtype_code(dtypes[cfg_idx]) != RMSPROP_OPS_FLOAT64 || ndims[cfg_idx] != 1 || shapes[cfg_idx][0] < header)
     return fail(RMSPROP_OPS_TYPE_ERROR, "config: expected a float64 vector of at least " + std::to_string(header) +
                                             " values, got dtype " + dtypes[cfg_idx]);
-  thread_local std::vector<double> cfg;  // per thread between launches, like the sets below
-  if (cfg.capacity() > 2 * static_cast<size_t>(shapes[cfg_idx][0]) && cfg.capacity() * sizeof(double) > (size_t{16} << 20))
-    std::vector<double>().swap(cfg);
+  std::vector<double> &cfg = rmsprop_ops::scratch<double, 0>(static_cast<size_t>(shapes[cfg_idx][0]));
   if (int rc = read_config(params[cfg_idx], shapes[cfg_idx][0], cfg, stream)) return rc;
   if (!(cfg[kCount] >= 0 && cfg[kCount] <= static_cast<double>(nparam)) ||
       cfg[kCount] != static_cast<double>(static_cast<int64_t>(cfg[kCount])))
@@ -172,13 +171,7 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
       buffers[b] = describe(params[i], ndims[i], shapes[i], dtypes[i]);
     }
   }
-  // Kept per thread between launches: a step over thousands of tensors would otherwise allocate and free
-  // (and in some heap states fault back in) a quarter of a megabyte of descriptors every step.
-  thread_local std::vector<rmsprop_ops_tensor_set> sets;
-  if (sets.capacity() > 2 * static_cast<size_t>(n) &&
-      sets.capacity() * sizeof(rmsprop_ops_tensor_set) > (size_t{16} << 20))
-    std::vector<rmsprop_ops_tensor_set>().swap(sets);  // a huge launch's memory is not kept for small ones
-  sets.resize(static_cast<size_t>(n));
+  std::vector<rmsprop_ops_tensor_set> &sets = rmsprop_ops::scratch<rmsprop_ops_tensor_set, 0>(static_cast<size_t>(n));
   auto arg = [&](int64_t block, int64_t k) {
     const int64_t i = 2 + block * n + k;
     return describe(params[i], ndims[i], shapes[i], dtypes[i]);
@@ -196,11 +189,11 @@ __attribute__((visibility("default"))) int rmsprop_ops_ms_update(int nparam, voi
         *state[b] = arg(2 + b, k);
         continue;
       }
-      if (rmsprop_ops::flat_slice_fits(buffers[b], offsets[k], s.param)) {  // names only for a message
-        rmsprop_ops::flat_slice(buffers[b], std::string(), offsets[k], std::string(), s.param, std::string(), state[b]);
+      if (rmsprop_ops::flat_slice_fits(buffers[b], offsets[k], s.param)) {
+        *state[b] = rmsprop_ops::flat_slice_unchecked(buffers[b], offsets[k], s.param);
         continue;
       }
-      const std::string idx = "[" + std::to_string(k) + "]";
+      const std::string idx = "[" + std::to_string(k) + "]";  // names are made only for the message
       return fail(RMSPROP_OPS_VALUE_ERROR, rmsprop_ops::flat_slice(buffers[b], kStateNames[b], offsets[k],
                                                                    "config: offset" + idx, s.param, "params" + idx,
                                                                    state[b]));

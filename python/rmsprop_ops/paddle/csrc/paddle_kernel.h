@@ -17,6 +17,7 @@
 #include "rmsprop_ops/c_api.h"
 #include "rmsprop_ops/dtypes.h"  // load_scalar: the core's one reader of a scalar argument
 #include "rmsprop_ops/flat.h"    // the flat-state layout (offsets, slices)
+#include "rmsprop_ops/scratch.h" // per-thread descriptor buffers
 
 namespace rmsprop_ops_paddle {
 
@@ -188,13 +189,10 @@ inline rmsprop_ops_tensor flat_buffer(const paddle::Tensor *buf, const char *nam
 // Tensor i's slice of a flat buffer, shaped like its Param (rmsprop_ops::flat_slice checks it fits).
 inline rmsprop_ops_tensor flat_slice(const rmsprop_ops_tensor &buffer, const char *name, int64_t offset,
                                      const rmsprop_ops_tensor &param, size_t i) {
-  rmsprop_ops_tensor out{};
   const auto at = static_cast<double>(offset);
-  if (rmsprop_ops::flat_slice_fits(buffer, at, param)) {  // names are made only for a message
-    rmsprop_ops::flat_slice(buffer, std::string(), at, std::string(), param, std::string(), &out);
-    return out;
-  }
-  const std::string idx = "[" + std::to_string(i) + "]";
+  if (rmsprop_ops::flat_slice_fits(buffer, at, param)) return rmsprop_ops::flat_slice_unchecked(buffer, at, param);
+  const std::string idx = "[" + std::to_string(i) + "]";  // names are made only for the message
+  rmsprop_ops_tensor out{};
   fail(RMSPROP_OPS_VALUE_ERROR, rmsprop_ops::flat_slice(buffer, name, at, "offsets" + idx, param, "Param" + idx, &out));
 }
 
@@ -220,12 +218,7 @@ inline void run_update(Call &c) {
     if (c.centered) flat_mg = flat_buffer(c.mean_grad[0], "MeanGrad");
   }
 
-  // Kept per thread between calls: a step over thousands of tensors would otherwise allocate and free
-  // (and in some heap states fault back in) a quarter of a megabyte of descriptors every step.
-  thread_local std::vector<rmsprop_ops_tensor_set> sets;
-  if (sets.capacity() > 2 * n && sets.capacity() * sizeof(rmsprop_ops_tensor_set) > (size_t{16} << 20))
-    std::vector<rmsprop_ops_tensor_set>().swap(sets);  // a huge call's memory is not kept for small ones
-  sets.resize(n);
+  std::vector<rmsprop_ops_tensor_set> &sets = rmsprop_ops::scratch<rmsprop_ops_tensor_set, 0>(n);
   for (size_t i = 0; i < n; ++i) {
     rmsprop_ops_tensor_set &t = sets[i];
     rmsprop_ops_default_tensor_set(&t);

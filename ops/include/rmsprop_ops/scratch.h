@@ -1,7 +1,8 @@
-// Per-thread scratch vectors that keep their memory between calls. A step over thousands of tensors needs
-// a few hundred KiB of descriptors, ranges and pointers; allocated and freed on every call, that memory
-// went back to the system and was faulted in again, call after call. Only for code that does not call
-// back into itself on the same thread (nothing here runs user code).
+// Per-thread scratch vectors that keep their memory between calls, for the core and both framework shims.
+// A step over thousands of tensors needs a few hundred KiB of descriptors, ranges and pointers; allocated
+// and freed on every call, that memory went back to the system and was faulted in again, call after call.
+// scratch() is only for code that does not call back into itself on the same thread (nothing that runs
+// user code); the pybind11 binding, which does, keeps its own buffers and trims them with trim().
 #pragma once
 
 #include <cstddef>
@@ -13,11 +14,10 @@ namespace rmsprop_ops {
 // tensors must not leave its hundreds of MiB to every later call on the thread.
 constexpr size_t kScratchKeepBytes = size_t{16} << 20;
 
-// `v` resized to n, its memory given back first when it is large and more than twice what n needs.
+// Gives `v`'s memory back when it is large and more than twice what a call needing n elements uses.
 template <class T>
-void fit(std::vector<T> &v, size_t n) {
+void trim(std::vector<T> &v, size_t n) {
   if (v.capacity() * sizeof(T) > kScratchKeepBytes && v.capacity() > 2 * n) std::vector<T>().swap(v);
-  v.resize(n);
 }
 
 // The calling thread's vector for (T, Tag), resized to n (new elements value-initialised; the old ones
@@ -25,7 +25,8 @@ void fit(std::vector<T> &v, size_t n) {
 template <class T, int Tag>
 std::vector<T> &scratch(size_t n) {
   thread_local std::vector<T> v;
-  fit(v, n);
+  trim(v, n);
+  v.resize(n);
   return v;
 }
 
